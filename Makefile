@@ -1,0 +1,50 @@
+# oncorwe - run `make help` for the targets.
+# Two commands on a fresh machine (Python 3.11 + the package registries):
+#   make repro   set up .venv from the lock file, then `dvc repro` (the whole pipeline)
+#   make test    set up .venv from the lock file, then the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+STAMP  := $(VENV)/.installed
+RUN    := env PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: help install repro test test-fast lint format reports lab bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv, install the locked dependencies and the package
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+repro: install ## run the pipeline end to end (dvc repro) on params.yaml's profile
+	$(RUN) dvc repro
+
+test: install ## run the whole test suite
+	$(RUN) pytest
+
+test-fast: install ## the tests not marked slow or notebook
+	$(RUN) pytest -m "not slow and not notebook"
+
+lint: install ## ruff lint and format check
+	$(RUN) ruff check lib tests benchmarks
+	$(RUN) ruff format --check lib tests benchmarks
+
+format: install ## ruff format and autofix
+	$(RUN) ruff format lib tests benchmarks
+	$(RUN) ruff check --fix lib tests benchmarks
+
+lab: install ## JupyterLab on the notebooks (token printed in the log)
+	$(RUN) jupyter lab --no-browser notebooks
+
+bench: install ## throughput benchmarks (prints tables)
+	$(RUN) python benchmarks/bench_cohort_features.py
+
+clean: ## remove the environment (data stays in DVC)
+	rm -rf $(VENV)

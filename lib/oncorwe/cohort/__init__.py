@@ -1,0 +1,1 @@
+"""Cohort sources: the synthetic world (spec, generator, truth) and user-supplied data."""

@@ -1,0 +1,50 @@
+"""Cohort sources behind the `cohort` stage: the synthetic world or an OMOP extract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from oncorwe.cohort.generator import OMOP_TABLES, copy_tree, generate
+from oncorwe.cohort.spec import load_spec
+from oncorwe.config import CohortParams
+from oncorwe.errors import OncorweError
+from oncorwe.io import atomic_path, write_json
+from oncorwe.paths import resolve
+
+
+def suppress(count: int, min_cell: int) -> int | None:
+    """Return ``count``, or ``None`` when it is under the small-cell threshold."""
+    return int(count) if count >= min_cell else None
+
+
+def run_cohort_stage(params: CohortParams, min_cell: int, root: Path | None = None) -> dict:
+    """Write ``data/cohort/omop`` and ``data/cohort/truth``; return the stage metrics."""
+    base = (root or resolve(".")) / "data" / "cohort"
+    if params.source == "synthetic":
+        spec_path = params.spec if params.spec == "default" else resolve(params.spec)
+        spec = load_spec(spec_path)
+        summary = generate(spec, params.n_patients, params.seed, base)
+        metrics = {
+            "source": "synthetic",
+            "spec": spec.name,
+            "patients": summary.patients,
+            "lines": summary.lines,
+            "rows": summary.rows,
+            "drug_lines": {d: suppress(c, min_cell) for d, c in sorted(summary.drug_lines.items())},
+        }
+    else:
+        src = resolve(params.omop_dir)
+        missing = [t for t in OMOP_TABLES if not (src / f"{t}.parquet").is_file()]
+        if missing:
+            raise OncorweError(
+                f"params.yaml cohort.omop_dir={src}: missing OMOP tables "
+                f"{[t + '.parquet' for t in missing]}"
+            )
+        copy_tree(src, base / "omop")
+        with atomic_path(base / "truth") as tmp:
+            tmp.mkdir(parents=True)
+            (tmp / "README.txt").write_text("An OMOP extract has no ground truth.\n")
+        metrics = {"source": "omop"}
+    write_json((root or resolve(".")) / "metrics" / "cohort.json", metrics)
+    return json.loads(json.dumps(metrics))
