@@ -48,9 +48,7 @@ class CohortParams(_Section):
     @model_validator(mode="after")
     def _check(self) -> CohortParams:
         if self.profile not in self.profiles:
-            raise ValueError(
-                f"profile {self.profile!r} is not one of {sorted(self.profiles)}"
-            )
+            raise ValueError(f"profile {self.profile!r} is not one of {sorted(self.profiles)}")
         if self.source == "omop" and not self.omop_dir:
             raise ValueError("source 'omop' needs omop_dir (a folder of OMOP Parquet tables)")
         return self
@@ -66,16 +64,30 @@ class FeaturesParams(_Section):
     pseudonym_key_env: Name = "ONCORWE_PSEUDONYM_KEY"
     cancers: list[str] = Field(
         default_factory=lambda: [
-            "colorectal", "gastric", "breast", "nsclc", "prostate", "liver", "pancreatic",
+            "colorectal",
+            "gastric",
+            "breast",
+            "nsclc",
+            "prostate",
+            "liver",
+            "pancreatic",
             "ovarian",
         ],
         min_length=1,
     )
     biomarkers: dict[Name, Literal["binary", "tps"]] = Field(
         default_factory=lambda: {
-            "EGFR": "binary", "KRAS_G12C": "binary", "ALK": "binary", "BRCA": "binary",
-            "HER2": "binary", "HR": "binary", "PDL1_TPS": "tps", "PTEN_LOSS": "binary",
-            "MSI_H": "binary", "PIK3CA": "binary", "KRAS": "binary",
+            "EGFR": "binary",
+            "KRAS_G12C": "binary",
+            "ALK": "binary",
+            "BRCA": "binary",
+            "HER2": "binary",
+            "HR": "binary",
+            "PDL1_TPS": "tps",
+            "PTEN_LOSS": "binary",
+            "MSI_H": "binary",
+            "PIK3CA": "binary",
+            "KRAS": "binary",
         }
     )
     labs: list[Name] = Field(
@@ -83,7 +95,10 @@ class FeaturesParams(_Section):
     )
     comorbidities: list[Name] = Field(
         default_factory=lambda: [
-            "diabetes", "copd", "chronic_kidney_disease", "cardiovascular_disease",
+            "diabetes",
+            "copd",
+            "chronic_kidney_disease",
+            "cardiovascular_disease",
             "hepatitis_b",
         ]
     )

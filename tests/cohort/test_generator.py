@@ -50,9 +50,7 @@ def test_population_shares_follow_the_spec(world, default_spec):
         assert abs(share.get(name, 0.0) - pop.share) < 4 * se + 1e-9, name
 
 
-def test_biomarker_prevalence_per_population_within_sampling_tolerance(
-    truth_lines, default_spec
-):
+def test_biomarker_prevalence_per_population_within_sampling_tolerance(truth_lines, default_spec):
     first = truth_lines[truth_lines["line"] == 1]
     checked = 0
     for cname, cancer in default_spec.cancers.items():
@@ -92,7 +90,9 @@ def test_pdl1_tiers_follow_the_spec(truth_lines, default_spec):
 def test_planted_effects_are_exactly_the_potential_outcome_contrasts(
     truth_lines, truth_po, default_spec
 ):
-    po = truth_po.merge(truth_lines[["line_id", *[c for c in truth_lines if c.startswith("rule_")]]])
+    po = truth_po.merge(
+        truth_lines[["line_id", *[c for c in truth_lines if c.startswith("rule_")]]]
+    )
     soc = po[po["is_standard"]].set_index("line_id")
     po = po.join(soc[["p_response", "pfs_log_hazard", "p_toxicity"]], on="line_id", rsuffix="_soc")
     expected = {"r": np.zeros(len(po)), "h": np.zeros(len(po)), "t": np.zeros(len(po))}
@@ -105,7 +105,9 @@ def test_planted_effects_are_exactly_the_potential_outcome_contrasts(
     np.testing.assert_allclose(
         logit(po["p_response"]) - logit(po["p_response_soc"]), expected["r"], atol=1e-9
     )
-    np.testing.assert_allclose(po["pfs_log_hazard"] - po["pfs_log_hazard_soc"], expected["h"], atol=1e-9)
+    np.testing.assert_allclose(
+        po["pfs_log_hazard"] - po["pfs_log_hazard_soc"], expected["h"], atol=1e-9
+    )
     np.testing.assert_allclose(
         logit(po["p_toxicity"]) - logit(po["p_toxicity_soc"]), expected["t"], atol=1e-9
     )

@@ -315,9 +315,13 @@ class _Generator:
         # follow-up: loss to follow-up from the first line, administrative end
         first_start = dx + rng.integers(14, 46, n)
         ltfu_rate = spec.hospitals.ltfu_per_year * np.exp(-0.5 * quality) / 365.25
-        ltfu = first_start + 1 + np.where(
-            ltfu_rate > 0, rng.exponential(1.0 / np.maximum(ltfu_rate, 1e-12)), np.inf
-        ).clip(max=1e7).astype(np.int64)
+        ltfu = (
+            first_start
+            + 1
+            + np.where(ltfu_rate > 0, rng.exponential(1.0 / np.maximum(ltfu_rate, 1e-12)), np.inf)
+            .clip(max=1e7)
+            .astype(np.int64)
+        )
         obs_end = np.minimum(ltfu, self.end)
         death_captured = rng.random(n) < spec.hospitals.death_capture
 

@@ -4,7 +4,8 @@ DuckDB SQL over the OMOP tables. The index date is the line's start. Covariates 
 records dated strictly before it: biomarker results (latest before the index date, else
 "not tested"), labs (latest within ``lookback_days`` before it), comorbidities recorded
 before it, prior lines. Outcomes use only records after it: best response linked to the
-line, grade >= 3 toxicity within ``toxicity_window_days``, progression-free survival
+line, grade >= 3 toxicity within ``toxicity_window_days`` (known when follow-up covers
+the window or the line ended in it), progression-free survival
 (progression of this line, the next line's start, or death; censored at the end of
 observation) and overall survival. Identifiers leave as keyed hashes, dates as months
 since the index date and the index year.
@@ -29,7 +30,13 @@ from oncorwe.io import atomic_path, write_json
 DAYS_PER_MONTH = 30.4375
 DEV_KEY = "oncorwe-synthetic-development-key"
 REQUIRED = {
-    "person": ["person_id", "gender_source_value", "year_of_birth", "race_source_value", "care_site_id"],
+    "person": [
+        "person_id",
+        "gender_source_value",
+        "year_of_birth",
+        "race_source_value",
+        "care_site_id",
+    ],
     "care_site": ["care_site_id", "care_site_name"],
     "observation_period": ["person_id", "observation_period_end_date"],
     "condition_occurrence": [
@@ -126,13 +133,20 @@ def feature_sql(cfg: FeatureConfig, key: str) -> str:
         else:
             bm_cols.append(f"{num} AS {col}")
     bm_select = ",\n        ".join(bm_cols) if bm_cols else "NULL AS _none"
-    lab_select = ",\n        ".join(
-        f"max(CASE WHEN lab = {_q(lab)} THEN value END) AS lab_{lab.lower()}" for lab in cfg.labs
-    ) or "NULL AS _none"
-    com_select = ",\n        ".join(
-        f"max(CASE WHEN condition = {_q(c)} THEN 1 ELSE 0 END)::TINYINT AS comorb_{c.lower()}"
-        for c in cfg.comorbidities
-    ) or "NULL AS _none"
+    lab_select = (
+        ",\n        ".join(
+            f"max(CASE WHEN lab = {_q(lab)} THEN value END) AS lab_{lab.lower()}"
+            for lab in cfg.labs
+        )
+        or "NULL AS _none"
+    )
+    com_select = (
+        ",\n        ".join(
+            f"max(CASE WHEN condition = {_q(c)} THEN 1 ELSE 0 END)::TINYINT AS comorb_{c.lower()}"
+            for c in cfg.comorbidities
+        )
+        or "NULL AS _none"
+    )
     status_cols = []
     for b, kind in cfg.biomarkers.items():
         col = "bm_" + b.lower()
@@ -150,7 +164,10 @@ def feature_sql(cfg: FeatureConfig, key: str) -> str:
         [f"b.bm_{b.lower()}" for b in cfg.biomarkers]
         + status_cols
         + [f"lb.lab_{lab.lower()}" for lab in cfg.labs]
-        + [f"coalesce(cm.comorb_{c.lower()}, 0)::TINYINT AS comorb_{c.lower()}" for c in cfg.comorbidities]
+        + [
+            f"coalesce(cm.comorb_{c.lower()}, 0)::TINYINT AS comorb_{c.lower()}"
+            for c in cfg.comorbidities
+        ]
     )
     k = _q(key)
     return f"""
@@ -290,8 +307,11 @@ SELECT
     {outer},
     t.drug AS treatment,
     t.response::TINYINT AS response,
-    CASE WHEN t.n_ae > 0 THEN 1
-         WHEN datediff('day', t.index_date, t.fu_end) >= {int(cfg.toxicity_window_days)} THEN 0
+    -- ascertained when follow-up covers the window or the line ended (PFS event) in it;
+    -- counting a recorded event among the not-ascertained would bias the rate upwards
+    CASE WHEN datediff('day', t.index_date, t.fu_end) >= {int(cfg.toxicity_window_days)}
+           OR (t.pfs_date IS NOT NULL AND t.pfs_date <= t.fu_end)
+         THEN (coalesce(t.n_ae, 0) > 0)::INTEGER
     END::TINYINT AS toxicity,
     CASE WHEN t.pfs_date IS NOT NULL AND t.pfs_date <= t.fu_end THEN 1 ELSE 0 END::TINYINT
         AS pfs_event,

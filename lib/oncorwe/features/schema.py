@@ -55,22 +55,39 @@ class FeatureSchema:
         ]
         categorical = ["population", "sex", "cancer", "stage", "prior_drug"]
         covariates = [
-            "population", "sex", "age", "index_year", "cancer", "stage", "line",
-            "n_prior_lines", "prior_drug", "prior_same_drug", "months_since_diagnosis",
+            "population",
+            "sex",
+            "age",
+            "index_year",
+            "cancer",
+            "stage",
+            "line",
+            "n_prior_lines",
+            "prior_drug",
+            "prior_same_drug",
+            "months_since_diagnosis",
         ]
         for b, kind in cfg.biomarkers.items():
             col = f"bm_{b.lower()}"
             if kind == "binary":
                 cols.append(Column(col, "float", low=0, high=1))
                 cols.append(
-                    Column(f"{col}_status", "string", nullable=False,
-                           allowed=("positive", "negative", "not_tested"))
+                    Column(
+                        f"{col}_status",
+                        "string",
+                        nullable=False,
+                        allowed=("positive", "negative", "not_tested"),
+                    )
                 )
             else:
                 cols.append(Column(col, "float", low=0, high=100))
                 cols.append(
-                    Column(f"{col}_status", "string", nullable=False,
-                           allowed=(">=50", "1-49", "<1", "not_tested"))
+                    Column(
+                        f"{col}_status",
+                        "string",
+                        nullable=False,
+                        allowed=(">=50", "1-49", "<1", "not_tested"),
+                    )
                 )
                 covariates.append(col)
             covariates.append(f"{col}_status")
