@@ -1,0 +1,403 @@
+"""Discrimination and calibration metrics for binary and survival prediction models.
+
+Follows OHDSI PatientLevelPrediction's evaluation set (SCIENCE.md, "Prediction model
+evaluation"):
+
+- binary: AUC, Brier and scaled Brier, calibration-in-the-large (observed/expected and
+  the intercept with the logit of p as offset), calibration slope and intercept
+  (logistic regression of y on logit p), ICI and E50/E90/Emax (Austin & Steyerberg 2019);
+- survival: Harrell's C, **with the convention that a higher score means higher risk**
+  (the one :class:`oncorwe.models.estimators.SurvivalModel` uses), and calibration at a
+  horizon by risk group (Kaplan-Meier observed vs mean predicted survival).
+
+Logistic fits are plain Newton-Raphson on two parameters (no statsmodels, no penalty).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lifelines.utils import concordance_index
+from scipy import special
+from sklearn.metrics import roc_auc_score
+
+__all__ = [
+    "BINARY_METRICS",
+    "auc",
+    "binary_metrics",
+    "brier",
+    "calibration_in_the_large",
+    "calibration_slope_intercept",
+    "harrell_c",
+    "ici",
+    "kaplan_meier_at",
+    "loess_calibration_curve",
+    "metrics_by_group",
+    "scaled_brier",
+    "survival_calibration_at_horizon",
+]
+
+_P_CLIP = 1e-12
+
+# Keys of binary_metrics, in report order.
+BINARY_METRICS = (
+    "auc",
+    "brier",
+    "scaled_brier",
+    "observed_expected",
+    "citl_intercept",
+    "calibration_slope",
+    "calibration_intercept",
+    "ici",
+    "e50",
+    "e90",
+    "emax",
+)
+
+
+def _binary_inputs(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    y_arr = np.asarray(y, dtype=float).ravel()
+    p_arr = np.asarray(p, dtype=float).ravel()
+    if y_arr.shape != p_arr.shape:
+        raise ValueError(f"y has {y_arr.shape[0]} rows but p has {p_arr.shape[0]}")
+    if not np.isin(y_arr, (0.0, 1.0)).all():
+        raise ValueError("y must be 0/1")
+    if not (np.isfinite(p_arr).all() and (p_arr >= 0).all() and (p_arr <= 1).all()):
+        raise ValueError("p must be probabilities in [0, 1]")
+    return y_arr, p_arr
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return special.logit(np.clip(p, _P_CLIP, 1 - _P_CLIP))
+
+
+def _logistic_newton(
+    y: np.ndarray, design: np.ndarray, offset: np.ndarray, max_iter: int = 100, tol: float = 1e-10
+) -> np.ndarray:
+    """Maximum-likelihood logistic coefficients for ``y ~ design + offset(offset)``."""
+    beta = np.zeros(design.shape[1])
+
+    def loglik(b: np.ndarray) -> float:
+        eta = offset + design @ b
+        return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
+
+    ll = loglik(beta)
+    for _ in range(max_iter):
+        mu = special.expit(offset + design @ beta)
+        grad = design.T @ (y - mu)
+        hess = (design * (mu * (1 - mu))[:, None]).T @ design
+        step = np.linalg.solve(hess + 1e-12 * np.eye(len(beta)), grad)
+        # step-halving keeps Newton monotone when the start is far from the optimum
+        t = 1.0
+        while True:
+            cand = beta + t * step
+            ll_new = loglik(cand)
+            if ll_new >= ll - 1e-12 or t < 1e-8:
+                break
+            t /= 2
+        beta, converged = cand, abs(ll_new - ll) < tol
+        ll = ll_new
+        if converged:
+            break
+    return beta
+
+
+# --------------------------------------------------------------------------- binary
+def auc(y: Any, p: Any) -> float:
+    """Area under the ROC curve; NaN when ``y`` has a single class."""
+    y_arr, p_arr = _binary_inputs(y, p)
+    if np.unique(y_arr).size < 2:
+        return float("nan")
+    return float(roc_auc_score(y_arr, p_arr))
+
+
+def brier(y: Any, p: Any) -> float:
+    """Brier score ``mean((p - y)^2)``."""
+    y_arr, p_arr = _binary_inputs(y, p)
+    return float(np.mean((p_arr - y_arr) ** 2))
+
+
+def scaled_brier(y: Any, p: Any) -> float:
+    """Scaled Brier ``1 - Brier / (ybar (1 - ybar))``: 0 for the prevalence, 1 perfect."""
+    y_arr, p_arr = _binary_inputs(y, p)
+    ybar = y_arr.mean()
+    if ybar in (0.0, 1.0):
+        return float("nan")
+    return float(1.0 - np.mean((p_arr - y_arr) ** 2) / (ybar * (1.0 - ybar)))
+
+
+def calibration_in_the_large(y: Any, p: Any) -> dict[str, float]:
+    """Calibration-in-the-large.
+
+    Returns
+    -------
+    dict
+        ``observed_expected``: ``sum(y) / sum(p)`` (1 is perfect);
+        ``intercept``: ``a`` in ``logit P(y=1) = a + logit(p)`` (slope fixed at 1 as an
+        offset; 0 is perfect, > 0 means the model under-predicts).
+
+    Examples
+    --------
+    >>> out = calibration_in_the_large([0, 1, 1, 0], [0.5, 0.5, 0.5, 0.5])
+    >>> round(out["observed_expected"], 6), round(out["intercept"], 6)
+    (1.0, 0.0)
+    """
+    y_arr, p_arr = _binary_inputs(y, p)
+    oe = float(y_arr.sum() / p_arr.sum()) if p_arr.sum() > 0 else float("nan")
+    if np.unique(y_arr).size < 2:
+        return {"observed_expected": oe, "intercept": float("nan")}
+    a = _logistic_newton(y_arr, np.ones((y_arr.size, 1)), _logit(p_arr))[0]
+    return {"observed_expected": oe, "intercept": float(a)}
+
+
+def calibration_slope_intercept(y: Any, p: Any) -> dict[str, float]:
+    """Calibration slope and intercept: ``logit P(y=1) = a + b logit(p)``.
+
+    Perfectly calibrated probabilities give ``b = 1`` and ``a = 0``; ``b < 1`` means
+    predictions too extreme (overfitting). This is the "weak recalibration" fit.
+
+    Returns
+    -------
+    dict with ``slope`` (b) and ``intercept`` (a); NaN when ``y`` has one class.
+    """
+    y_arr, p_arr = _binary_inputs(y, p)
+    if np.unique(y_arr).size < 2:
+        return {"slope": float("nan"), "intercept": float("nan")}
+    lp = _logit(p_arr)
+    design = np.column_stack([np.ones_like(lp), lp])
+    a, b = _logistic_newton(y_arr, design, np.zeros_like(lp))
+    return {"slope": float(b), "intercept": float(a)}
+
+
+def _loess_at(x: np.ndarray, y: np.ndarray, x0: np.ndarray, span: float, degree: int) -> np.ndarray:
+    n = x.size
+    k = max(int(np.ceil(span * n)), degree + 1)
+    out = np.empty(x0.size)
+    for i, g in enumerate(x0):
+        d = np.abs(x - g)
+        if k < n:
+            h = np.partition(d, k - 1)[k - 1]
+        else:
+            # span >= 1: R's loess widens the window to span times the farthest distance
+            h = d.max() * span
+        h = max(h, 1e-12)
+        sel = d < h
+        if sel.sum() <= degree:
+            sel = d <= h
+        u = d[sel] / h
+        w = np.clip(1 - u**3, 0, None) ** 3
+        dx = x[sel] - g
+        design = np.vander(dx, degree + 1, increasing=True)
+        sw = np.sqrt(w)
+        coef, *_ = np.linalg.lstsq(design * sw[:, None], y[sel] * sw, rcond=None)
+        out[i] = coef[0]
+    return out
+
+
+def loess_calibration_curve(
+    y: Any,
+    p: Any,
+    *,
+    span: float = 0.75,
+    degree: int = 2,
+    n_grid: int = 101,
+    max_points: int = 200_000,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Smoothed observed risk at each prediction: a loess of ``y`` on ``p``.
+
+    The smoother is local polynomial regression (``degree`` 2 by default) with tricube
+    weights over the nearest ``span`` share of points: R's ``loess(y ~ p)`` defaults,
+    gaussian family, no robustness iterations, as in Austin & Steyerberg (2019). Like
+    R's ``surface="interpolate"`` it is evaluated on ``n_grid`` quantiles of ``p`` and
+    linearly interpolated; above ``max_points`` rows a fixed random subsample fits it.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        Smoothed observed probability at each ``p_i`` (not clipped to [0, 1]).
+    """
+    y_arr, p_arr = _binary_inputs(y, p)
+    xf, yf = p_arr, y_arr
+    if p_arr.size > max_points:
+        idx = np.random.default_rng(random_state).choice(p_arr.size, max_points, replace=False)
+        xf, yf = p_arr[idx], y_arr[idx]
+    grid = np.unique(np.quantile(p_arr, np.linspace(0, 1, n_grid)))
+    if grid.size == 1:
+        return np.full(p_arr.shape, yf.mean())
+    fitted = _loess_at(xf, yf, grid, span, degree)
+    return np.interp(p_arr, grid, fitted)
+
+
+def ici(y: Any, p: Any, **loess_kwargs: Any) -> dict[str, float]:
+    """Integrated calibration index and E-statistics (Austin & Steyerberg 2019).
+
+    With ``c_i`` the loess-smoothed observed risk at ``p_i``
+    (:func:`loess_calibration_curve`), the absolute errors ``|c_i - p_i|`` give
+    ``ici`` (mean), ``e50`` (median), ``e90`` (90th percentile) and ``emax`` (max).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.05, 0.95, 5000)
+    >>> y = (rng.random(5000) < p).astype(int)
+    >>> ici(y, p)["ici"] < 0.03
+    True
+    """
+    _, p_arr = _binary_inputs(y, p)
+    err = np.abs(loess_calibration_curve(y, p, **loess_kwargs) - p_arr)
+    return {
+        "ici": float(err.mean()),
+        "e50": float(np.median(err)),
+        "e90": float(np.quantile(err, 0.9)),
+        "emax": float(err.max()),
+    }
+
+
+def binary_metrics(y: Any, p: Any) -> dict[str, float]:
+    """Every binary metric of this module in one dict (one row of a report)."""
+    y_arr, p_arr = _binary_inputs(y, p)
+    citl = calibration_in_the_large(y_arr, p_arr)
+    slope = calibration_slope_intercept(y_arr, p_arr)
+    return {
+        "auc": auc(y_arr, p_arr),
+        "brier": brier(y_arr, p_arr),
+        "scaled_brier": scaled_brier(y_arr, p_arr),
+        "observed_expected": citl["observed_expected"],
+        "citl_intercept": citl["intercept"],
+        "calibration_slope": slope["slope"],
+        "calibration_intercept": slope["intercept"],
+        **ici(y_arr, p_arr),
+    }
+
+
+def metrics_by_group(y: Any, p: Any, groups: Any, *, min_cell: int = 20) -> pd.DataFrame:
+    """Binary metrics per group, with small groups suppressed.
+
+    Parameters
+    ----------
+    y, p : array-like of shape (n,)
+        Outcomes (0/1) and predicted probabilities.
+    groups : array-like of shape (n,)
+        Group label per row (site, subgroup, calendar year...).
+    min_cell : int, default 20
+        Groups with fewer rows are suppressed: the row is kept (the group exists) with
+        ``suppressed=True`` and every count and metric missing, so that neither a small
+        count nor a metric computed on it leaves the database.
+
+    Returns
+    -------
+    DataFrame
+        One row per group (sorted): ``group, n, events, suppressed`` and the columns of
+        :func:`binary_metrics`.
+    """
+    y_arr, p_arr = _binary_inputs(y, p)
+    g = np.asarray(groups)
+    if g.shape[0] != y_arr.shape[0]:
+        raise ValueError(f"groups has {g.shape[0]} rows; expected {y_arr.shape[0]}")
+    rows = []
+    for label in pd.unique(g):
+        sel = g == label
+        n = int(sel.sum())
+        if n < min_cell:
+            rows.append({"group": label, "n": np.nan, "events": np.nan, "suppressed": True})
+            continue
+        rows.append(
+            {
+                "group": label,
+                "n": n,
+                "events": int(y_arr[sel].sum()),
+                "suppressed": False,
+                **binary_metrics(y_arr[sel], p_arr[sel]),
+            }
+        )
+    cols = ["group", "n", "events", "suppressed", *BINARY_METRICS]
+    out = pd.DataFrame(rows).reindex(columns=cols)
+    out["n"] = out["n"].astype("Int64")
+    out["events"] = out["events"].astype("Int64")
+    return out.sort_values("group", kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- survival
+def harrell_c(event: Any, time: Any, risk: Any) -> float:
+    """Harrell's concordance index, **higher ``risk`` = higher risk = shorter survival**.
+
+    A comparable pair (the shorter time is an event) is concordant when the row that
+    failed first has the higher risk; ties in risk count one half. lifelines'
+    ``concordance_index`` expects the opposite sign (higher = longer survival), so the
+    score is negated before the call.
+
+    Examples
+    --------
+    >>> harrell_c([1, 1, 1], [1.0, 2.0, 3.0], [3.0, 2.0, 1.0])
+    1.0
+    """
+    ev = np.asarray(event, dtype=float).ravel()
+    tm = np.asarray(time, dtype=float).ravel()
+    rk = np.asarray(risk, dtype=float).ravel()
+    if not (ev.shape == tm.shape == rk.shape):
+        raise ValueError("event, time and risk must have the same length")
+    return float(concordance_index(tm, -rk, ev))
+
+
+def kaplan_meier_at(event: Any, time: Any, horizon: float) -> float:
+    """Kaplan-Meier survival ``prod_{t_k <= horizon} (1 - d_k / n_k)``."""
+    ev = np.asarray(event, dtype=float).ravel()
+    tm = np.asarray(time, dtype=float).ravel()
+    uniq, inv = np.unique(tm, return_inverse=True)
+    d = np.bincount(inv, weights=ev, minlength=uniq.size)
+    leaving = np.bincount(inv, minlength=uniq.size)
+    at_risk = tm.size - np.concatenate([[0], np.cumsum(leaving)[:-1]])
+    keep = (uniq <= horizon) & (d > 0)
+    return float(np.prod(1.0 - d[keep] / at_risk[keep]))
+
+
+def survival_calibration_at_horizon(
+    event: Any, time: Any, surv_pred: Any, horizon: float, *, n_groups: int = 10
+) -> pd.DataFrame:
+    """Observed vs predicted survival at ``horizon`` by predicted-risk group.
+
+    Rows are cut into ``n_groups`` quantile groups of predicted risk ``1 - S(horizon|x)``
+    (group 1 = lowest risk); in each, the Kaplan-Meier estimate at ``horizon`` is
+    compared with the mean predicted ``S(horizon | x)``.
+
+    Parameters
+    ----------
+    event, time : array-like of shape (n,)
+    surv_pred : array-like of shape (n,)
+        Predicted survival at ``horizon`` (e.g. ``SurvivalModel.predict_survival(X,
+        [horizon])[:, 0]``).
+    horizon : float
+    n_groups : int, default 10 (deciles)
+
+    Returns
+    -------
+    DataFrame
+        ``group, n, events, predicted, observed, difference`` (observed - predicted).
+    """
+    ev = np.asarray(event, dtype=float).ravel()
+    tm = np.asarray(time, dtype=float).ravel()
+    sp = np.asarray(surv_pred, dtype=float).ravel()
+    if not (ev.shape == tm.shape == sp.shape):
+        raise ValueError("event, time and surv_pred must have the same length")
+    risk_rank = pd.Series(1.0 - sp).rank(method="first").to_numpy()
+    grp = pd.qcut(risk_rank, n_groups, labels=False) + 1
+    rows = []
+    for k in range(1, n_groups + 1):
+        sel = grp == k
+        obs = kaplan_meier_at(ev[sel], tm[sel], horizon)
+        pred = float(sp[sel].mean())
+        rows.append(
+            {
+                "group": k,
+                "n": int(sel.sum()),
+                "events": int(ev[sel].sum()),
+                "predicted": pred,
+                "observed": obs,
+                "difference": obs - pred,
+            }
+        )
+    return pd.DataFrame(rows)
