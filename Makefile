@@ -40,6 +40,9 @@ format: install ## ruff format and autofix
 	$(RUN) ruff format lib tests benchmarks
 	$(RUN) ruff check --fix lib tests benchmarks
 
+reports: install ## render the stakeholder reports into reports/ (offline HTML + index)
+	$(RUN) dvc repro report
+
 lab: install ## JupyterLab on the notebooks (token printed in the log)
 	$(RUN) jupyter lab --no-browser notebooks
 

@@ -48,6 +48,7 @@ def project(tmp_path_factory) -> Path:
     dst = tmp_path_factory.mktemp("project")
     for name in ("pyproject.toml", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
         shutil.copy2(ROOT / name, dst / name)
+    shutil.copytree(ROOT / "notebooks", dst / "notebooks")
     shutil.copytree(ROOT / ".dvc", dst / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
     shutil.copytree(
         ROOT / "lib", dst / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")

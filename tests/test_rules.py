@@ -58,3 +58,12 @@ def test_bad_conditions_say_what_is_expected(spec, message):
 def test_missing_column_is_named(frame):
     with pytest.raises(KeyError, match="bm_alk"):
         Condition.parse({"ALK": "positive"}).mask(frame)
+
+
+def test_user_columns_work_as_fields():
+    frame = pd.DataFrame(
+        {"histology": ["adeno", "squamous", "adeno"], "egfr": ["positive", "negative", None]}
+    )
+    assert Condition.parse({"histology": "adeno"}).mask(frame).tolist() == [True, False, True]
+    assert Condition.parse({"egfr": "positive"}).mask(frame).tolist() == [True, False, False]
+    assert Condition.parse({"histology": ["squamous"]}).mask(frame).tolist() == [False, True, False]

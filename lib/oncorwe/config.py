@@ -90,6 +90,19 @@ class FeaturesParams(_Section):
             "KRAS": "binary",
         }
     )
+    standard_of_care: dict[str, dict[int, str]] = Field(
+        default_factory=lambda: {
+            "colorectal": {1: "folfox", 2: "folfiri"},
+            "gastric": {1: "cisplatin_fluoropyrimidine", 2: "paclitaxel"},
+            "breast": {1: "taxane_chemo", 2: "capecitabine"},
+            "nsclc": {1: "platinum_doublet", 2: "docetaxel"},
+            "prostate": {1: "docetaxel", 2: "cabazitaxel"},
+            "liver": {1: "sorafenib", 2: "regorafenib"},
+            "pancreatic": {1: "folfirinox", 2: "gemcitabine_nab_paclitaxel"},
+            "ovarian": {1: "carboplatin_paclitaxel", 2: "liposomal_doxorubicin"},
+        },
+        description="cancer -> {first line -> comparator drug}: each line's comparator",
+    )
     labs: list[Name] = Field(
         default_factory=lambda: ["ECOG", "albumin", "LDH", "NLR", "creatinine"]
     )
@@ -111,6 +124,7 @@ class FeaturesParams(_Section):
             labs=tuple(self.labs),
             comorbidities=tuple(self.comorbidities),
             cancers=tuple(self.cancers),
+            standard_of_care={c: dict(v) for c, v in self.standard_of_care.items()},
             lookback_days=self.lookback_days,
             toxicity_window_days=self.toxicity_window_days,
             pseudonym_key_env=self.pseudonym_key_env,

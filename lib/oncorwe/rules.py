@@ -7,10 +7,13 @@ A condition is a mapping from a field to what it must satisfy; all entries must 
     a value or a list of values (``cancer: nsclc`` or ``population: [korean, european]``).
 ``line``
     an integer, a list of integers, or a range ``{min: 2}`` / ``{min: 1, max: 2}``.
-a biomarker name (``EGFR``, ``PDL1_TPS``, ...)
+a biomarker name (``EGFR``, ``PDL1_TPS``, ...; upper case)
     ``positive`` / ``negative`` for a binary marker, or a range ``{min: 50}`` on its value
-    (PD-L1 TPS in percent). An untested marker matches neither ``positive`` nor
-    ``negative``: a rule on observed data only selects patients whose result is known.
+    (PD-L1 TPS in percent), read from column ``bm_<name>``. An untested marker matches
+    neither ``positive`` nor ``negative``: a rule on observed data only selects patients
+    whose result is known.
+any other column of a user's table (lower case, e.g. ``histology``)
+    a value or a list of values, or a range ``{min, max}``.
 
 The generator evaluates conditions on *true* biomarker values (its planted effects);
 the tracks evaluate the same conditions on *observed* values (their hypotheses), so a
@@ -52,18 +55,31 @@ class Clause:
     low: float | None = None
     high: float | None = None
 
-    def column(self) -> str:
+    def column(self, columns=None) -> str:
+        """The column this clause reads: the field itself, or ``bm_<field>`` for a marker.
+
+        With ``columns`` given, a field that is not a standard one resolves to a column of
+        that exact name when there is no ``bm_`` column (a user's own cohort table).
+        """
         if self.field in CATEGORICAL_FIELDS or self.field in NUMERIC_FIELDS:
             return self.field
-        return biomarker_column(self.field)
+        bm = biomarker_column(self.field)
+        if columns is not None and bm not in columns and self.field in columns:
+            return self.field
+        return bm
 
     def mask(self, frame: pd.DataFrame) -> np.ndarray:
-        col = self.column()
+        col = self.column(frame.columns)
         if col not in frame.columns:
             raise KeyError(f"rule field {self.field!r} needs column {col!r}, which the table lacks")
         x = frame[col]
         if self.values is not None:
             return x.isin(self.values).to_numpy(dtype=bool)
+        if not pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x):
+            # a text marker column ("positive" / "negative") in a user's table
+            want = {(1.0, None): "positive", (None, 0.0): "negative"}.get((self.low, self.high))
+            if want is not None:
+                return (x.astype("string").str.lower() == want).fillna(False).to_numpy(bool)
         v = pd.to_numeric(x, errors="coerce").to_numpy(dtype=float)
         ok = ~np.isnan(v)
         if self.low is not None:
@@ -116,7 +132,14 @@ def _parse_clause(field: str, spec: Any) -> Clause:
             return Clause(field, low=1.0)
         if spec == "negative":
             return Clause(field, high=0.0)
+        if field.islower():
+            # a user's categorical column (marker names are upper case: EGFR, PDL1_TPS)
+            return Clause(field, values=(spec,))
         raise ValueError(f"{where}: expected 'positive', 'negative' or {{min, max}}, got {spec!r}")
+    if isinstance(spec, list) and field not in NUMERIC_FIELDS and field.islower():
+        if not spec or not all(isinstance(v, str | int) for v in spec):
+            raise ValueError(f"{where}: expected a list of values, got {spec!r}")
+        return Clause(field, values=tuple(spec))
     if isinstance(spec, bool):
         raise ValueError(f"{where}: expected a value or {{min, max}}, got {spec!r}")
     if isinstance(spec, int | float):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -82,6 +82,7 @@ class FeatureConfig:
     labs: tuple[str, ...]
     comorbidities: tuple[str, ...]
     cancers: tuple[str, ...]
+    standard_of_care: dict[str, dict[int, str]] = field(default_factory=dict)
     lookback_days: int = 180
     toxicity_window_days: int = 90
     pseudonym_key_env: str = "ONCORWE_PSEUDONYM_KEY"
@@ -169,6 +170,13 @@ def feature_sql(cfg: FeatureConfig, key: str) -> str:
             for c in cfg.comorbidities
         ]
     )
+    soc_cases = []
+    for cancer, by_line in cfg.standard_of_care.items():
+        for line, drug in sorted(by_line.items(), reverse=True):
+            soc_cases.append(
+                f"WHEN t.cancer = {_q(cancer)} AND t.line >= {int(line)} THEN {_q(drug)}"
+            )
+    soc = ("CASE " + " ".join(soc_cases) + " END") if soc_cases else "NULL"
     k = _q(key)
     return f"""
 WITH lines AS (
@@ -306,6 +314,7 @@ SELECT
     round(datediff('day', t.dx_date, t.index_date) / {DAYS_PER_MONTH}, 2) AS months_since_diagnosis,
     {outer},
     t.drug AS treatment,
+    {soc}::VARCHAR AS standard_of_care,
     t.response::TINYINT AS response,
     -- ascertained when follow-up covers the window or the line ended (PFS event) in it;
     -- counting a recorded event among the not-ascertained would bias the rate upwards
@@ -391,8 +400,9 @@ def write_features(table: pa.Table, out_dir: str | Path, cfg: FeatureConfig) -> 
             part.mkdir()
             pq.write_table(table.slice(start, stop - start), part / "part-0.parquet")
             start = stop
-        (tmp / "roles.json").write_text(json.dumps(schema.roles(), indent=2) + "\n")
-    return schema.roles()
+        roles = schema.roles(list(cfg.biomarkers))
+        (tmp / "roles.json").write_text(json.dumps(roles, indent=2) + "\n")
+    return roles
 
 
 def feature_metrics(table: pa.Table, cfg: FeatureConfig, min_cell: int) -> dict:

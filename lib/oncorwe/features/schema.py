@@ -100,6 +100,7 @@ class FeatureSchema:
             covariates.append(f"comorb_{c.lower()}")
         cols += [
             Column("treatment", "string", nullable=False),
+            Column("standard_of_care", "string"),
             Column("response", "int", low=0, high=1),
             Column("toxicity", "int", low=0, high=1),
             Column("pfs_event", "int", nullable=False, low=0, high=1),
@@ -109,13 +110,13 @@ class FeatureSchema:
         ]
         return cls(cols, covariates, categorical)
 
-    def roles(self) -> dict:
-        """The table's roles, in the same format as a user's roles file."""
+    def roles(self, biomarkers: list[str] | None = None) -> dict:
+        """The table's roles, in the same format as a user's roles file (cohort/roles.py)."""
         return {
             "id": "person_key",
             "row_id": "line_key",
             "treatment": "treatment",
-            "comparator": "standard_of_care",
+            "comparator_column": "standard_of_care",
             "stratum": ["cancer", "line"],
             "response": "response",
             "toxicity": "toxicity",
@@ -127,6 +128,7 @@ class FeatureSchema:
             "population": "population",
             "covariates": list(self.covariates),
             "categorical": list(self.categorical),
+            "subgroups": ["population", "line", *(biomarkers or [])],
         }
 
 

@@ -1,0 +1,12 @@
+"""Stakeholder reports: parameterized notebooks rendered to self-contained HTML.
+
+``render`` (papermill + nbconvert, offline pages, the index), ``figures`` (plotly
+builders with one template), ``privacy`` (small-cell suppression, identifier checks),
+``describe`` (the cohort tables of ``notebooks/00_world.ipynb``) and ``browser``
+(headless Chromium checks). Submodules are imported on use: a notebook that only needs
+``figures`` does not pay for nbconvert.
+"""
+
+from __future__ import annotations
+
+__all__ = ["browser", "describe", "figures", "privacy", "render"]

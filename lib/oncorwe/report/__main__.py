@@ -1,0 +1,72 @@
+"""``python -m oncorwe.report``: render the stakeholder reports and the index (a DVC stage).
+
+Each report is ``notebooks/NAME.ipynb`` executed with parameters taken from
+``params.yaml`` (only the keys ``dvc.yaml`` declares for the stage) into
+``reports/NAME.html`` and ``reports/executed/NAME.ipynb``; ``reports/index.html`` then
+lists every page in ``reports/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+
+from oncorwe.errors import OncorweError
+
+# NAME -> parameters of notebooks/NAME.ipynb, from the validated params.yaml.
+PARAMETERS: dict[str, Callable] = {
+    "00_world": lambda p: {
+        "analysis_dir": "data/features/analysis",
+        "min_cell": p.privacy.min_cell_count,
+    },
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m oncorwe.report", description=__doc__)
+    parser.add_argument(
+        "names",
+        nargs="*",
+        default=sorted(PARAMETERS),
+        help=f"reports to render (default: all of {sorted(PARAMETERS)})",
+    )
+    parser.add_argument("--params", default="params.yaml", help="parameter file")
+    parser.add_argument("--reports-dir", default="reports", help="output folder")
+    parser.add_argument("--notebooks-dir", default="notebooks", help="source notebooks")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    args = parser.parse_args(argv)
+    try:
+        from oncorwe.config import read_params
+        from oncorwe.paths import resolve
+        from oncorwe.report.render import render_report, write_index
+
+        params = read_params(args.params)
+        for name in args.names:
+            if name not in PARAMETERS:
+                raise OncorweError(f"unknown report {name!r}; known: {sorted(PARAMETERS)}")
+            t0 = time.perf_counter()
+            report = render_report(
+                resolve(args.notebooks_dir) / f"{name}.ipynb",
+                name,
+                PARAMETERS[name](params),
+                args.reports_dir,
+                timeout=args.timeout,
+            )
+            print(
+                f"[oncorwe] report {name}: {report.html} in {time.perf_counter() - t0:.1f}s "
+                f"{json.dumps(report.metrics, sort_keys=True)}",
+                file=sys.stderr,
+            )
+        index = write_index(args.reports_dir)
+        print(f"[oncorwe] index: {index}", file=sys.stderr)
+    except (OncorweError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

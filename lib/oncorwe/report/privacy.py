@@ -1,0 +1,251 @@
+"""Small-cell suppression and identifier checks shared by every report.
+
+Every count shown to a stakeholder goes through :func:`suppress_counts` first, and every
+rendered page can be scanned with :func:`check_no_identifiers` before it is published.
+
+The rule is the project's (``privacy.min_cell_count`` in ``params.yaml``): a count below
+``min_cell`` is not shown (zero included, as in the stage metrics), and neither is any
+share or rate computed from it. With ``complement_within``, a second cell is suppressed
+in any group where exactly one was, so that the group total cannot give the hidden
+cell back by subtraction.
+
+Example
+-------
+>>> import pandas as pd
+>>> df = pd.DataFrame({"cancer": ["a", "b"], "lines": [120, 4], "share": [0.97, 0.03]})
+>>> suppress_counts(df, ["lines"], 11, derived={"share": "lines"})["lines"].tolist()
+[120, <NA>]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from oncorwe.errors import OncorweError
+
+#: What a patient or line key looks like when it leaves the feature stage
+#: (``sha256(key:kind:id)``, 16 hex digits).
+#: Digits after a decimal point (plotly's float JSON) are not keys.
+PATIENT_KEY = re.compile(r"(?<![0-9A-Za-z.])[0-9a-f]{16}(?![0-9A-Za-z])")
+#: An exact calendar date.
+EXACT_DATE = re.compile(r"(?<!\d)(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?!\d)")
+DEFAULT_PATTERNS: dict[str, re.Pattern[str]] = {
+    "patient key": PATIENT_KEY,
+    "exact date": EXACT_DATE,
+}
+#: Column names taken for counts when ``count_cols`` is not given.
+COUNT_NAME = re.compile(
+    r"^(n|count|lines|patients|persons|events|tested|positive|known)(_.*)?$|_(n|count)$"
+)
+
+
+class PrivacyError(OncorweError):
+    """A report or table that would disclose an identifier or a small cell."""
+
+
+def suppressed_label(min_cell: int) -> str:
+    """How a suppressed count reads in a table: ``"<11"``."""
+    return f"<{int(min_cell)}"
+
+
+def suppress_counts(
+    df: pd.DataFrame,
+    count_cols: Sequence[str],
+    min_cell: int,
+    *,
+    derived: Mapping[str, str | Sequence[str]] | None = None,
+    complement_within: Sequence[str] | None = None,
+    as_text: bool = False,
+) -> pd.DataFrame:
+    """Return a copy of ``df`` with counts below ``min_cell`` suppressed.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per published cell.
+    count_cols : list of str
+        Columns holding counts of patients or lines.
+    min_cell : int
+        Counts ``< min_cell`` (zero included) are suppressed.
+    derived : mapping column -> count column(s), optional
+        Shares, rates or medians computed from counts: a value is suppressed when any of
+        the counts it came from is (``{"tested_share": ["tested", "lines"]}``).
+    complement_within : list of str, optional
+        Columns defining groups whose total is published elsewhere: where a group has
+        exactly one suppressed cell in a count column, its smallest other cell is
+        suppressed too (secondary suppression).
+    as_text : bool
+        False (default): suppressed counts become ``<NA>`` in a nullable ``Int64`` column.
+        True: counts become strings, suppressed ones ``"<min_cell"`` (for display).
+
+    Returns
+    -------
+    DataFrame
+        Same shape and row order as ``df``.
+    """
+    if min_cell < 1:
+        raise OncorweError(f"min_cell must be >= 1, got {min_cell}")
+    missing = [c for c in (*count_cols, *(derived or {})) if c not in df.columns]
+    if missing:
+        raise OncorweError(f"suppress_counts: columns {missing} are not in the table")
+    out = df.copy()
+    hidden: dict[str, pd.Series] = {}
+    for col in count_cols:
+        values = pd.to_numeric(out[col], errors="raise")
+        small = values.notna() & (values < min_cell)
+        if complement_within:
+            small = _complement(values, small, out, list(complement_within))
+        hidden[col] = small
+        kept = values.where(~small)
+        out[col] = kept.round().astype("Int64")
+    for col, sources in (derived or {}).items():
+        sources = [sources] if isinstance(sources, str) else list(sources)
+        unknown = [s for s in sources if s not in hidden]
+        if unknown:
+            raise OncorweError(
+                f"suppress_counts: derived column {col!r} refers to {unknown}, "
+                f"which are not among count_cols {list(count_cols)}"
+            )
+        mask = np.zeros(len(out), dtype=bool)
+        for s in sources:
+            mask |= hidden[s].to_numpy()
+        out[col] = out[col].astype("Float64" if _is_number(out[col]) else "object")
+        out.loc[mask, col] = pd.NA
+    if as_text:
+        label = suppressed_label(min_cell)
+        for col in count_cols:
+            out[col] = [label if pd.isna(v) else f"{int(v):,}" for v in out[col]]
+    return out
+
+
+def _is_number(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def _complement(values: pd.Series, small: pd.Series, df: pd.DataFrame, by: list[str]) -> pd.Series:
+    hide = small.to_numpy().copy()
+    vals = values.to_numpy(dtype=float, na_value=np.nan)
+    for pos in df.groupby(by, sort=False, dropna=False).indices.values():
+        if int(hide[pos].sum()) != 1:
+            continue
+        candidates = [p for p in pos if not hide[p] and not np.isnan(vals[p])]
+        if candidates:
+            hide[min(candidates, key=lambda p: vals[p])] = True
+    return pd.Series(hide, index=small.index)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing that should not be in a report."""
+
+    kind: str
+    where: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value!r} in {self.where}"
+
+
+def find_identifiers(
+    obj: str | pd.DataFrame | Iterable[pd.DataFrame],
+    patterns: Mapping[str, re.Pattern[str] | str] | None = None,
+    *,
+    min_cell: int | None = None,
+    count_cols: Sequence[str] | None = None,
+    allow: Iterable[str] = (),
+) -> list[Finding]:
+    """List what :func:`check_no_identifiers` would object to (see there)."""
+    pats = {
+        k: re.compile(v) if isinstance(v, str) else v
+        for k, v in (DEFAULT_PATTERNS if patterns is None else patterns).items()
+    }
+    allowed = set(allow)
+    found: list[Finding] = []
+    if isinstance(obj, str):
+        found += _scan_text(obj, "text", pats, allowed)
+        return found
+    frames = [obj] if isinstance(obj, pd.DataFrame) else list(obj)
+    for i, frame in enumerate(frames):
+        name = f"table {i}" if len(frames) > 1 else "table"
+        found += _scan_text(
+            "\n".join(map(str, [*frame.columns, *frame.index.astype(str)])),
+            f"{name} labels",
+            pats,
+            allowed,
+        )
+        for col in frame.columns:
+            s = frame[col]
+            if s.dtype == object or pd.api.types.is_string_dtype(s):
+                text = "\n".join(str(v) for v in s.dropna().unique())
+                found += _scan_text(text, f"{name} column {col!r}", pats, allowed)
+        if min_cell is not None:
+            cols = (
+                list(count_cols)
+                if count_cols is not None
+                else [c for c in frame.columns if COUNT_NAME.search(str(c))]
+            )
+            for col in cols:
+                if col not in frame.columns:
+                    raise OncorweError(f"check_no_identifiers: no column {col!r} in {name}")
+                values = pd.to_numeric(frame[col], errors="coerce")
+                small = values[values.notna() & (values < min_cell)]
+                for v in small.unique()[:5]:
+                    found.append(
+                        Finding(f"count under {min_cell}", f"{name} column {col!r}", f"{v:g}")
+                    )
+    return found
+
+
+def _scan_text(
+    text: str, where: str, pats: Mapping[str, re.Pattern[str]], allowed: set[str]
+) -> list[Finding]:
+    out = []
+    for kind, pat in pats.items():
+        hits = [m.group(0) for m in pat.finditer(text) if m.group(0) not in allowed]
+        out += [Finding(kind, where, h) for h in dict.fromkeys(hits)][:5]
+    return out
+
+
+def check_no_identifiers(
+    obj: str | pd.DataFrame | Iterable[pd.DataFrame],
+    patterns: Mapping[str, re.Pattern[str] | str] | None = None,
+    *,
+    min_cell: int | None = None,
+    count_cols: Sequence[str] | None = None,
+    allow: Iterable[str] = (),
+) -> None:
+    """Raise :class:`PrivacyError` if ``obj`` holds something a report must not show.
+
+    Parameters
+    ----------
+    obj : str, DataFrame or list of DataFrames
+        A rendered report (text: for HTML, pass :func:`oncorwe.report.render.visible_text`
+        so that the embedded plotly.js library is not scanned) or the tables it shows.
+    patterns : mapping name -> regex, optional
+        Default :data:`DEFAULT_PATTERNS`: a 16-hex-digit keyed hash (patient or line key)
+        and an exact date ``YYYY-MM-DD``.
+    min_cell : int, optional
+        For tables: a count column holding a value ``< min_cell`` is a finding.
+    count_cols : list of str, optional
+        The count columns; default: columns named like counts (``n``, ``lines``,
+        ``patients``, ``tested``, ``*_n``, ...).
+    allow : iterable of str
+        Exact matches that are fine (the page's generation date).
+
+    Examples
+    --------
+    >>> check_no_identifiers("median PFS 5.4 months")
+    >>> check_no_identifiers("diagnosed 2019-03-04")
+    Traceback (most recent call last):
+    ...
+    oncorwe.report.privacy.PrivacyError: report holds 1 disallowed value(s): exact date '2019-03-04' in text
+    """
+    found = find_identifiers(obj, patterns, min_cell=min_cell, count_cols=count_cols, allow=allow)
+    if found:
+        shown = "; ".join(map(str, found[:10]))
+        raise PrivacyError(f"report holds {len(found)} disallowed value(s): {shown}")

@@ -1,0 +1,539 @@
+"""Execute a parameterized notebook and turn it into a self-contained stakeholder page.
+
+* :func:`execute_notebook` runs papermill from the project root with the project
+  environment's own kernel, ``PLOTLY_RENDERER=notebook`` (plotly.js embedded once per
+  page, so figures draw offline) and writes the executed notebook atomically. A failing
+  cell raises :class:`~oncorwe.errors.OncorweError` naming the notebook, the cell and the
+  error, and leaves nothing behind.
+* :func:`export_html` converts it with nbconvert, code hidden, and removes every script
+  that would be fetched from the network (nbconvert's require.js, MathJax and mermaid
+  loaders, and the MathJax loader plotly adds to each figure): the page needs no network.
+  Plotly's embedded bundle does not need require.js (it sets ``window.Plotly``).
+* :func:`render_report` does both into ``reports/NAME.html`` (executed notebook in
+  ``reports/executed/NAME.ipynb``); :func:`write_index` writes ``reports/index.html``.
+
+Example
+-------
+>>> report = render_report("notebooks/00_world.ipynb", "00_world",
+...                        {"min_cell": 11}, "reports")          # doctest: +SKIP
+>>> write_index("reports", [report.entry])                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as dt
+import html
+import os
+import re
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from oncorwe.errors import OncorweError
+from oncorwe.io import atomic_path
+from oncorwe.paths import project_root, resolve
+
+KERNEL_NAME = "python3"
+#: Output metadata key under which a notebook records its key numbers
+#: (:func:`oncorwe.report.describe.show_summary`, read back by :func:`read_metrics`).
+METRICS_KEY = "oncorwe.metrics"
+DEFAULT_TIMEOUT_S = 600
+
+# A <script src="..."> whose source is fetched over the network (http, https or
+# protocol-relative), with its (empty) body.
+_REMOTE_SCRIPT = re.compile(
+    r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>\s*</script\s*>", re.IGNORECASE
+)
+_REMOTE_REF = re.compile(
+    r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//[^>]*>",
+    re.IGNORECASE,
+)
+_REMOTE_IMPORT = re.compile(r"\bimport\s*\(\s*[\"'](?:https?:)?//", re.IGNORECASE)
+PLOTLY_BUNDLE_MARK = "* plotly.js v"
+
+# The lab template without its network loaders. Math is not rendered (no LaTeX in the
+# reports); the page still shows the markdown as written.
+_TEMPLATE_NAME = "oncorwe_report.html.j2"
+_TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_css -%}
+<meta name="description" content="{{ resources.oncorwe.description | e }}">
+<meta name="oncorwe:generated" content="{{ resources.oncorwe.generated | e }}">
+<style type="text/css">
+  body.jp-Notebook { max-width: 1180px; margin: 0 auto; padding: 8px 24px 48px; }
+  .jp-RenderedHTMLCommon table { font-size: 13px; }
+  .oncorwe-footer { color: #666; font-size: 12px; margin: 32px 0 0 0;
+                    font-family: var(--jp-ui-font-family, Helvetica, Arial, sans-serif);
+                    border-top: 1px solid #ddd; padding-top: 8px; }
+</style>
+{%- endblock html_head_css -%}
+{% block body_footer %}
+<footer class="oncorwe-footer">Generated {{ resources.oncorwe.generated | e }} by oncorwe
+  from the notebook {{ resources.oncorwe.source | e }}. Counts under
+  the small-cell threshold are suppressed.</footer>
+</main>
+</body>
+{% endblock body_footer %}
+"""
+
+
+# --------------------------------------------------------------------------- execution
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration (the kernel inherits them)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def kernel_python(kernel_name: str = KERNEL_NAME) -> str:
+    """The interpreter the kernel ``kernel_name`` starts, as jupyter_client will launch it.
+
+    Raises :class:`OncorweError` when it is not this environment's interpreter (a user-wide
+    ``python3`` kernelspec pointing at another Python would import another ``oncorwe``).
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    except NoSuchKernel as err:
+        raise OncorweError(
+            f"no Jupyter kernel named {kernel_name!r}; install this environment's kernel with "
+            f"`{sys.executable} -m ipykernel install --sys-prefix --name {kernel_name}`"
+        ) from err
+    argv0 = spec.argv[0]
+    v = sys.version_info
+    if argv0 in {"python", f"python{v[0]}", f"python{v[0]}.{v[1]}"}:
+        return sys.executable  # jupyter_client substitutes sys.executable for these
+    if Path(argv0).absolute().parent == Path(sys.executable).absolute().parent:
+        return argv0
+    raise OncorweError(
+        f"the Jupyter kernel {kernel_name!r} ({spec.resource_dir}) runs {argv0}, not this "
+        f"environment's {sys.executable}; reinstall it with `{sys.executable} -m ipykernel "
+        f"install --sys-prefix --name {kernel_name}` or remove the other kernelspec"
+    )
+
+
+def execute_notebook(
+    src: str | os.PathLike[str],
+    dst_ipynb: str | os.PathLike[str],
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: int = DEFAULT_TIMEOUT_S,
+    kernel_name: str = KERNEL_NAME,
+) -> Path:
+    """Run ``src`` with papermill and write the executed notebook to ``dst_ipynb`` atomically.
+
+    Parameters
+    ----------
+    src, dst_ipynb : path
+        Source notebook (with a ``parameters``-tagged cell) and where the executed copy
+        goes; relative paths resolve against the project root.
+    parameters : mapping
+        Values injected after the parameters cell (any JSON-able type, lists included).
+    cwd : path, optional
+        Working directory of the kernel; default the project root.
+    timeout : int
+        Seconds allowed per cell (kernel start-up is allowed 60 s).
+    kernel_name : str
+        Kernelspec to use; it must start this environment's Python (:func:`kernel_python`).
+
+    Returns
+    -------
+    Path
+        ``dst_ipynb``.
+
+    Raises
+    ------
+    OncorweError
+        A missing notebook, a wrong kernel, or a cell that raised (the message names the
+        notebook, the cell number and the error; no output file is left).
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    src = resolve(src)
+    dst = resolve(dst_ipynb)
+    if not src.is_file():
+        raise OncorweError(f"notebook {src} does not exist")
+    workdir = Path(cwd).resolve() if cwd is not None else project_root()
+    env = {
+        "PLOTLY_RENDERER": "notebook",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # silences debugpy's frozen-modules note
+        # Kernelspecs of this environment win over user-wide ones of the same name.
+        "JUPYTER_PREFER_ENV_PATH": "1",
+    }
+    with _environ(**env), atomic_path(dst) as tmp:
+        kernel_python(kernel_name)
+        try:
+            pm.execute_notebook(
+                str(src),
+                str(tmp),
+                parameters=dict(parameters or {}),
+                kernel_name=kernel_name,
+                language="python",
+                cwd=str(workdir),
+                progress_bar=False,
+                log_output=False,
+                request_save_on_cell_execute=False,
+                execution_timeout=timeout,
+                start_timeout=60,
+            )
+        except PapermillExecutionError as err:
+            first = next((ln for ln in err.source.splitlines() if ln.strip()), "")[:80]
+            raise OncorweError(
+                f"notebook {src.name}: cell {err.cell_index} of the executed notebook "
+                f"(starting `{first}`) raised {err.ename}: {err.evalue}"
+            ) from None
+        except Exception as err:  # kernel died, timeout, bad parameters...
+            raise OncorweError(f"notebook {src.name}: execution failed: {err}") from err
+    return dst
+
+
+def read_metrics(executed_ipynb: str | os.PathLike[str]) -> dict:
+    """Merge the metrics a notebook recorded (``metadata["oncorwe.metrics"]`` of outputs).
+
+    Notebooks record them with :func:`oncorwe.report.describe.show_summary` (or any
+    ``display(obj, metadata={"oncorwe.metrics": {...}})``); later outputs win.
+    """
+    nb = nbformat.read(resolve(executed_ipynb), as_version=4)
+    merged: dict = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            found = out.get("metadata", {}).get(METRICS_KEY)
+            if isinstance(found, dict):
+                merged.update(found)
+    return merged
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _export_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Copy of ``nb`` for readers: no stderr streams (warnings belong in the executed copy)."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [
+                o
+                for o in cell.get("outputs", [])
+                if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+            ]
+    return nb
+
+
+def strip_remote_scripts(page: str) -> str:
+    """Remove every ``<script src=...>`` that points at the network (CDN loaders)."""
+    return _REMOTE_SCRIPT.sub("", page)
+
+
+def assert_no_cdn(html_text: str) -> None:
+    """Raise :class:`OncorweError` if the page would fetch anything from the network.
+
+    Checks ``<script>``, ``<link>``, ``<img>`` and ``<iframe>`` tags with an ``http(s)://``
+    or ``//`` source, and dynamic ``import("https://...")`` calls.
+    """
+    refs = _REMOTE_REF.findall(html_text) + _REMOTE_IMPORT.findall(html_text)
+    if refs:
+        shown = "; ".join(r[:120] for r in refs[:5])
+        raise OncorweError(f"page references {len(refs)} network resource(s): {shown}")
+
+
+def plotly_bundle_count(html_text: str) -> int:
+    """How many copies of the plotly.js library a page embeds (1 for a page with figures)."""
+    return html_text.count(PLOTLY_BUNDLE_MARK)
+
+
+def visible_text(html_text: str) -> str:
+    """The page without ``<style>`` blocks and without the embedded plotly.js library.
+
+    What remains is what a reader can see or extract (text, tables, figure data): the
+    input for :func:`oncorwe.report.privacy.check_no_identifiers`.
+    """
+    text = re.sub(r"<style\b.*?</style\s*>", " ", html_text, flags=re.S | re.I)
+
+    def drop_bundle(m: re.Match[str]) -> str:
+        return " " if PLOTLY_BUNDLE_MARK in m.group(0) else m.group(0)
+
+    return re.sub(r"<script\b[^>]*>.*?</script\s*>", drop_bundle, text, flags=re.S | re.I)
+
+
+def export_html(
+    executed_ipynb: str | os.PathLike[str],
+    dst_html: str | os.PathLike[str],
+    *,
+    title: str,
+    description: str = "",
+    generated: dt.date | None = None,
+    check_privacy: bool = True,
+) -> Path:
+    """Convert an executed notebook into a self-contained HTML page, code hidden.
+
+    The page embeds its CSS and plotly.js (from the ``notebook`` renderer); every
+    network script is removed and :func:`assert_no_cdn` checks the result before the
+    atomic write. stderr output (warnings) is left out of the page.
+
+    Parameters
+    ----------
+    executed_ipynb : path
+        Output of :func:`execute_notebook`.
+    dst_html : path
+        Destination page.
+    title : str
+        The page title (``<title>``).
+    description : str
+        One line for ``<meta name="description">`` (read back by :func:`scan_reports`).
+    generated : date, optional
+        Generation date shown in the footer (default today; a date, never a time).
+    check_privacy : bool
+        Refuse to write a page whose visible text or figure data holds a patient key or
+        an exact date (:func:`oncorwe.report.privacy.check_no_identifiers`; raises
+        :class:`~oncorwe.report.privacy.PrivacyError`).
+    """
+    import jinja2
+    from nbconvert import HTMLExporter
+
+    src = resolve(executed_ipynb)
+    nb = _export_notebook(nbformat.read(src, as_version=4))
+    nb.metadata["title"] = title
+    exporter = HTMLExporter(
+        template_name="lab",
+        extra_loaders=[jinja2.DictLoader({_TEMPLATE_NAME: _TEMPLATE})],
+        template_file=_TEMPLATE_NAME,
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
+    )
+    generated = generated or dt.date.today()
+    resources = {
+        "metadata": {"name": title},
+        "oncorwe": {
+            "description": description,
+            "generated": generated.isoformat(),
+            "source": _source_name(nb, src),
+        },
+    }
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    body = strip_remote_scripts(body)
+    assert_no_cdn(body)
+    if check_privacy:
+        from oncorwe.report.privacy import check_no_identifiers
+
+        check_no_identifiers(visible_text(body), allow=[generated.isoformat()])
+    dst = resolve(dst_html)
+    with atomic_path(dst) as tmp:
+        tmp.write_text(body, encoding="utf-8")
+    return dst
+
+
+def _source_name(nb: nbformat.NotebookNode, path: Path) -> str:
+    pm_meta = nb.metadata.get("papermill", {})
+    return Path(pm_meta.get("input_path") or path).name
+
+
+# --------------------------------------------------------------------------- reports
+
+
+@dataclass(frozen=True)
+class ReportEntry:
+    """One line of the index page."""
+
+    name: str
+    title: str
+    description: str
+    generated: str  # ISO date, YYYY-MM-DD
+
+    @property
+    def href(self) -> str:
+        return f"{self.name}.html"
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :func:`render_report` produced."""
+
+    html: Path
+    executed: Path
+    entry: ReportEntry
+    metrics: dict = field(default_factory=dict)
+
+
+def notebook_info(src: str | os.PathLike[str]) -> tuple[str, str]:
+    """Title and one-line description of a source notebook.
+
+    From ``metadata["oncorwe"]["title"|"description"]``, else the first ``# heading``
+    and the first paragraph after it.
+    """
+    nb = nbformat.read(resolve(src), as_version=4)
+    meta = nb.metadata.get("oncorwe", {})
+    title, description = meta.get("title"), meta.get("description")
+    for cell in nb.cells:
+        if cell.cell_type != "markdown" or (title and description):
+            continue
+        lines = [ln.strip() for ln in cell.source.splitlines()]
+        for i, ln in enumerate(lines):
+            if ln.startswith("# ") and not title:
+                title = ln[2:].strip()
+                rest = [x for x in lines[i + 1 :] if x and not x.startswith("#")]
+                if rest and not description:
+                    description = rest[0]
+                break
+    return title or Path(src).stem, description or ""
+
+
+def render_report(
+    src: str | os.PathLike[str],
+    name: str,
+    parameters: Mapping[str, Any] | None,
+    reports_dir: str | os.PathLike[str] = "reports",
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    timeout: int = DEFAULT_TIMEOUT_S,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Report:
+    """Execute ``src`` and export it: ``reports_dir/NAME.html`` + ``executed/NAME.ipynb``.
+
+    The HTML is written only after the notebook ran to the end; a failing notebook
+    raises :class:`OncorweError` and leaves both outputs as they were.
+
+    Returns
+    -------
+    Report
+        Paths, the index entry and the metrics the notebook recorded (:func:`read_metrics`).
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise OncorweError(f"report name {name!r}: use letters, digits, '_', '-' and '.'")
+    out_dir = resolve(reports_dir)
+    nb_title, nb_description = notebook_info(src)
+    title = title or nb_title
+    description = nb_description if description is None else description
+    executed = out_dir / "executed" / f"{name}.ipynb"
+    with atomic_path(executed) as tmp_nb:
+        execute_notebook(src, tmp_nb, parameters, cwd=cwd, timeout=timeout)
+        today = dt.date.today()
+        page = export_html(
+            tmp_nb,
+            out_dir / f"{name}.html",
+            title=title,
+            description=description,
+            generated=today,
+        )
+        metrics = read_metrics(tmp_nb)
+    entry = ReportEntry(name, title, description, today.isoformat())
+    return Report(html=page, executed=executed, entry=entry, metrics=metrics)
+
+
+def scan_reports(reports_dir: str | os.PathLike[str]) -> list[ReportEntry]:
+    """Index entries of the pages in ``reports_dir`` (from their title and meta tags)."""
+    out = []
+    for page in sorted(resolve(reports_dir).glob("*.html")):
+        if page.name == "index.html":
+            continue
+        head = page.read_text(encoding="utf-8", errors="replace")[:400_000]
+        head = head[: head.find("</head>")] if "</head>" in head else head
+
+        def meta(key: str, text: str = head) -> str:
+            # Attribute order is not fixed (nbconvert rewrites the page).
+            for tag in re.findall(r"<meta\b[^>]*>", text):
+                if re.search(rf'\bname="{re.escape(key)}"', tag):
+                    m = re.search(r'\bcontent="([^"]*)"', tag)
+                    return html.unescape(m.group(1)) if m else ""
+            return ""
+
+        t = re.search(r"<title>(.*?)</title>", head, flags=re.S)
+        out.append(
+            ReportEntry(
+                name=page.stem,
+                title=html.unescape(t.group(1).strip()) if t else page.stem,
+                description=meta("description"),
+                generated=meta("oncorwe:generated"),
+            )
+        )
+    return out
+
+
+_INDEX_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<title>{title}</title>
+<style>
+  body {{ font-family: Helvetica, Arial, sans-serif; color: #222; max-width: 860px;
+         margin: 40px auto; padding: 0 24px; line-height: 1.45; }}
+  h1 {{ font-size: 26px; margin-bottom: 4px; }}
+  p.lead {{ color: #555; margin-top: 0; }}
+  ul.reports {{ list-style: none; padding: 0; }}
+  ul.reports li {{ border-top: 1px solid #e3e3e3; padding: 14px 0; }}
+  ul.reports a {{ font-size: 18px; color: #0b5cad; text-decoration: none; }}
+  ul.reports a:hover {{ text-decoration: underline; }}
+  .desc {{ margin: 4px 0 0 0; }}
+  .date {{ color: #777; font-size: 13px; }}
+  footer {{ color: #777; font-size: 12px; border-top: 1px solid #e3e3e3; padding-top: 8px;
+           margin-top: 24px; }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+<p class="lead">{lead}</p>
+<ul class="reports">
+{items}
+</ul>
+<footer>Aggregates only: counts under the small-cell threshold are suppressed in every
+report. Each page is self-contained and opens without a network connection.</footer>
+</body>
+</html>
+"""
+
+
+def write_index(
+    reports_dir: str | os.PathLike[str],
+    entries: Sequence[ReportEntry] | None = None,
+    *,
+    title: str = "oncorwe reports",
+    lead: str = "Rendered analyses of the oncology real-world evidence pipeline.",
+) -> Path:
+    """Write ``reports_dir/index.html``: a link, title, description and date per report.
+
+    ``entries`` default to :func:`scan_reports` of the folder. The page has no script.
+    """
+    out_dir = resolve(reports_dir)
+    entries = list(scan_reports(out_dir) if entries is None else entries)
+    items = "\n".join(
+        f'<li><a href="{html.escape(e.href)}">{html.escape(e.title)}</a>'
+        f'<p class="desc">{html.escape(e.description)}</p>'
+        f'<span class="date">generated {html.escape(e.generated)}</span></li>'
+        for e in sorted(entries, key=lambda e: e.name)
+    )
+    page = _INDEX_TEMPLATE.format(title=html.escape(title), lead=html.escape(lead), items=items)
+    assert_no_cdn(page)
+    dst = out_dir / "index.html"
+    with atomic_path(dst) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return dst
+
+
+def entries_to_json(entries: Sequence[ReportEntry]) -> list[dict]:
+    """Entries as plain dicts (for logs and metrics)."""
+    return [asdict(e) for e in entries]
