@@ -59,3 +59,53 @@ def truth_po(world) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def features(world, feature_config) -> pd.DataFrame:
     return build_features(world / "omop", feature_config).to_pandas()
+
+
+@pytest.fixture(scope="session")
+def analysis_dir(tmp_path_factory, world, feature_config) -> Path:
+    """The default world's analysis table written as the feature stage does."""
+    from oncorwe.features.build import write_features
+
+    out = tmp_path_factory.mktemp("analysis") / "analysis"
+    write_features(build_features(world / "omop", feature_config), out, feature_config)
+    return out
+
+
+def small_track_config(seed: int = 1):
+    """Track 1 settings for tests: one thread, two tuning trials."""
+    from oncorwe.config import ComputeParams, HypothesisParams
+
+    hp = HypothesisParams(tuning_trials=2, tuning_timeout_s=20, shap_rows=300)
+    return ComputeParams(threads=1).track_config(hp, min_cell=11)
+
+
+@pytest.fixture(scope="session")
+def focused_world(tmp_path_factory, default_spec) -> Path:
+    """The default world narrowed to NSCLC and liver cancer (20,000 patients).
+
+    Same populations, hospitals, drugs, policy and planted rules; only two cancer types,
+    so that each has the numbers a planted effect needs to be found at test size.
+    """
+    cancers = {
+        "nsclc": default_spec.cancers["nsclc"].model_copy(update={"share": 0.6}),
+        "liver": default_spec.cancers["liver"].model_copy(update={"share": 0.4}),
+    }
+    spec = default_spec.model_copy(update={"cancers": cancers})
+    out = tmp_path_factory.mktemp("focused_world")
+    generate(spec, 20_000, seed=21, out=out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def track1(tmp_path_factory, focused_world, feature_config):
+    """Track 1 run once on the focused world (about a minute)."""
+    from oncorwe.cohort.roles import read_table, roles_for_analysis_table
+    from oncorwe.features.build import write_features
+    from oncorwe.hypothesis import run_hypothesis
+
+    base = tmp_path_factory.mktemp("track1")
+    analysis = base / "analysis"
+    write_features(build_features(focused_world / "omop", feature_config), analysis, feature_config)
+    roles = roles_for_analysis_table(analysis)
+    res = run_hypothesis(read_table(analysis), roles, small_track_config(), base / "hypothesis")
+    return base / "hypothesis", res

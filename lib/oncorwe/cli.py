@@ -48,7 +48,9 @@ def _log(msg: str) -> None:
 @app.command()
 @_user_errors
 def generate(
-    out: Annotated[Path, typer.Option(help="output folder: OUT/omop and OUT/truth")],
+    out: Annotated[
+        Path, typer.Option(help="output folder (OMOP tables and ground truth in two sub-folders)")
+    ],
     patients: Annotated[int, typer.Option(min=1, help="number of patients")] = 3000,
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
     spec: Annotated[str, typer.Option(help="spec YAML path, or 'default'")] = "default",
@@ -68,7 +70,7 @@ def generate(
 @app.command()
 @_user_errors
 def cohort(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Stage `cohort`: write data/cohort/omop (+ data/cohort/truth for the synthetic world)."""
+    """Stage `cohort`: write data/cohort/omop (and the synthetic world's ground truth)."""
     from oncorwe.cohort.sources import run_cohort_stage
     from oncorwe.config import read_params
 
@@ -96,6 +98,62 @@ def features(params: ParamsOpt = Path("params.yaml")) -> None:
         threads=p.compute.threads,
     )
     _log(f"features: {metrics['lines']} lines in {time.perf_counter() - t0:.1f}s")
+
+
+@app.command()
+@_user_errors
+def hypothesis(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Stage `hypothesis` (track 1): ranked, confirmed drug-subgroup hypotheses."""
+    from oncorwe.cohort.roles import read_table, roles_for_analysis_table
+    from oncorwe.config import read_params
+    from oncorwe.hypothesis import run_hypothesis
+    from oncorwe.paths import resolve
+
+    p = read_params(params)
+    analysis = resolve("data/features/analysis")
+    roles = roles_for_analysis_table(analysis)
+    frame = read_table(analysis)
+    cfg = p.compute.track_config(p.hypothesis, p.privacy.min_cell_count)
+    res = run_hypothesis(frame, roles, cfg, resolve("data/hypothesis"))
+    from oncorwe.io import write_json
+
+    s = res["summary"]
+    write_json(
+        resolve("metrics/hypothesis.json"),
+        {
+            "n_candidates": s["n_candidates"],
+            "n_confirmed": s["n_confirmed"],
+            "response_auc": s["models"].get("response", {}).get("overall", {}).get("auc"),
+            "toxicity_auc": s["models"].get("toxicity", {}).get("overall", {}).get("auc"),
+            "pfs_c_index": s["models"].get("pfs", {}).get("overall", {}).get("c_index"),
+            "seconds": s["seconds"],
+        },
+    )
+    _log(f"hypothesis: {s['n_confirmed']} confirmed of {s['n_candidates']} candidates")
+
+
+@app.command()
+@_user_errors
+def discover(
+    cohort: Annotated[
+        Path, typer.Option(help="cohort table: CSV, Parquet, or a folder of Parquet")
+    ],
+    roles: Annotated[Path, typer.Option(help="roles file (YAML/JSON) naming the columns")],
+    out: Annotated[Path, typer.Option(help="output folder (hypotheses.json, summary.json, ...)")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Run track 1 on any cohort table described by a roles file."""
+    from oncorwe.cohort.roles import load_cohort, load_roles
+    from oncorwe.config import Params, read_params
+    from oncorwe.hypothesis import run_hypothesis
+
+    r = load_roles(roles)
+    frame = load_cohort(cohort, r)
+    # outside a project (no params.yaml here) the defaults apply
+    p = read_params(params) if params.is_file() or params != Path("params.yaml") else Params()
+    cfg = p.compute.track_config(p.hypothesis, p.privacy.min_cell_count)
+    res = run_hypothesis(frame, r, cfg, out)
+    _log(f"discover: {res['summary']['n_confirmed']} confirmed -> {out}/hypotheses.json")
 
 
 @app.command("check-params")

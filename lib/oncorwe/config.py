@@ -131,6 +131,55 @@ class FeaturesParams(_Section):
         )
 
 
+class SplitParams(_Section):
+    discovery: float = Field(0.5, gt=0, lt=1)
+    confirmation: float = Field(0.25, gt=0, lt=1)
+    validation: float = Field(0.25, ge=0, lt=1)
+    seed: int = Field(2026, ge=0)
+
+    @model_validator(mode="after")
+    def _sum(self) -> SplitParams:
+        total = self.discovery + self.confirmation + self.validation
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"discovery + confirmation + validation must be 1, got {total:g}")
+        return self
+
+    def fractions(self) -> dict[str, float]:
+        return {
+            "discovery": self.discovery,
+            "confirmation": self.confirmation,
+            "validation": self.validation,
+        }
+
+
+class NuisanceParams(_Section):
+    n_estimators: int = Field(120, ge=10, le=5000)
+    learning_rate: float = Field(0.1, gt=0, le=1)
+    max_depth: int = Field(4, ge=1, le=12)
+    min_child_weight: float = Field(5.0, ge=0)
+    max_bin: int = Field(64, ge=8, le=1024)
+
+
+class HypothesisParams(_Section):
+    split: SplitParams = SplitParams()
+    horizon_months: float = Field(12.0, gt=0, le=120, description="RMST horizon for PFS effects")
+    min_effect_response: float = Field(0.05, ge=0, le=1, description="risk difference")
+    min_effect_pfs_months: float = Field(0.5, ge=0, le=60, description="RMST difference")
+    discovery_p: float = Field(0.01, gt=0, lt=1, description="screening threshold")
+    q: float = Field(0.05, gt=0, lt=1, description="BH false discovery rate at confirmation")
+    min_arm_rows: int = Field(30, ge=5, description="rows per arm in a subgroup, per part")
+    min_drug_rows: int = Field(50, ge=5, description="a drug's rows before it is compared")
+    max_candidates: int = Field(60, ge=1, le=1000)
+    max_per_comparison: int = Field(4, ge=1, le=100, description="candidates per drug and group")
+    pairs: bool = True
+    n_splits: int = Field(3, ge=2, le=10, description="cross-fitting folds")
+    nuisance: NuisanceParams = NuisanceParams()
+    tuning_trials: int = Field(8, ge=0, le=500, description="optuna trials per response model")
+    tuning_timeout_s: float = Field(60.0, gt=0, description="optuna budget per model")
+    shap_rows: int = Field(2000, ge=50, description="rows explained per model (exact TreeSHAP)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
 class PrivacyParams(_Section):
     min_cell_count: int = Field(11, ge=1, le=1000, description="suppress counts below this")
 
@@ -138,10 +187,45 @@ class PrivacyParams(_Section):
 class ComputeParams(_Section):
     threads: int = Field(2, ge=1, le=512)
 
+    def track_config(self, hp: HypothesisParams, min_cell: int):
+        from oncorwe.effects.discovery import DiscoveryConfig
+        from oncorwe.hypothesis import TrackConfig
+
+        dcfg = DiscoveryConfig(
+            min_effect={
+                "response": hp.min_effect_response,
+                "pfs": hp.min_effect_pfs_months,
+                "toxicity": hp.min_effect_response,
+            },
+            discovery_p=hp.discovery_p,
+            q=hp.q,
+            min_arm_rows=hp.min_arm_rows,
+            min_drug_rows=hp.min_drug_rows,
+            max_candidates=hp.max_candidates,
+            max_per_comparison=hp.max_per_comparison,
+            pairs=hp.pairs,
+            n_splits=hp.n_splits,
+            seed=hp.split.seed,
+        )
+        return TrackConfig(
+            fractions=hp.split.fractions(),
+            split_seed=hp.split.seed,
+            horizon_months=hp.horizon_months,
+            discovery=dcfg,
+            tuning_trials=hp.tuning_trials,
+            tuning_timeout_s=hp.tuning_timeout_s,
+            shap_rows=hp.shap_rows,
+            min_cell=min_cell,
+            device=hp.device,
+            threads=self.threads,
+            model_params=hp.nuisance.model_dump(),
+        )
+
 
 class Params(_Section):
     cohort: CohortParams = CohortParams()
     features: FeaturesParams = FeaturesParams()
+    hypothesis: HypothesisParams = HypothesisParams()
     privacy: PrivacyParams = PrivacyParams()
     compute: ComputeParams = ComputeParams()
 

@@ -37,7 +37,21 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def rounded(obj: Any, digits: int = 6) -> Any:
+    """``obj`` with every float rounded to ``digits`` significant digits (NaN -> None)."""
+    if isinstance(obj, float):
+        if obj != obj or obj in (float("inf"), float("-inf")):
+            return None
+        return float(f"{obj:.{digits}g}")
+    if isinstance(obj, dict):
+        return {k: rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [rounded(v, digits) for v in obj]
+    return obj
+
+
 def write_json(target: str | os.PathLike[str], payload: Any) -> None:
-    """Write ``payload`` as indented, key-sorted JSON, atomically."""
+    """Write ``payload`` as indented, key-sorted JSON (floats to 6 digits), atomically."""
     with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
+        text = json.dumps(rounded(payload), indent=2, sort_keys=True, allow_nan=False)
+        tmp.write_text(text + "\n")

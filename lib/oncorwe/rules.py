@@ -104,6 +104,12 @@ class Clause:
 
     def describe(self) -> str:
         spec = self.to_spec()
+        if (
+            isinstance(spec, dict)
+            and spec.get("min") is not None
+            and spec.get("min") == spec.get("max")
+        ):
+            return f"{self.field} = {spec['min']:g}"
         if isinstance(spec, dict):
             parts = []
             if "min" in spec:

@@ -1,0 +1,655 @@
+"""Honest subgroup discovery: candidates on one part of the data, confirmation on another.
+
+For every drug against each row's comparator (the standard of care of the row's cancer
+and line), within the strata where the drug is used:
+
+1. **Nuisances** are cross-fitted by patient on the part at hand: a multinomial
+   propensity over the stratum group's arms and one pooled outcome model per outcome
+   (arm as a categorical feature), all XGBoost.
+2. **Scores**: the doubly robust (AIPW) score of each row for drug ``a`` against control,
+   ``psi = m_a - m_0 + T_a (Y - m_a) / e - T_0 (Y - m_0) / (1 - e)``, with
+   ``e = e_a / (e_a + e_0)`` the propensity within the two-arm comparison; a subgroup's
+   effect is the mean of ``psi`` over its rows.
+3. **Candidates** (discovery part): rules over the stratum group and the subgroup fields
+   (markers, population, line; singles and pairs) plus rules proposed by a shallow tree
+   fitted to the scores. Candidates whose discovery p-value is small and whose effect is
+   at least ``min_effect`` are kept, near-duplicates removed.
+4. **Confirmation** (a held-out part, split by patient): fresh nuisances, fresh scores,
+   the AIPW effect with a cluster-robust CI per endpoint, and Benjamini–Hochberg
+   q-values over every efficacy test sent to confirmation.
+
+Outcomes: response (risk difference), PFS as the restricted mean survival time up to a
+horizon (an inverse-probability-of-censoring weighted outcome, so the same AIPW applies;
+difference in months, positive = longer PFS), toxicity (risk difference, positive = more
+grade >= 3 events).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.tree import DecisionTreeRegressor
+
+from oncorwe.effects.aipw import aipw_effect
+from oncorwe.effects.multiplicity import bh_qvalues
+from oncorwe.effects.splits import grouped_fold_ids
+from oncorwe.models.estimators import OutcomeRegressor, ResponseClassifier
+from oncorwe.rules import Clause, Condition
+
+ARM = "_arm"
+EFFICACY = ("response", "pfs")
+
+
+# --------------------------------------------------------------------------- outcomes
+def ipcw_rmst(time: np.ndarray, event: np.ndarray, horizon: float) -> np.ndarray:
+    """IPCW outcome whose conditional mean is the RMST up to ``horizon``.
+
+    ``Y* = min(T, tau) * D / G(min(T, tau)-)`` with ``D = 1`` when the event was seen or
+    follow-up reached ``tau``, and ``G`` the Kaplan–Meier survival of the censoring time
+    (censoring taken as independent of the outcome). ``E[Y* | X] = E[min(T*, tau) | X]``.
+
+    Parameters
+    ----------
+    time : ndarray (n,), > 0
+    event : ndarray (n,), 1 = event, 0 = censored
+    horizon : float
+
+    Returns
+    -------
+    ndarray (n,)
+
+    Examples
+    --------
+    >>> ipcw_rmst(np.array([1.0, 2.0, 30.0]), np.array([1, 1, 0]), 12.0).round(2).tolist()
+    [1.0, 2.0, 12.0]
+    """
+    time = np.asarray(time, float)
+    event = np.asarray(event, float)
+    t = np.minimum(time, horizon)
+    seen = (event == 1) | (time >= horizon)
+    # KM of censoring: censoring "events" are the rows with event == 0 before the horizon
+    cens = (event == 0) & (time < horizon)
+    order = np.argsort(time, kind="stable")
+    ts = time[order]
+    uniq, first = np.unique(ts, return_index=True)
+    at_risk = len(ts) - first
+    n_cens = np.add.reduceat(cens[order].astype(float), first)
+    surv = np.cumprod(1.0 - n_cens / at_risk)
+    # G evaluated just before t: the product over censoring times strictly below t
+    idx = np.searchsorted(uniq, t, side="left") - 1
+    g = np.where(idx >= 0, surv[np.clip(idx, 0, None)], 1.0)
+    g = np.maximum(g, 0.05)  # bound the weights where follow-up is thin
+    return np.where(seen, t / g, 0.0)
+
+
+@dataclass
+class OutcomeData:
+    """One outcome for the analysis: the (possibly missing) values and their kind."""
+
+    name: str
+    y: np.ndarray  # NaN = not observed
+    binary: bool
+
+
+# --------------------------------------------------------------------------- nuisances
+@dataclass
+class NuisanceFit:
+    """Cross-fitted propensities and outcome predictions for one stratum group."""
+
+    arms: list[str]  # arm 0 = control
+    e: np.ndarray  # (n, A)
+    m: dict[str, np.ndarray]  # outcome -> (n, A)
+
+
+NUISANCE_DEFAULTS = {
+    "n_estimators": 120,
+    "learning_rate": 0.1,
+    "max_depth": 4,
+    "min_child_weight": 5.0,
+    "reg_lambda": 1.0,
+    "max_bin": 64,
+    "n_jobs": 1,  # many small fits: one thread each avoids OpenMP oversubscription stalls
+    "device": "auto",
+}
+
+
+def _nuisance_model(cls, params: dict[str, Any], seed: int):
+    kw = {**NUISANCE_DEFAULTS, **{k: v for k, v in params.items() if k in NUISANCE_DEFAULTS}}
+    return cls(subsample=0.8, colsample_bytree=0.8, random_state=seed, **kw)
+
+
+def _propensity_model(params: dict[str, Any], seed: int) -> ResponseClassifier:
+    return _nuisance_model(ResponseClassifier, params, seed)
+
+
+def _outcome_model(binary: bool, params: dict[str, Any], seed: int):
+    return _nuisance_model(ResponseClassifier if binary else OutcomeRegressor, params, seed)
+
+
+def fit_nuisances(
+    F: pd.DataFrame,
+    arm: np.ndarray,
+    arms: list[str],
+    outcomes: list[OutcomeData],
+    groups: np.ndarray,
+    *,
+    n_splits: int,
+    seed: int,
+    model_params: dict[str, Any],
+) -> NuisanceFit:
+    """Cross-fit (grouped by patient) the propensity and the pooled outcome models.
+
+    Parameters
+    ----------
+    F : DataFrame (n, p)
+        Covariates (confounders and effect modifiers; categoricals as category dtype).
+    arm : ndarray of int (n,)
+        0 = control, 1..A-1 the other arms of ``arms``.
+    outcomes : list of OutcomeData
+        Rows with a missing outcome are left out of that outcome's model only.
+    groups : ndarray (n,)
+        Patient ids: a patient's rows share a fold.
+    """
+    n, A = len(arm), len(arms)
+    folds = grouped_fold_ids(n, groups, n_splits=n_splits, seed=seed)
+    e = np.full((n, A), np.nan)
+    m = {o.name: np.full((n, A), np.nan) for o in outcomes}
+    cats = pd.Categorical(arm, categories=range(A))
+    for k in range(n_splits):
+        tr, te = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+        if not len(te):
+            continue
+        counts = np.bincount(arm[tr], minlength=A)
+        present = counts > 0
+        if present.sum() < 2:
+            raise ValueError(f"fold {k} has fewer than two arms; too few rows per arm")
+        # arms absent from a training fold get propensity 0 there (rows dropped later)
+        codes = np.cumsum(present) - 1
+        prop = _propensity_model(model_params, seed + k).fit(
+            F.iloc[tr], codes[arm[tr]], groups=groups[tr]
+        )
+        pk = prop.predict_proba(F.iloc[te])
+        e[np.ix_(te, np.flatnonzero(present))] = pk
+        e[np.ix_(te, np.flatnonzero(~present))] = 0.0
+        for o in outcomes:
+            ok = tr[~np.isnan(o.y[tr])]
+            if len(ok) < 20 or (o.binary and np.unique(o.y[ok]).size < 2):
+                continue
+            Ftr = F.iloc[ok].assign(**{ARM: cats[ok]})
+            model = _outcome_model(o.binary, model_params, seed + 100 + k).fit(
+                Ftr, o.y[ok], groups=groups[ok]
+            )
+            for a in range(A):
+                Fa = F.iloc[te].assign(
+                    **{ARM: pd.Categorical(np.full(len(te), a), categories=range(A))}
+                )
+                m[o.name][te, a] = model.predict_proba(Fa)[:, 1] if o.binary else model.predict(Fa)
+    return NuisanceFit(arms=list(arms), e=e, m=m)
+
+
+def aipw_psi(
+    y: np.ndarray, arm: np.ndarray, a: int, e: np.ndarray, m: np.ndarray, *, eps: float = 0.01
+) -> np.ndarray:
+    """AIPW scores of arm ``a`` vs control on the rows of those two arms (NaN elsewhere).
+
+    ``e`` and ``m`` are (n, A); the two-arm propensity is ``e_a / (e_a + e_0)``, clipped to
+    ``[eps, 1 - eps]``. Rows whose outcome is missing get NaN.
+    """
+    two = (arm == a) | (arm == 0)
+    ea = e[:, a] / np.maximum(e[:, a] + e[:, 0], 1e-12)
+    ea = np.clip(ea, eps, 1 - eps)
+    t = (arm == a).astype(float)
+    psi = m[:, a] - m[:, 0] + t * (y - m[:, a]) / ea - (1 - t) * (y - m[:, 0]) / (1 - ea)
+    ok = two & ~np.isnan(y) & ~np.isnan(psi)
+    return np.where(ok, psi, np.nan)
+
+
+# --------------------------------------------------------------------------- candidates
+@dataclass(frozen=True)
+class Candidate:
+    drug: str
+    condition: Condition
+    source: str = "grid"  # grid | tree
+
+
+def clause_specs(frame: pd.DataFrame, fields: list[str], min_rows: int) -> list[tuple[str, Any]]:
+    """Single clauses worth trying for each subgroup field (as ``(field, spec)``)."""
+    out: list[tuple[str, Any]] = []
+    cols = frame.columns
+    for fld in fields:
+        col = Clause(fld).column(cols)
+        if col not in cols:
+            continue
+        x = frame[col]
+        if fld == "line":
+            specs = [1, {"min": 2}]
+        elif pd.api.types.is_numeric_dtype(x):
+            vals = x.dropna().unique()
+            if len(vals) == 0:
+                continue
+            if set(np.unique(vals)) <= {0.0, 1.0}:
+                specs = ["positive", "negative"]
+            elif np.nanmax(vals) > 1 and fld.isupper():
+                specs = [{"min": 50}, {"min": 1, "max": 49}, {"max": 0}]  # TPS tiers
+            else:
+                continue
+        else:
+            levels = x.dropna().astype(str).value_counts()
+            specs = [lvl for lvl, c in levels.items() if c >= min_rows][:12]
+        for spec in specs:
+            cond = Condition.parse({fld: spec})
+            if cond.mask(frame).sum() >= min_rows:
+                out.append((fld, spec))
+    return out
+
+
+def tree_rules(
+    clause_masks: np.ndarray,
+    names: list[tuple[str, Any]],
+    target: np.ndarray,
+    *,
+    min_leaf: int,
+    depth: int = 3,
+) -> list[dict[str, Any]]:
+    """Conjunctions proposed by a shallow regression tree on binary clause features.
+
+    Only the "clause holds" branches are kept, so each node becomes a conjunction of the
+    clauses on its path (a superset of the node where a "does not hold" branch was taken).
+    """
+    ok = ~np.isnan(target)
+    if ok.sum() < 2 * min_leaf or clause_masks.shape[1] == 0:
+        return []
+    tree = DecisionTreeRegressor(max_depth=depth, min_samples_leaf=min_leaf, random_state=0)
+    tree.fit(clause_masks[ok].astype(np.float32), target[ok])
+    t = tree.tree_
+    rules: list[dict[str, Any]] = []
+
+    def walk(node: int, path: list[int]) -> None:
+        if path:
+            spec: dict[str, Any] = {}
+            for j in path:
+                fld, val = names[j]
+                if fld in spec:  # two levels of one field: contradictory, skip
+                    return
+                spec[fld] = val
+            rules.append(spec)
+        if t.children_left[node] == -1:
+            return
+        j = int(t.feature[node])
+        walk(int(t.children_left[node]), path)  # clause <= 0.5: does not hold
+        walk(int(t.children_right[node]), [*path, j])
+
+    walk(0, [])
+    return rules
+
+
+# --------------------------------------------------------------------------- screening
+def _screen(psi: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorized mean, SE (sd / sqrt(n)) and n of ``psi`` over each mask row."""
+    ok = ~np.isnan(psi)
+    p = np.where(ok, psi, 0.0)
+    w = masks & ok[None, :]
+    n = w.sum(axis=1).astype(float)
+    s1 = w @ p
+    s2 = w @ (p * p)
+    mean = np.divide(s1, n, out=np.zeros_like(s1), where=n > 0)
+    var = np.divide(s2 - n * mean**2, n - 1, out=np.full_like(s1, np.inf), where=n > 1)
+    se = np.sqrt(np.maximum(var, 0) / np.maximum(n, 1))
+    return mean, se, n
+
+
+@dataclass
+class DiscoveryConfig:
+    min_effect: dict[str, float] = field(
+        default_factory=lambda: {"response": 0.05, "pfs": 0.5, "toxicity": 0.05}
+    )
+    discovery_p: float = 0.01
+    q: float = 0.05
+    min_arm_rows: int = 30  # per arm in a subgroup, in each part
+    min_drug_rows: int = 50  # a drug's rows in a stratum before it is compared there
+    max_candidates: int = 60
+    max_per_comparison: int = 4  # so one strong drug cannot crowd out the others
+    max_overlap: float = 0.6
+    pairs: bool = True
+    tree_depth: int = 3
+    n_splits: int = 3
+    eps: float = 0.01
+    seed: int = 0
+    model_params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Comparison:
+    """Drug ``drug`` against the comparator within one stratum group of one data part."""
+
+    group: str
+    drug: str
+    arm: int
+    rows: np.ndarray  # bool over the part's rows: in strata where the drug is used, arm in {a, 0}
+    psi: dict[str, np.ndarray]
+
+
+class PartAnalysis:
+    """Nuisances and AIPW scores for every (group, drug) comparison of one data part."""
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        *,
+        treatment: str,
+        comparator: pd.Series,
+        group_col: str | None,
+        strata: list[str],
+        covariates: list[str],
+        outcomes: list[OutcomeData],
+        id_col: str,
+        cfg: DiscoveryConfig,
+        drugs_by_group: dict[str, list[str]] | None = None,
+    ):
+        self.frame = frame.reset_index(drop=True)
+        self.comparisons: list[Comparison] = []
+        self.drugs_by_group: dict[str, list[str]] = {}
+        self.strata_by_drug: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        treat = self.frame[treatment].astype(str).to_numpy()
+        comp = comparator.reset_index(drop=True).astype(str).to_numpy()
+        is_ctl = treat == comp
+        groups = (
+            self.frame[group_col].astype(str).to_numpy()
+            if group_col
+            else np.full(len(self.frame), "all", dtype=object)
+        )
+        ids = self.frame[id_col].to_numpy()
+        F = _feature_frame(self.frame, covariates)
+        stratum_key = (
+            self.frame[strata].astype(str).agg("|".join, axis=1).to_numpy()
+            if strata
+            else np.full(len(self.frame), "", dtype=object)
+        )
+        for g in sorted(set(groups)):
+            gi = np.flatnonzero(groups == g)
+            t_g, ctl_g, key_g = treat[gi], is_ctl[gi], stratum_key[gi]
+            if drugs_by_group is not None:
+                drugs = [d for d in drugs_by_group.get(g, []) if (t_g == d).sum() > 0]
+            else:
+                counts = pd.Series(t_g[~ctl_g]).value_counts()
+                drugs = sorted(d for d, c in counts.items() if c >= cfg.min_drug_rows)
+            if not drugs or ctl_g.sum() < cfg.min_drug_rows:
+                continue
+            arms = ["<comparator>", *drugs]
+            arm = np.full(len(gi), -1)
+            arm[ctl_g] = 0
+            for j, d in enumerate(drugs, start=1):
+                arm[(t_g == d) & ~ctl_g] = j
+            keep = arm >= 0  # rows on a drug not compared here leave the group's models
+            rows = gi[keep]
+            arm_k = arm[keep]
+            fit = fit_nuisances(
+                F.iloc[rows].reset_index(drop=True),
+                arm_k,
+                arms,
+                [OutcomeData(o.name, o.y[rows], o.binary) for o in outcomes],
+                ids[rows],
+                n_splits=cfg.n_splits,
+                seed=cfg.seed,
+                model_params=cfg.model_params,
+            )
+            self.drugs_by_group[g] = drugs
+            for j, d in enumerate(drugs, start=1):
+                # strata where the drug is used: compare only there (positivity)
+                used = pd.Series(key_g[keep][arm_k == j]).value_counts()
+                ok_strata = set(used.index[used >= max(1, cfg.min_drug_rows // 5)])
+                in_strata = np.isin(key_g[keep], list(ok_strata))
+                two = ((arm_k == j) | (arm_k == 0)) & in_strata
+                mask = np.zeros(len(self.frame), dtype=bool)
+                mask[rows[two]] = True
+                psi = {}
+                for o in outcomes:
+                    full = np.full(len(self.frame), np.nan)
+                    sc = aipw_psi(o.y[rows], arm_k, j, fit.e, fit.m[o.name], eps=cfg.eps)
+                    full[rows] = np.where(two, sc, np.nan)
+                    psi[o.name] = full
+                self.comparisons.append(Comparison(g, d, j, mask, psi))
+                self.strata_by_drug[(g, d)] = (
+                    [dict(zip(strata, s.split("|"), strict=True)) for s in sorted(ok_strata)]
+                    if strata
+                    else []
+                )
+        self.is_treated = {(c.group, c.drug): (treat == c.drug) & c.rows for c in self.comparisons}
+        self.ids = ids
+
+    def comparison(self, group: str, drug: str) -> Comparison | None:
+        for c in self.comparisons:
+            if c.group == group and c.drug == drug:
+                return c
+        return None
+
+
+def _feature_frame(frame: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
+    F = frame[covariates].copy()
+    for c in F.columns:
+        if not pd.api.types.is_numeric_dtype(F[c]) and not isinstance(
+            F[c].dtype, pd.CategoricalDtype
+        ):
+            F[c] = F[c].astype("category")
+        elif pd.api.types.is_bool_dtype(F[c]):
+            F[c] = F[c].astype(np.int8)
+    return F
+
+
+# --------------------------------------------------------------------------- discovery
+@dataclass
+class Hypothesis:
+    drug: str
+    group: str
+    condition: Condition
+    source: str
+    discovery: dict[str, dict[str, float]]
+    confirmation: dict[str, dict[str, float]] = field(default_factory=dict)
+    confirmed: bool = False
+    primary: str | None = None
+    strata: list[dict[str, Any]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "drug": self.drug,
+            "group": self.group,
+            "subgroup": self.condition.describe(),
+            "conditions": self.condition.to_spec(),
+            "source": self.source,
+            "strata": self.strata,
+            "confirmed": self.confirmed,
+            "primary_endpoint": self.primary,
+            "discovery": self.discovery,
+            "confirmation": self.confirmation,
+            **self.extras,
+        }
+
+
+def _stats(mean: float, se: float, n: float) -> dict[str, float]:
+    z = mean / se if se > 0 else 0.0
+    return {
+        "effect": float(mean),
+        "se": float(se),
+        "n": int(n),
+        "z": float(z),
+        "p_value": float(2 * stats.norm.sf(abs(z))),
+    }
+
+
+def discover(
+    part: PartAnalysis, *, group_col: str | None, fields: list[str], cfg: DiscoveryConfig
+) -> list[Hypothesis]:
+    """Screen every candidate rule on the discovery part; return the selected ones."""
+    frame = part.frame
+    selected: list[Hypothesis] = []
+    for comp in part.comparisons:
+        rows = np.flatnonzero(comp.rows)
+        sub = frame.iloc[rows]
+        treated = part.is_treated[(comp.group, comp.drug)][rows]
+        base = {group_col: comp.group} if group_col else {}
+        singles = clause_specs(sub, [f for f in fields if f != group_col], cfg.min_arm_rows)
+        single_masks = np.array(
+            [Condition.parse({f: s}).mask(sub) for f, s in singles], dtype=bool
+        ).reshape(len(singles), len(sub))
+        specs: list[dict[str, Any]] = [dict(base)]
+        specs += [{**base, f: s} for f, s in singles]
+        if cfg.pairs:
+            for i, j in combinations(range(len(singles)), 2):
+                if singles[i][0] == singles[j][0]:
+                    continue
+                both = single_masks[i] & single_masks[j]
+                if (both & treated).sum() >= cfg.min_arm_rows and (
+                    both & ~treated
+                ).sum() >= cfg.min_arm_rows:
+                    specs.append(
+                        {**base, singles[i][0]: singles[i][1], singles[j][0]: singles[j][1]}
+                    )
+        sources = ["grid"] * len(specs)
+        for name in EFFICACY:
+            if name not in comp.psi:
+                continue
+            target = comp.psi[name][rows]
+            for rule in tree_rules(
+                single_masks.T, singles, target, min_leaf=2 * cfg.min_arm_rows, depth=cfg.tree_depth
+            ):
+                spec = {**base, **rule}
+                if spec not in specs:
+                    specs.append(spec)
+                    sources.append("tree")
+        conds = [Condition.parse(s) for s in specs]
+        masks = np.array([c.mask(sub) for c in conds], dtype=bool).reshape(len(conds), len(sub))
+        n_t = (masks & treated[None, :]).sum(axis=1)
+        n_c = (masks & ~treated[None, :]).sum(axis=1)
+        big = (n_t >= cfg.min_arm_rows) & (n_c >= cfg.min_arm_rows)
+        res = {}
+        for name in comp.psi:
+            res[name] = _screen(comp.psi[name][rows], masks)
+        score = np.zeros(len(conds))
+        best = np.array([None] * len(conds), dtype=object)
+        for name in EFFICACY:
+            if name not in res:
+                continue
+            mean, se, _ = res[name]
+            z = np.divide(mean, se, out=np.zeros_like(mean), where=se > 0)
+            sign = 1.0 if name == "response" else 1.0
+            worth = np.abs(mean) >= cfg.min_effect[name]
+            pz = np.where(worth, np.abs(z * sign), 0.0)
+            better = pz > score
+            score = np.where(better, pz, score)
+            best = np.where(better, name, best)
+        thresh = stats.norm.isf(cfg.discovery_p / 2)
+        for i in np.flatnonzero(big & (score >= thresh)):
+            disc = {name: _stats(res[name][0][i], res[name][1][i], res[name][2][i]) for name in res}
+            selected.append(
+                Hypothesis(
+                    drug=comp.drug,
+                    group=comp.group,
+                    condition=conds[i],
+                    source=sources[i],
+                    discovery=disc,
+                    primary=str(best[i]),
+                    strata=part.strata_by_drug.get((comp.group, comp.drug), []),
+                    extras={"_score": float(score[i]), "_rows": rows[masks[i]]},
+                )
+            )
+    # greedy de-duplication: strongest first; drop a same-drug rule overlapping a kept one
+    selected.sort(key=lambda h: -h.extras["_score"])
+    kept: list[Hypothesis] = []
+    per_comp: dict[tuple[str, str], int] = {}
+    for h in selected:
+        if per_comp.get((h.group, h.drug), 0) >= cfg.max_per_comparison:
+            continue
+        rows_h = set(h.extras["_rows"].tolist())
+        dup = False
+        for k in kept:
+            if k.drug != h.drug or k.group != h.group:
+                continue
+            rows_k = k.extras["_rows_set"]
+            inter = len(rows_h & rows_k)
+            if inter / max(1, len(rows_h | rows_k)) > cfg.max_overlap:
+                dup = True
+                break
+        if not dup:
+            h.extras["_rows_set"] = rows_h
+            kept.append(h)
+            per_comp[(h.group, h.drug)] = per_comp.get((h.group, h.drug), 0) + 1
+        if len(kept) >= cfg.max_candidates:
+            break
+    for h in kept:
+        for k in ("_rows", "_rows_set"):
+            h.extras.pop(k, None)
+    return kept
+
+
+def confirm(
+    hyps: list[Hypothesis],
+    part: PartAnalysis,
+    *,
+    cfg: DiscoveryConfig,
+    alpha: float = 0.05,
+) -> list[Hypothesis]:
+    """Estimate each hypothesis on the confirmation part; BH over the efficacy tests."""
+    tests: list[tuple[int, str, float]] = []
+    for i, h in enumerate(hyps):
+        comp = part.comparison(h.group, h.drug)
+        h.confirmation = {}
+        if comp is None:
+            continue
+        mask = comp.rows & h.condition.mask(part.frame)
+        treated = part.is_treated[(h.group, h.drug)]
+        n_t, n_c = int((mask & treated).sum()), int((mask & ~treated).sum())
+        h.extras["n_treated"] = n_t
+        h.extras["n_control"] = n_c
+        if n_t < cfg.min_arm_rows or n_c < cfg.min_arm_rows:
+            continue
+        for name, psi in comp.psi.items():
+            ok = mask & ~np.isnan(psi)
+            if ok.sum() < 2 * cfg.min_arm_rows:
+                continue
+            inf = aipw_effect(psi[ok], groups=part.ids[ok], alpha=alpha)
+            h.confirmation[name] = {
+                "effect": float(inf.effect),
+                "se": float(inf.se),
+                "ci_low": float(inf.ci_lower),
+                "ci_high": float(inf.ci_upper),
+                "p_value": float(inf.p_value),
+                "n": int(inf.n),
+            }
+            if name in EFFICACY:
+                tests.append((i, name, float(inf.p_value)))
+    if tests:
+        q = bh_qvalues(np.array([t[2] for t in tests]))
+        for (i, name, _), qv in zip(tests, q, strict=True):
+            hyps[i].confirmation[name]["q_value"] = float(qv)
+    tox = [
+        (i, h.confirmation["toxicity"]["p_value"])
+        for i, h in enumerate(hyps)
+        if "toxicity" in h.confirmation
+    ]
+    if tox:
+        q = bh_qvalues(np.array([p for _, p in tox]))
+        for (i, _), qv in zip(tox, q, strict=True):
+            hyps[i].confirmation["toxicity"]["q_value"] = float(qv)
+    for h in hyps:
+        best = None
+        for name in EFFICACY:
+            c, d = h.confirmation.get(name), h.discovery.get(name)
+            if not c or not d or "q_value" not in c:
+                continue
+            same_sign = np.sign(c["effect"]) == np.sign(d["effect"])
+            if (
+                c["q_value"] < cfg.q
+                and same_sign
+                and (best is None or c["q_value"] < h.confirmation[best]["q_value"])
+            ):
+                best = name
+        h.confirmed = best is not None
+        if best is not None:
+            h.primary = best
+    return hyps

@@ -1,0 +1,515 @@
+"""Track 1, hypothesis generation: from a cohort table to ranked, explained hypotheses.
+
+:func:`run_hypothesis` is what the ``hypothesis`` stage and ``oncorwe discover`` call:
+
+1. split the rows by patient into discovery, confirmation and validation parts (the
+   validation part is left untouched for track 2);
+2. fit the response models (binary response, PFS with ``survival:cox``, toxicity), tuned
+   with optuna on the discovery part, evaluated on the confirmation part overall, per
+   population and per hospital;
+3. screen candidate subgroups for every drug against its comparator on the discovery
+   part and confirm them on the confirmation part (:mod:`oncorwe.effects.discovery`);
+4. explain: TreeSHAP of the response models on a stratified sample, and of an
+   effect model (the doubly robust learner's second stage, tuned on the held-out DR loss)
+   for each hypothesis;
+5. audit: representation of drugs, populations and hospitals, model performance and
+   calibration per group, and each hypothesis' effect per population.
+
+Everything it writes is aggregate: counts under the suppression threshold are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from oncorwe.cohort.roles import Roles
+from oncorwe.cohort.splits import assign_splits
+from oncorwe.effects.discovery import (
+    DiscoveryConfig,
+    Hypothesis,
+    OutcomeData,
+    PartAnalysis,
+    _feature_frame,
+    confirm,
+    discover,
+    ipcw_rmst,
+)
+from oncorwe.effects.metalearners import dr_pseudo_outcome_loss
+from oncorwe.io import atomic_path, write_json
+from oncorwe.models.estimators import OutcomeRegressor, ResponseClassifier, SurvivalModel
+from oncorwe.models.metrics import binary_metrics, harrell_c, metrics_by_group
+from oncorwe.models.tuning import tune
+
+
+@dataclass
+class TrackConfig:
+    """Everything track 1 needs beyond the data (from ``params.yaml`` ``hypothesis``)."""
+
+    fractions: dict[str, float]
+    split_seed: int = 0
+    horizon_months: float = 12.0
+    discovery: DiscoveryConfig | None = None
+    tuning_trials: int = 8
+    tuning_timeout_s: float = 60.0
+    shap_rows: int = 2000
+    min_cell: int = 11
+    device: str = "auto"
+    threads: int = 2
+    model_params: dict[str, Any] | None = None
+
+
+def _log(msg: str) -> None:
+    print(f"[oncorwe] {msg}", flush=True)
+
+
+def _outcomes(frame: pd.DataFrame, roles: Roles, horizon: float) -> list[OutcomeData]:
+    out = []
+    if roles.response:
+        out.append(OutcomeData("response", frame[roles.response].to_numpy(float), True))
+    if roles.time:
+        y = ipcw_rmst(
+            frame[roles.time].to_numpy(float), frame[roles.event].to_numpy(float), horizon
+        )
+        out.append(OutcomeData("pfs", y, False))
+    if roles.toxicity:
+        out.append(OutcomeData("toxicity", frame[roles.toxicity].to_numpy(float), True))
+    return out
+
+
+def _suppress(n: int, min_cell: int) -> int | None:
+    return int(n) if n >= min_cell else None
+
+
+# ------------------------------------------------------------------ response models
+def fit_response_models(
+    disc: pd.DataFrame,
+    conf: pd.DataFrame,
+    roles: Roles,
+    covariates: list[str],
+    cfg: TrackConfig,
+    tuning_db: Path | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit (tuned) response / PFS / toxicity models; evaluate them on ``conf``.
+
+    Returns the fitted models and their metrics (overall, per population, per hospital).
+    """
+    models: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    X_cols = [*covariates, roles.treatment]
+    base_kw = dict(
+        n_estimators=400,
+        early_stopping_rounds=30,
+        device=cfg.device,
+        n_jobs=cfg.threads,
+        random_state=cfg.split_seed,
+    )
+    Xd = _feature_frame(disc, X_cols)
+    Xc = _feature_frame(conf, X_cols)
+    gd = disc[roles.id].to_numpy()
+    groups_conf = {
+        k: conf[c].astype(str).to_numpy()
+        for k, c in (("population", roles.population), ("hospital", roles.hospital))
+        if c
+    }
+    tasks = []
+    if roles.response:
+        tasks.append(("response", roles.response))
+    if roles.toxicity:
+        tasks.append(("toxicity", roles.toxicity))
+    # tuning runs on at most TUNE_ROWS rows (whole patients); the final fit uses them all
+    sub = _tuning_rows(gd, cfg.split_seed)
+    tag = f"{len(disc)}rows_seed{cfg.split_seed}"  # a resumed study must be about the same data
+    for name, col in tasks:
+        ok_d, ok_c = disc[col].notna().to_numpy(), conf[col].notna().to_numpy()
+        y = disc.loc[ok_d, col].to_numpy(int)
+        base = ResponseClassifier(**base_kw)
+        t_rows = ok_d & sub
+        best, study = tune(
+            base,
+            Xd[t_rows],
+            disc.loc[t_rows, col].to_numpy(int),
+            gd[t_rows],
+            n_trials=cfg.tuning_trials,
+            timeout_s=cfg.tuning_timeout_s,
+            storage=tuning_db,
+            study_name=f"{name}_model_{tag}",
+            seed=cfg.split_seed,
+        )
+        model = base.set_params(**best).fit(Xd[ok_d], y, groups=gd[ok_d])
+        p = model.predict_proba(Xc[ok_c])[:, 1]
+        yc = conf.loc[ok_c, col].to_numpy(int)
+        metrics[name] = {
+            "overall": {k: float(v) for k, v in binary_metrics(yc, p).items()},
+            "n_trials": len(study.trials),
+            "best_params": best,
+            **{
+                f"by_{k}": _records(metrics_by_group(yc, p, g[ok_c], min_cell=cfg.min_cell))
+                for k, g in groups_conf.items()
+            },
+        }
+        models[name] = model
+    if roles.time:
+        ev_d = disc[roles.event].to_numpy(int)
+        t_d = disc[roles.time].to_numpy(float)
+        base = SurvivalModel(objective="cox", **base_kw)
+        best, study = tune(
+            base,
+            Xd[sub],
+            (ev_d[sub], t_d[sub]),
+            gd[sub],
+            n_trials=cfg.tuning_trials,
+            timeout_s=cfg.tuning_timeout_s,
+            storage=tuning_db,
+            study_name=f"pfs_model_{tag}",
+            seed=cfg.split_seed,
+        )
+        model = base.set_params(**best).fit(Xd, ev_d, t_d, groups=gd)
+        risk = model.predict_risk(Xc)
+        ev_c, t_c = conf[roles.event].to_numpy(int), conf[roles.time].to_numpy(float)
+        by = {}
+        for k, g in groups_conf.items():
+            rows = []
+            for level in sorted(set(g)):
+                m = g == level
+                n = int(m.sum())
+                rows.append(
+                    {
+                        "group": level,
+                        "n": _suppress(n, cfg.min_cell),
+                        "c_index": float(harrell_c(ev_c[m], t_c[m], risk[m]))
+                        if n >= cfg.min_cell and ev_c[m].sum() > 1
+                        else None,
+                    }
+                )
+            by[f"by_{k}"] = rows
+        metrics["pfs"] = {
+            "overall": {"c_index": float(harrell_c(ev_c, t_c, risk))},
+            "n_trials": len(study.trials),
+            "best_params": best,
+            **by,
+        }
+        models["pfs"] = model
+    return models, metrics
+
+
+TUNE_ROWS = 40_000
+
+
+def _tuning_rows(ids: np.ndarray, seed: int) -> np.ndarray:
+    """Whole patients, about TUNE_ROWS rows, for tuning (all rows when fewer)."""
+    if len(ids) <= TUNE_ROWS:
+        return np.ones(len(ids), dtype=bool)
+    share = TUNE_ROWS / len(ids)
+    part = assign_splits(pd.Series(ids), {"tune": share, "rest": 1 - share}, seed=seed + 7)
+    return part == "tune"
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for rec in df.reset_index().to_dict(orient="records"):
+        clean = {}
+        for k, v in rec.items():
+            if isinstance(v, float | np.floating):
+                clean[str(k)] = None if not np.isfinite(v) else float(v)
+            elif isinstance(v, np.integer):
+                clean[str(k)] = int(v)
+            elif isinstance(v, np.bool_):
+                clean[str(k)] = bool(v)
+            else:
+                clean[str(k)] = v if v is None or isinstance(v, str | int | bool) else str(v)
+        out.append(clean)
+    return out
+
+
+# ------------------------------------------------------------------ explanations
+def shap_summary(model, X: pd.DataFrame, strata: np.ndarray, n_rows: int, seed: int) -> list[dict]:
+    """Mean |SHAP| per feature on a sample stratified by ``strata`` (e.g. cancer type)."""
+    rng = np.random.default_rng(seed)
+    idx = []
+    levels = pd.Series(strata).value_counts()
+    per = max(1, n_rows // max(1, len(levels)))
+    for level in levels.index:
+        rows = np.flatnonzero(strata == level)
+        idx.extend(rng.choice(rows, size=min(per, len(rows)), replace=False).tolist())
+    idx = np.sort(np.array(idx, dtype=int))
+    contrib = model.shap_values(X.iloc[idx]).drop(columns="bias")
+    imp = contrib.abs().mean().sort_values(ascending=False)
+    return [{"feature": f, "mean_abs_shap": float(v)} for f, v in imp.items()]
+
+
+def effect_model(
+    X: pd.DataFrame, psi: np.ndarray, groups: np.ndarray, seed: int, threads: int, device: str
+) -> tuple[OutcomeRegressor | None, dict[str, float]]:
+    """The DR-learner's second stage: a regularized regressor of ``psi`` on X.
+
+    Tuned on the held-out DR pseudo-outcome loss over a small grid and compared with the
+    constant-zero and constant-mean effects (an untuned deep learner does worse than zero
+    on a rare effect).
+    """
+    from oncorwe.models.estimators import grouped_validation_split
+
+    ok = ~np.isnan(psi)
+    if ok.sum() < 200:
+        return None, {}
+    Xo, yo, go = X[ok], psi[ok], groups[ok]
+    tr, va = grouped_validation_split(len(yo), go, validation_fraction=0.3, random_state=seed)
+    losses = {
+        "zero": dr_pseudo_outcome_loss(yo[va], np.zeros(len(va))),
+        "mean": dr_pseudo_outcome_loss(yo[va], np.full(len(va), yo[tr].mean())),
+    }
+    best, best_loss = None, np.inf
+    for depth in (1, 2, 3):
+        for mcw in (50.0, 200.0):
+            m = OutcomeRegressor(
+                n_estimators=60,
+                learning_rate=0.1,
+                max_depth=depth,
+                min_child_weight=mcw,
+                reg_lambda=50.0,
+                subsample=0.8,
+                colsample_bytree=0.8,
+                n_jobs=threads,
+                device=device,
+                random_state=seed,
+            ).fit(Xo.iloc[tr], yo[tr])
+            loss = dr_pseudo_outcome_loss(yo[va], m.predict(Xo.iloc[va]))
+            losses[f"depth{depth}_mcw{int(mcw)}"] = loss
+            if loss < best_loss:
+                best, best_loss = m.get_params(), loss
+    model = OutcomeRegressor(**best).fit(Xo, yo)
+    return model, {k: float(v) for k, v in losses.items()}
+
+
+# ------------------------------------------------------------------ the track
+def run_hypothesis(
+    frame: pd.DataFrame, roles: Roles, cfg: TrackConfig, out_dir: str | Path
+) -> dict:
+    """Run track 1 on a validated cohort table and write its outputs to ``out_dir``.
+
+    Writes ``hypotheses.json`` (ranked), ``models/`` (response models), ``splits.parquet``
+    (patient id -> part, for track 2) and ``summary.json`` (metrics, SHAP, audit inputs).
+    Returns the summary.
+    """
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    dcfg = cfg.discovery or DiscoveryConfig()
+    frame = frame.reset_index(drop=True)
+    if roles.eligible:
+        from oncorwe.rules import Condition
+
+        frame = frame[Condition.parse(roles.eligible).mask(frame)].reset_index(drop=True)
+    hosp = frame[roles.hospital] if roles.hospital else None
+    part = assign_splits(frame[roles.id], cfg.fractions, seed=cfg.split_seed)
+    covariates = roles.resolved_covariates(frame)
+    nuis_cov = [
+        *covariates,
+        *([roles.hospital] if roles.hospital and roles.hospital not in covariates else []),
+    ]
+    group_col = roles.stratum[0] if roles.stratum else None
+    fields = roles.resolved_subgroups(frame)
+    comparator = roles.comparator_of(frame)
+
+    disc_i, conf_i = np.flatnonzero(part == "discovery"), np.flatnonzero(part == "confirmation")
+    disc, conf = (
+        frame.iloc[disc_i].reset_index(drop=True),
+        frame.iloc[conf_i].reset_index(drop=True),
+    )
+    _log(f"hypothesis: {len(frame)} rows -> discovery {len(disc)}, confirmation {len(conf)}")
+
+    tuning_db = out_dir.parent / f"{out_dir.name}-optuna.db"
+    models, model_metrics = fit_response_models(disc, conf, roles, covariates, cfg, tuning_db)
+    _log(f"hypothesis: response models in {time.perf_counter() - t0:.0f}s")
+
+    dcfg.model_params = {**(cfg.model_params or {}), "device": cfg.device}
+    common = dict(
+        treatment=roles.treatment,
+        group_col=group_col,
+        strata=list(roles.stratum),
+        covariates=nuis_cov,
+        id_col=roles.id,
+        cfg=dcfg,
+    )
+    pa_disc = PartAnalysis(
+        disc,
+        comparator=comparator.iloc[disc_i],
+        outcomes=_outcomes(disc, roles, cfg.horizon_months),
+        **common,
+    )
+    candidates = discover(pa_disc, group_col=group_col, fields=fields, cfg=dcfg)
+    _log(
+        f"hypothesis: {len(candidates)} candidates after discovery ({time.perf_counter() - t0:.0f}s)"
+    )
+    pa_conf = PartAnalysis(
+        conf,
+        comparator=comparator.iloc[conf_i],
+        outcomes=_outcomes(conf, roles, cfg.horizon_months),
+        drugs_by_group=pa_disc.drugs_by_group,
+        **common,
+    )
+    hyps = confirm(candidates, pa_conf, cfg=dcfg, alpha=0.05)
+    _log(
+        f"hypothesis: {sum(h.confirmed for h in hyps)} confirmed ({time.perf_counter() - t0:.0f}s)"
+    )
+
+    # explanations: effect models per comparison, SHAP for each hypothesis
+    X_disc = _feature_frame(disc, covariates)
+    X_conf = _feature_frame(conf, covariates)
+    effect_models: dict[tuple[str, str, str], tuple[Any, dict]] = {}
+    effect_dist: list[dict[str, Any]] = []
+    for h in hyps:
+        comp_d = pa_disc.comparison(h.group, h.drug)
+        comp_c = pa_conf.comparison(h.group, h.drug)
+        name = h.primary or "response"
+        key = (h.group, h.drug, name)
+        if key not in effect_models and comp_d is not None and name in comp_d.psi:
+            rows = np.flatnonzero(comp_d.rows)
+            effect_models[key] = effect_model(
+                X_disc.iloc[rows],
+                comp_d.psi[name][rows],
+                pa_disc.ids[rows],
+                cfg.split_seed,
+                cfg.threads,
+                cfg.device,
+            )
+            model = effect_models[key][0]
+            if model is not None and comp_c is not None:
+                cate = model.predict(X_conf.iloc[np.flatnonzero(comp_c.rows)])
+                counts, edges = np.histogram(cate, bins=20)
+                effect_dist.append(
+                    {
+                        "group": h.group,
+                        "drug": h.drug,
+                        "outcome": name,
+                        "bin_edges": [float(x) for x in edges],
+                        "counts": [_suppress(int(c), cfg.min_cell) for c in counts],
+                    }
+                )
+        model, losses = effect_models.get(key, (None, {}))
+        h.extras["effect_model_dr_loss"] = losses
+        mask = None
+        if comp_c is not None:
+            mask = comp_c.rows & h.condition.mask(pa_conf.frame)
+        if model is not None and mask is not None and mask.any():
+            rows = np.flatnonzero(mask)
+            rng = np.random.default_rng(cfg.split_seed)
+            rows = np.sort(rng.choice(rows, size=min(len(rows), cfg.shap_rows), replace=False))
+            contrib = model.shap_values(X_conf.iloc[rows]).drop(columns="bias")
+            mean = contrib.mean()
+            top = mean.abs().sort_values(ascending=False).head(5)
+            h.extras["top_features"] = [
+                {"feature": f, "mean_shap_on_effect": float(mean[f])} for f in top.index
+            ]
+        # effect by population within the subgroup (bias audit)
+        if roles.population and comp_c is not None and mask is not None and name in comp_c.psi:
+            by_pop = []
+            pops = pa_conf.frame[roles.population].astype(str).to_numpy()
+            psi = comp_c.psi[name]
+            for level in sorted(set(pops[mask])):
+                m = mask & (pops == level) & ~np.isnan(psi)
+                n = int(m.sum())
+                if n >= max(cfg.min_cell, 30):
+                    se = float(np.std(psi[m], ddof=1) / np.sqrt(n))
+                    by_pop.append(
+                        {
+                            "population": level,
+                            "n": n,
+                            "effect": float(psi[m].mean()),
+                            "ci_low": float(psi[m].mean() - 1.96 * se),
+                            "ci_high": float(psi[m].mean() + 1.96 * se),
+                        }
+                    )
+                else:
+                    by_pop.append({"population": level, "n": None, "effect": None})
+            h.extras["effect_by_population"] = by_pop
+        # counts leave only above the suppression threshold
+        for k in ("n_treated", "n_control"):
+            if k in h.extras:
+                h.extras[k] = _suppress(h.extras[k], cfg.min_cell)
+        for block in (h.discovery, h.confirmation):
+            for res in block.values():
+                if "n" in res:
+                    res["n"] = _suppress(res["n"], cfg.min_cell)
+
+    ranked = rank(hyps)
+    shap_models = {}
+    strata_col = group_col or roles.treatment
+    X_cols = [*covariates, roles.treatment]
+    Xc_full = _feature_frame(conf, X_cols)
+    for name, model in models.items():
+        shap_models[name] = shap_summary(
+            model, Xc_full, conf[strata_col].astype(str).to_numpy(), cfg.shap_rows, cfg.split_seed
+        )[:20]
+
+    summary = {
+        "n_rows": _suppress(len(frame), cfg.min_cell),
+        "parts": {k: _suppress(int((part == k).sum()), cfg.min_cell) for k in cfg.fractions},
+        "n_candidates": len(candidates),
+        "n_confirmed": sum(h.confirmed for h in hyps),
+        "comparisons": [{"group": c.group, "drug": c.drug} for c in pa_disc.comparisons],
+        "models": model_metrics,
+        "shap": shap_models,
+        "effect_distribution": effect_dist,
+        "horizon_months": cfg.horizon_months,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        (tmp / "models").mkdir()
+        for name, model in models.items():
+            model.booster_.save_model(tmp / "models" / f"{name}.json")
+            (tmp / "models" / f"{name}.features.json").write_text(
+                json.dumps(
+                    {
+                        "features": model.feature_names_,
+                        "categories": {
+                            k: [str(x) for x in v] for k, v in model.categories_.items()
+                        },
+                    },
+                    indent=1,
+                )
+            )
+        pd.DataFrame(
+            {"id": frame[roles.id].astype(str), "part": part}
+        ).drop_duplicates().to_parquet(tmp / "splits.parquet", index=False)
+        write_json(
+            tmp / "hypotheses.json",
+            {
+                "hypotheses": ranked,
+                "horizon_months": cfg.horizon_months,
+                "endpoints": {
+                    "response": "risk difference (drug - comparator)",
+                    "pfs": f"RMST difference to {cfg.horizon_months:g} months (months, + = longer PFS)",
+                    "toxicity": "risk difference of grade >= 3 AE (+ = more toxic)",
+                },
+            },
+        )
+        write_json(tmp / "summary.json", summary)
+    if hosp is not None:
+        pass
+    return {"summary": summary, "hypotheses": hyps, "parts": part, "confirmation": pa_conf}
+
+
+def rank(hyps: list[Hypothesis]) -> list[dict[str, Any]]:
+    """Confirmed first, by the strength of their primary endpoint; then the rest."""
+
+    def strength(h: Hypothesis) -> float:
+        c = h.confirmation.get(h.primary or "", {})
+        if not c or not c.get("se"):
+            return 0.0
+        return abs(c["effect"] / c["se"])
+
+    order = sorted(hyps, key=lambda h: (not h.confirmed, -strength(h)))
+    out = []
+    for i, h in enumerate(order, start=1):
+        d = h.to_dict()
+        d.pop("_score", None)
+        d["rank"] = i
+        out.append(d)
+    return out

@@ -1,0 +1,154 @@
+"""Tables for the track 1 notebook, from the ``hypothesis`` stage's outputs.
+
+Everything here reads the aggregate files the stage wrote (``hypotheses.json``,
+``summary.json``); the bias audit reads the analysis table and keeps only aggregates.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ENDPOINT_LABEL = {
+    "response": "Response: risk difference",
+    "pfs": "PFS: RMST difference (months)",
+    "toxicity": "Grade >= 3 toxicity: risk difference",
+}
+
+
+def load_results(hypothesis_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The ranked hypotheses and the stage summary."""
+    d = Path(hypothesis_dir)
+    hyps = json.loads((d / "hypotheses.json").read_text())["hypotheses"]
+    summary = json.loads((d / "summary.json").read_text())
+    return hyps, summary
+
+
+def headline(hyps: list[dict], summary: dict) -> dict[str, Any]:
+    """The numbers a reader sees first (and the notebook test checks)."""
+    confirmed = [h for h in hyps if h["confirmed"]]
+    return {
+        "candidates": summary["n_candidates"],
+        "confirmed": len(confirmed),
+        "drugs_with_confirmed": sorted({h["drug"] for h in confirmed}),
+        "response_auc": summary["models"].get("response", {}).get("overall", {}).get("auc"),
+        "pfs_c_index": summary["models"].get("pfs", {}).get("overall", {}).get("c_index"),
+        "horizon_months": summary["horizon_months"],
+    }
+
+
+def _fmt(res: dict | None) -> str:
+    if not res or "effect" not in res:
+        return ""
+    q = res.get("q_value", res.get("p_value"))
+    tag = "q" if "q_value" in res else "p"
+    return f"{res['effect']:+.3f} [{res['ci_low']:+.3f}, {res['ci_high']:+.3f}] {tag}={q:.3g}"
+
+
+def hypotheses_table(hyps: list[dict], top: int = 30) -> pd.DataFrame:
+    """One row per hypothesis: rank, drug, subgroup, status and the three effects."""
+    rows = []
+    for h in hyps[:top]:
+        c = h.get("confirmation", {})
+        rows.append(
+            {
+                "rank": h["rank"],
+                "drug": h["drug"],
+                "subgroup": h["subgroup"],
+                "confirmed": "yes" if h["confirmed"] else "no",
+                "primary": h.get("primary_endpoint") or "",
+                "response RD": _fmt(c.get("response")),
+                "PFS RMST diff": _fmt(c.get("pfs")),
+                "toxicity RD": _fmt(c.get("toxicity")),
+                "drivers of benefit": ", ".join(
+                    f["feature"] for f in h.get("top_features", [])[:3]
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def forest_rows(hyps: list[dict], endpoint: str, *, confirmed_only: bool = True) -> pd.DataFrame:
+    """Rows for :func:`oncorwe.report.figures.forest_plot` on one endpoint."""
+    rows = []
+    for h in hyps:
+        if confirmed_only and not h["confirmed"]:
+            continue
+        res = h.get("confirmation", {}).get(endpoint)
+        if not res or "ci_low" not in res:
+            continue
+        rows.append(
+            {
+                "label": f"#{h['rank']} {h['drug']}: {h['subgroup']}",
+                "estimate": res["effect"],
+                "ci_low": res["ci_low"],
+                "ci_high": res["ci_high"],
+                "group": h["drug"],
+            }
+        )
+    return pd.DataFrame(rows, columns=["label", "estimate", "ci_low", "ci_high", "group"])
+
+
+def shap_frame(summary: dict, model: str, top: int = 15) -> pd.DataFrame:
+    """Mean |SHAP| per feature of one response model (largest first)."""
+    rows = summary.get("shap", {}).get(model, [])[:top]
+    return pd.DataFrame(rows, columns=["feature", "mean_abs_shap"])
+
+
+def calibration_by(summary: dict, model: str = "response", by: str = "population") -> pd.DataFrame:
+    """Per-group metrics of a binary model (suppressed groups keep their row, blank)."""
+    rows = summary.get("models", {}).get(model, {}).get(f"by_{by}", [])
+    df = pd.DataFrame(rows)
+    keep = [
+        c
+        for c in (
+            "group",
+            "n",
+            "auc",
+            "observed_expected",
+            "calibration_slope",
+            "calibration_intercept",
+            "ici",
+            "brier",
+        )
+        if c in df.columns
+    ]
+    return df[keep] if len(df) else df
+
+
+def effect_distribution(summary: dict) -> pd.DataFrame:
+    """Histogram counts of the predicted effects, one row per (drug, bin)."""
+    rows = []
+    for d in summary.get("effect_distribution", []):
+        edges = d["bin_edges"]
+        for i, c in enumerate(d["counts"]):
+            rows.append(
+                {
+                    "comparison": f"{d['drug']} ({d['group']}, {d['outcome']})",
+                    "effect": round((edges[i] + edges[i + 1]) / 2, 3),
+                    "lines": c,
+                }
+            )
+    return pd.DataFrame(rows, columns=["comparison", "effect", "lines"])
+
+
+def population_effects(hyps: list[dict], top: int = 8) -> pd.DataFrame:
+    """Forest rows of each confirmed hypothesis' effect per population."""
+    rows = []
+    for h in [h for h in hyps if h["confirmed"]][:top]:
+        for p in h.get("effect_by_population", []):
+            if p.get("effect") is None:
+                continue
+            rows.append(
+                {
+                    "label": f"#{h['rank']} {h['drug']} | {p['population']}",
+                    "estimate": p["effect"],
+                    "ci_low": p["ci_low"],
+                    "ci_high": p["ci_high"],
+                    "group": h["drug"],
+                }
+            )
+    return pd.DataFrame(rows, columns=["label", "estimate", "ci_low", "ci_high", "group"])

@@ -1,0 +1,34 @@
+"""Pipeline notebooks run through papermill on tiny data and record the right numbers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from oncorwe.paths import project_root
+from oncorwe.report.render import assert_no_cdn, render_report
+
+pytestmark = pytest.mark.notebook
+
+
+def test_hypothesis_notebook_reports_the_stage_results(track1, tmp_path):
+    out, _ = track1
+    report = render_report(
+        project_root() / "notebooks" / "01_hypothesis.ipynb",
+        "01_hypothesis",
+        {
+            "hypothesis_dir": str(out),
+            "analysis_dir": str(out.parent / "analysis"),
+            "min_cell": 11,
+            "top": 10,
+        },
+        tmp_path / "reports",
+    )
+    hyps = json.loads((out / "hypotheses.json").read_text())["hypotheses"]
+    confirmed = [h for h in hyps if h["confirmed"]]
+    assert report.metrics["confirmed"] == len(confirmed)
+    assert report.metrics["drugs_with_confirmed"] == sorted({h["drug"] for h in confirmed})
+    html = report.html.read_text()
+    assert_no_cdn(html)
+    assert "Bias audit" in html and "ranked hypotheses" in html
