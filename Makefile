@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
-RUN    := env PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1
+RUN    := env PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 OMP_WAIT_POLICY=PASSIVE
 export DVC_NO_ANALYTICS := 1
 
 .PHONY: help install repro test test-fast lint format reports lab bench clean

@@ -83,3 +83,24 @@ def test_features_without_a_cohort_is_a_clear_error(tmp_path):
     assert res.returncode == 2
     assert "person.parquet" in res.stderr and "missing" in res.stderr
     assert not (tmp_path / "data" / "features").exists()
+
+
+def test_trial_sim_writes_power_beside_the_formula(tmp_path):
+    from oncorwe.paths import project_root
+
+    design = project_root() / "examples" / "trial_design_response.yaml"
+    res = oncorwe("trial-sim", "--design", design, "--out", tmp_path / "t")
+    assert res.returncode == 0, res.stderr
+    import json
+
+    trial = json.loads((tmp_path / "t" / "trial.json").read_text())
+    assert abs(trial["power"] - trial["formula_power"]) < 0.025
+    assert trial["sample_size"] is not None
+
+
+def test_trial_sim_names_a_misspelled_key(tmp_path):
+    bad = tmp_path / "d.yaml"
+    bad.write_text("name: x\nendpoint: pfs\nacrual: {months: 2}\n")
+    res = oncorwe("trial-sim", "--design", bad, "--out", tmp_path / "t")
+    assert res.returncode == 2 and "acrual" in res.stderr
+    assert not (tmp_path / "t").exists()

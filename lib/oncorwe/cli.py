@@ -156,6 +156,176 @@ def discover(
     _log(f"discover: {res['summary']['n_confirmed']} confirmed -> {out}/hypotheses.json")
 
 
+@app.command()
+@_user_errors
+def validation(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Stage `validation` (track 2): emulation, virtual trial, adaptive design, transport."""
+    import pandas as pd
+
+    from oncorwe.cohort.roles import read_table, roles_for_analysis_table
+    from oncorwe.config import read_params
+    from oncorwe.io import write_json
+    from oncorwe.paths import resolve
+    from oncorwe.validation import run_validation
+
+    p = read_params(params)
+    analysis = resolve("data/features/analysis")
+    hyp_dir = resolve("data/hypothesis")
+    for need in (hyp_dir / "hypotheses.json", hyp_dir / "splits.parquet"):
+        if not need.is_file():
+            raise OncorweError(f"{need} is missing: run the hypothesis stage first")
+    hyps = json.loads((hyp_dir / "hypotheses.json").read_text())["hypotheses"]
+    parts = pd.read_parquet(hyp_dir / "splits.parquet")
+    cfg = p.validation.config(p.privacy.min_cell_count, p.compute.threads)
+    res = run_validation(
+        read_table(analysis),
+        roles_for_analysis_table(analysis),
+        hyps,
+        parts,
+        cfg,
+        resolve("data/validation/validation.json"),
+    )
+    write_json(
+        resolve("metrics/validation.json"),
+        {"validated": len(res["hypotheses"]), "go": res["n_go"]},
+    )
+    _log(f"validation: {res['n_go']} go of {len(res['hypotheses'])}")
+
+
+@app.command()
+@_user_errors
+def emulate(
+    cohort: Annotated[Path, typer.Option(help="cohort table: CSV, Parquet, or a folder")],
+    roles: Annotated[Path, typer.Option(help="roles file; `treated` names the drug of interest")],
+    out: Annotated[Path, typer.Option(help="output folder: emulation.json and figures")],
+    horizon_months: Annotated[float, typer.Option(help="RMST horizon")] = 12.0,
+    method: Annotated[str, typer.Option(help="iptw or matching")] = "iptw",
+    seed: Annotated[int, typer.Option(help="cross-fitting seed")] = 0,
+) -> None:
+    """Target-trial emulation of `treated` vs the comparator on any cohort table."""
+    import pandas as pd
+
+    from oncorwe.cohort.roles import load_cohort, load_roles
+    from oncorwe.io import atomic_path, write_json
+    from oncorwe.rules import Condition
+    from oncorwe.trials.emulation import emulate as _emulate
+
+    r = load_roles(roles)
+    if not r.treated or not r.time:
+        raise OncorweError(
+            f"{roles}: emulate needs 'treated' (the drug of interest) and 'time' + 'event'"
+        )
+    frame = load_cohort(cohort, r)
+    from oncorwe.validation import arm_column
+
+    frame = frame.assign(_arm=arm_column(frame, r, r.treated))
+    eligible = frame["_arm"].notna().to_numpy()
+    if r.eligible:
+        eligible &= Condition.parse(r.eligible).mask(frame)
+    covariates = r.resolved_covariates(frame)
+    try:
+        res = _emulate(
+            frame,
+            treatment="_arm",
+            treated_value="treated",
+            control_value="control",
+            time=r.time,
+            event=r.event,
+            covariates=covariates,
+            categorical=[c for c in r.resolved_categorical(frame) if c in covariates],
+            response=r.response,
+            groups=r.id,
+            eligible=eligible,
+            method=method,
+            horizon_months=horizon_months,
+            seed=seed,
+        )
+    except ValueError as err:
+        raise OncorweError(f"{cohort}: {err}") from None
+    out_d = res.to_dict()
+    out_d["treated_value"] = r.treated
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        write_json(tmp / "emulation.json", out_d)
+        from oncorwe.report.figures import balance_plot, km_plot
+
+        km = {arm: (v["times"], v["survival"]) for arm, v in out_d["km"].items()}
+        km_plot(km, title=f"Weighted Kaplan-Meier: {r.treated} vs comparator").write_html(
+            tmp / "km.html", include_plotlyjs=True
+        )
+        balance_plot(pd.DataFrame(out_d["balance"])).write_html(
+            tmp / "balance.html", include_plotlyjs=True
+        )
+    _log(
+        f"emulate: HR {out_d['hazard_ratio']:.3f} [{out_d['ci_low']:.3f}, {out_d['ci_high']:.3f}] -> {out}"
+    )
+
+
+@app.command()
+@_user_errors
+def transport(
+    train: Annotated[Path, typer.Option(help="development cohort table")],
+    test: Annotated[Path, typer.Option(help="validation cohort table (same columns)")],
+    roles: Annotated[Path, typer.Option(help="roles file (time + event required)")],
+    out: Annotated[Path, typer.Option(help="output folder: transport.json")],
+    horizon_months: Annotated[float, typer.Option(help="calibration horizon")] = 12.0,
+    model: Annotated[str, typer.Option(help="xgboost-cox or cox")] = "xgboost-cox",
+) -> None:
+    """Develop a PFS model on one cohort, validate it on another (C, calibration)."""
+    from oncorwe.cohort.roles import load_cohort, load_roles
+    from oncorwe.io import atomic_path, write_json
+    from oncorwe.trials.transport import transport as _transport
+
+    r = load_roles(roles)
+    if not r.time:
+        raise OncorweError(f"{roles}: transport needs 'time' and 'event'")
+    a, b = load_cohort(train, r), load_cohort(test, r)
+    covariates = [c for c in r.resolved_covariates(a) if c != r.treatment]
+    try:
+        res = _transport(
+            a,
+            b,
+            time=r.time,
+            event=r.event,
+            covariates=covariates,
+            categorical=[c for c in r.resolved_categorical(a) if c in covariates],
+            model=model,
+            horizon_months=horizon_months,
+            groups=r.id,
+        )
+    except ValueError as err:
+        raise OncorweError(f"transport: {err}") from None
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        write_json(tmp / "transport.json", res.to_dict())
+    _log(f"transport: C {res.c_index:.3f}, slope {res.calibration_slope:.2f} -> {out}")
+
+
+@app.command("trial-sim")
+@_user_errors
+def trial_sim(
+    design: Annotated[
+        Path, typer.Option("--design", help="trial design YAML (see examples/trial_design.yaml)")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="output folder; trial.json is written there")],
+) -> None:
+    """Simulate a trial design file: power, events, HR distribution, beside the formulas."""
+    from oncorwe.io import write_json
+    from oncorwe.trials.design_file import load_design, run_design
+
+    t0 = time.perf_counter()
+    spec = load_design(design)
+    res = run_design(spec)
+    write_json(out / "trial.json", res)
+    formula = res["formula_power"]
+    _log(
+        f"trial-sim: {spec.name}: power {res['power']:.3f}"
+        + (f" (formula {formula:.3f})" if formula is not None else "")
+        + f" at N={res['n_patients']}, {res['n_replicates']} trials in "
+        f"{time.perf_counter() - t0:.1f}s -> {out / 'trial.json'}"
+    )
+
+
 @app.command("check-params")
 @_user_errors
 def check_params(params: ParamsOpt = Path("params.yaml")) -> None:

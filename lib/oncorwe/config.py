@@ -180,6 +180,26 @@ class HypothesisParams(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+class ValidationParams(_Section):
+    top_k: int = Field(5, ge=1, le=100, description="confirmed hypotheses to validate")
+    target_power: float = Field(0.8, gt=0, lt=1)
+    alpha: float = Field(0.025, gt=0, lt=0.5, description="one-sided")
+    accrual_months: float = Field(24.0, gt=0, le=240)
+    followup_months: float = Field(12.0, ge=0, le=240)
+    dropout_per_year: float = Field(0.05, ge=0, le=2)
+    replicates: int = Field(4000, ge=200, le=1_000_000, description="simulated trials")
+    adaptive_trials: int = Field(1000, ge=100, le=100_000)
+    max_patients: int = Field(2000, ge=10, description="largest feasible trial")
+    horizon_months: float = Field(12.0, gt=0, le=120)
+    min_arm_rows: int = Field(20, ge=5)
+    seed: int = Field(7, ge=0)
+
+    def config(self, min_cell: int, threads: int):
+        from oncorwe.validation import ValidationConfig
+
+        return ValidationConfig(**self.model_dump(), min_cell=min_cell, threads=threads)
+
+
 class PrivacyParams(_Section):
     min_cell_count: int = Field(11, ge=1, le=1000, description="suppress counts below this")
 
@@ -226,6 +246,7 @@ class Params(_Section):
     cohort: CohortParams = CohortParams()
     features: FeaturesParams = FeaturesParams()
     hypothesis: HypothesisParams = HypothesisParams()
+    validation: ValidationParams = ValidationParams()
     privacy: PrivacyParams = PrivacyParams()
     compute: ComputeParams = ComputeParams()
 

@@ -22,6 +22,10 @@ PARAMETERS: dict[str, Callable] = {
         "analysis_dir": "data/features/analysis",
         "min_cell": p.privacy.min_cell_count,
     },
+    "02_validation": lambda p: {
+        "validation_path": "data/validation/validation.json",
+        "min_cell": p.privacy.min_cell_count,
+    },
     "01_hypothesis": lambda p: {
         "hypothesis_dir": "data/hypothesis",
         "analysis_dir": "data/features/analysis",

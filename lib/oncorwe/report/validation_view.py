@@ -1,0 +1,143 @@
+"""Tables for the track 2 notebook, from the ``validation`` stage's ``validation.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def load_validation(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def headline(res: dict[str, Any]) -> dict[str, Any]:
+    hyps = res["hypotheses"]
+    return {
+        "validated": len(hyps),
+        "go": sum(h.get("decision") == "go" for h in hyps),
+        "go_drugs": sorted({h["drug"] for h in hyps if h.get("decision") == "go"}),
+    }
+
+
+def _ci(v, lo, hi, fmt="{:.2f}") -> str:
+    if v is None or lo is None or hi is None:
+        return ""
+    return f"{fmt.format(v)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
+def decision_table(res: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for h in res["hypotheses"]:
+        em, trial = h.get("emulation", {}), h.get("trial", {})
+        rows.append(
+            {
+                "rank": h["rank"],
+                "drug": h["drug"],
+                "subgroup": h["subgroup"],
+                "decision": h["decision"],
+                "emulated HR": _ci(em.get("hazard_ratio"), em.get("ci_low"), em.get("ci_high")),
+                "response RD": _ci(
+                    em.get("risk_difference"), em.get("rd_ci_low"), em.get("rd_ci_high"), "{:+.3f}"
+                ),
+                "trial N (80% power)": trial.get("sample_size"),
+                "duration (months)": trial.get("median_duration_months"),
+                "reasons": "; ".join(h.get("reasons", [])),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def hr_forest(res: dict[str, Any]) -> pd.DataFrame:
+    """Adjusted and unadjusted hazard ratios per validated hypothesis."""
+    rows = []
+    for h in res["hypotheses"]:
+        em = h.get("emulation")
+        if not em:
+            continue
+        label = f"#{h['rank']} {h['drug']}: {h['subgroup']}"
+        rows.append(
+            {
+                "label": label,
+                "estimate": em["hazard_ratio"],
+                "ci_low": em["ci_low"],
+                "ci_high": em["ci_high"],
+                "group": "weighted (emulation)",
+            }
+        )
+        if em.get("unadjusted_hazard_ratio") is not None:
+            rows.append(
+                {
+                    "label": label,
+                    "estimate": em["unadjusted_hazard_ratio"],
+                    "ci_low": em["unadjusted_ci_low"],
+                    "ci_high": em["unadjusted_ci_high"],
+                    "group": "unadjusted",
+                }
+            )
+    return pd.DataFrame(rows, columns=["label", "estimate", "ci_low", "ci_high", "group"])
+
+
+def km_curves(h: dict[str, Any]) -> dict[str, tuple[list[float], list[float]]]:
+    km = h.get("emulation", {}).get("km", {})
+    names = {"treated": h["drug"], "control": "comparator"}
+    return {names.get(arm, arm): (v["times"], v["survival"]) for arm, v in km.items()}
+
+
+def balance_rows(h: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(h.get("emulation", {}).get("balance", []))
+
+
+def power_table(res: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for h in res["hypotheses"]:
+        t = h.get("trial", {})
+        if not t.get("sample_size"):
+            continue
+        rows.append(
+            {
+                "hypothesis": f"#{h['rank']} {h['drug']}",
+                "HR": t["hazard_ratio"],
+                "control median (months)": t["control_median_months"],
+                "N (simulation)": t["sample_size"],
+                "N (Schoenfeld)": t["formula_patients"],
+                "simulated power": t["power"],
+                "Schoenfeld power at simulated events": t["formula_power_at_simulated_events"],
+                "mean events": t["mean_events"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def adaptive_rows(res: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for h in res["hypotheses"]:
+        a = h.get("adaptive", {})
+        if not a.get("available"):
+            continue
+        for sig, p in zip(a["signatures"], a["prob_graduation"], strict=False):
+            rows.append(
+                {"hypothesis": f"#{h['rank']} {h['drug']}", "signature": sig, "P(graduate)": p}
+            )
+    return pd.DataFrame(rows, columns=["hypothesis", "signature", "P(graduate)"])
+
+
+def transport_table(res: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for h in res["hypotheses"]:
+        t = h.get("transport", {})
+        if not t.get("available"):
+            continue
+        rows.append(
+            {
+                "hypothesis": f"#{h['rank']} {h['drug']}",
+                "developed in": t["train_population"],
+                "validated in": t["test_population"],
+                "C-index": t["c_index"],
+                "calibration slope": t["calibration_slope"],
+                "observed / expected": t["calibration_in_the_large"],
+            }
+        )
+    return pd.DataFrame(rows)

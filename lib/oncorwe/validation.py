@@ -1,0 +1,370 @@
+"""Track 2, accelerated validation: test each confirmed hypothesis before enrolment.
+
+For each of the top confirmed hypotheses of track 1, on the **validation part** (patients
+neither discovery nor confirmation saw):
+
+1. **target-trial emulation** of drug vs the line's comparator in the hypothesis'
+   subgroup and strata (new users at the line start, cross-fitted propensity, stabilized
+   trimmed IPTW, balance and equipoise diagnostics, weighted Cox HR, RMST and response
+   risk difference);
+2. **virtual trial**: the two-arm trial that reaches the target power, simulated with the
+   emulated control-arm median PFS and hazard ratio, beside Schoenfeld's formula;
+3. **adaptive design**: an I-SPY 2 style platform with the subgroup and the rest of the
+   cancer type as signatures, response rates from the emulation, operating
+   characteristics by simulation;
+4. **transport**: a PFS model of the cancer type developed in the majority population and
+   validated in the others (discrimination and calibration);
+5. a **go / no-go** with its reasons.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from oncorwe.cohort.roles import Roles
+from oncorwe.io import rounded, write_json
+from oncorwe.rules import Condition
+from oncorwe.trials.adaptive import AdaptiveDesign, simulate_adaptive
+from oncorwe.trials.design import sample_size_survival, schoenfeld_power
+from oncorwe.trials.emulation import emulate
+from oncorwe.trials.simulate import SurvivalTrialDesign, find_sample_size, simulate_survival_trial
+from oncorwe.trials.transport import transport
+
+
+@dataclass
+class ValidationConfig:
+    top_k: int = 5
+    target_power: float = 0.8
+    alpha: float = 0.025
+    accrual_months: float = 24.0
+    followup_months: float = 12.0
+    dropout_per_year: float = 0.05
+    replicates: int = 4000
+    adaptive_trials: int = 1000
+    max_patients: int = 2000  # a trial larger than this is not feasible
+    horizon_months: float = 12.0
+    min_arm_rows: int = 20
+    min_cell: int = 11
+    threads: int = 2
+    seed: int = 0
+
+
+def _log(msg: str) -> None:
+    print(f"[oncorwe] {msg}", flush=True)
+
+
+def arm_column(frame: pd.DataFrame, roles: Roles, drug: str) -> pd.Series:
+    comp = roles.comparator_of(frame).astype(str)
+    t = frame[roles.treatment].astype(str)
+    arm = pd.Series(None, index=frame.index, dtype=object)
+    arm[t == drug] = "treated"
+    arm[(t == comp) & (t != drug)] = "control"
+    return arm
+
+
+def _in_strata(frame: pd.DataFrame, strata: list[dict[str, Any]]) -> np.ndarray:
+    if not strata:
+        return np.ones(len(frame), dtype=bool)
+    keys = list(strata[0])
+    have = frame[keys].astype(str).agg("|".join, axis=1)
+    want = {"|".join(str(s[k]) for k in keys) for s in strata}
+    return have.isin(want).to_numpy()
+
+
+def emulate_hypothesis(
+    frame: pd.DataFrame,
+    roles: Roles,
+    hyp: dict[str, Any],
+    cfg: ValidationConfig,
+    covariates: list[str],
+) -> dict[str, Any]:
+    """Emulate drug vs comparator for one hypothesis on ``frame`` (the validation part)."""
+    cond = Condition.parse(hyp["conditions"])
+    data = frame.assign(_arm=arm_column(frame, roles, hyp["drug"]))
+    eligible = (
+        cond.mask(data) & _in_strata(data, hyp.get("strata", [])) & data["_arm"].notna().to_numpy()
+    )
+    categorical = [c for c in roles.resolved_categorical(frame) if c in covariates]
+    res = emulate(
+        data,
+        treatment="_arm",
+        treated_value="treated",
+        control_value="control",
+        time=roles.time,
+        event=roles.event,
+        covariates=covariates,
+        categorical=categorical,
+        response=roles.response,
+        groups=roles.id,
+        eligible=eligible,
+        propensity="xgboost",
+        n_splits=3,
+        horizon_months=cfg.horizon_months,
+        min_arm_rows=cfg.min_arm_rows,
+        n_jobs=1,
+        seed=cfg.seed,
+    )
+    out = res.to_dict()
+    out["treated_value"] = hyp["drug"]
+    out["control_value"] = "comparator (standard of care of the line)"
+    return out
+
+
+def _control_median(em: dict[str, Any]) -> float | None:
+    km = em.get("km", {}).get("control")
+    if not km:
+        return None
+    t, s = np.asarray(km["times"], float), np.asarray(km["survival"], float)
+    below = np.flatnonzero(s <= 0.5)
+    if len(below):
+        return float(t[below[0]])
+    # median not reached: extrapolate an exponential through the last point
+    if s[-1] < 1 and s[-1] > 0:
+        return float(t[-1] * np.log(2) / -np.log(s[-1]))
+    return None
+
+
+def design_trial(em: dict[str, Any], cfg: ValidationConfig) -> dict[str, Any]:
+    """The parallel-group trial that reaches the target power for the emulated effect."""
+    hr = em.get("hazard_ratio")
+    median = _control_median(em)
+    if hr is None or median is None or not np.isfinite(hr) or hr >= 1:
+        return {"feasible": False, "reason": "no benefit on PFS to power a trial for"}
+    dropout = cfg.dropout_per_year / 12.0
+    base = SurvivalTrialDesign(
+        n_patients=100,
+        hr=float(hr),
+        control_median_months=median,
+        accrual_months=cfg.accrual_months,
+        followup_months=cfg.followup_months,
+        dropout_hazard=dropout,
+        alpha=cfg.alpha,
+    )
+    formula = sample_size_survival(
+        float(hr),
+        median,
+        cfg.accrual_months,
+        cfg.followup_months,
+        alpha=cfg.alpha,
+        power=cfg.target_power,
+        dropout_hazard=dropout,
+    )
+    if formula["patients"] > 50 * cfg.max_patients:
+        return {
+            "feasible": False,
+            "reason": f"needs about {formula['patients']:.0f} patients",
+            "formula_patients": formula["patients"],
+            "hazard_ratio": hr,
+        }
+    search = find_sample_size(base, cfg.target_power, n_replicates=cfg.replicates, seed=cfg.seed)
+    n = int(search.n_patients)
+    sim = simulate_survival_trial(
+        SurvivalTrialDesign(**{**base.__dict__, "n_patients": n}),
+        n_replicates=cfg.replicates,
+        seed=cfg.seed,
+    ).to_dict()
+    return {
+        "feasible": n <= cfg.max_patients,
+        "hazard_ratio": float(hr),
+        "control_median_months": median,
+        "sample_size": n,
+        "power": sim["power"],
+        "mean_events": sim["mean_events"],
+        "median_duration_months": sim["median_duration_months"],
+        "hr_quantiles": sim.get("hr_quantiles"),
+        "formula_events": formula["events"],
+        "formula_patients": formula["patients"],
+        "formula_power_at_simulated_events": float(
+            schoenfeld_power(float(hr), sim["mean_events"], alpha=cfg.alpha)
+        ),
+        "accrual_months": cfg.accrual_months,
+        "followup_months": cfg.followup_months,
+    }
+
+
+def adaptive_for(
+    em_sub: dict[str, Any], em_rest: dict[str, Any] | None, cfg: ValidationConfig
+) -> dict:
+    """I-SPY 2 style platform: one experimental arm, signatures = subgroup and the rest."""
+    p0 = em_sub.get("risk_control")
+    p1 = em_sub.get("risk_treated")
+    if p0 is None or p1 is None:
+        return {"available": False, "reason": "no response data"}
+    rates = [[p0], [p1]]
+    prev = [1.0]
+    if em_rest and em_rest.get("risk_control") is not None:
+        rates = [[p0, em_rest["risk_control"]], [p1, em_rest["risk_treated"]]]
+        prev = [0.5, 0.5]
+    rates = np.clip(np.array(rates, float), 0.01, 0.99)
+    design = AdaptiveDesign(response_rates=rates, prevalence=prev)
+    res = simulate_adaptive(design, n_trials=cfg.adaptive_trials, seed=cfg.seed)
+    null = AdaptiveDesign(response_rates=np.vstack([rates[0], rates[0]]), prevalence=prev)
+    res0 = simulate_adaptive(null, n_trials=cfg.adaptive_trials, seed=cfg.seed + 1)
+    return {
+        "available": True,
+        "signatures": ["subgroup", "rest of cancer type"][: len(prev)],
+        "response_rates": rates.tolist(),
+        "prob_graduation": res.prob_graduation[0].tolist(),
+        "prob_futility": float(res.prob_futility[0]),
+        "expected_sample_size": float(res.expected_sample_size),
+        "null_prob_graduate_any": float(res0.prob_graduate_any[0]),
+        "n_trials": cfg.adaptive_trials,
+    }
+
+
+def transport_for(
+    frame: pd.DataFrame, roles: Roles, hyp: dict, covariates: list[str], cfg: ValidationConfig
+) -> dict:
+    """PFS model of the hypothesis' cancer type: majority population -> the others."""
+    if not roles.population:
+        return {"available": False, "reason": "no population column"}
+    group = {k: v for k, v in hyp["conditions"].items() if k in ("cancer",)}
+    data = frame[Condition.parse(group).mask(frame)] if group else frame
+    pops = data[roles.population].astype(str)
+    major = pops.value_counts().index[0]
+    train, test = data[pops == major], data[pops != major]
+    if len(test) < 50 or test[roles.event].sum() < 20:
+        return {"available": False, "reason": "too few patients outside the majority population"}
+    cov = [c for c in covariates if c != roles.population]
+    categorical = [c for c in roles.resolved_categorical(frame) if c in cov]
+    res = transport(
+        train,
+        test,
+        time=roles.time,
+        event=roles.event,
+        covariates=cov,
+        categorical=categorical,
+        model="xgboost-cox",
+        horizon_months=cfg.horizon_months,
+        groups=roles.id,
+        n_jobs=1,
+        seed=cfg.seed,
+    )
+    out = res.to_dict()
+    out.update({"available": True, "train_population": major, "test_population": "all others"})
+    return out
+
+
+def decide(hyp: dict, em: dict, trial: dict) -> tuple[str, list[str]]:
+    """Go when the emulation agrees in direction with a CI excluding no effect, the
+    diagnostics pass and a feasible trial reaches the target power."""
+    reasons = []
+    primary = hyp.get("primary_endpoint")
+    if primary == "response":
+        lo, hi = em.get("rd_ci_low"), em.get("rd_ci_high")
+        want = hyp["confirmation"]["response"]["effect"] > 0
+        ok = lo is not None and ((lo > 0) if want else (hi < 0))
+        reasons.append(
+            f"emulated response risk difference CI [{lo:.3f}, {hi:.3f}]"
+            if lo is not None
+            else "no response estimate"
+        )
+    else:
+        lo, hi = em.get("ci_low"), em.get("ci_high")
+        want = hyp["confirmation"]["pfs"]["effect"] > 0
+        ok = lo is not None and ((hi < 1) if want else (lo > 1))
+        reasons.append(
+            f"emulated PFS hazard ratio CI [{lo:.2f}, {hi:.2f}]"
+            if lo is not None
+            else "no PFS estimate"
+        )
+    if not ok:
+        reasons.append("the held-out emulation does not confirm the direction")
+    if not em.get("diagnostics_pass"):
+        reasons += [f"diagnostic: {r}" for r in em.get("diagnostic_reasons", [])]
+    if not trial.get("feasible"):
+        reasons.append(f"trial: {trial.get('reason', 'needs more than the feasible size')}")
+    go = ok and bool(em.get("diagnostics_pass")) and bool(trial.get("feasible"))
+    return ("go" if go else "no-go"), reasons
+
+
+def run_validation(
+    frame: pd.DataFrame,
+    roles: Roles,
+    hypotheses: list[dict[str, Any]],
+    parts: pd.DataFrame,
+    cfg: ValidationConfig,
+    out_path: str | Path,
+) -> dict[str, Any]:
+    """Validate the top confirmed hypotheses on the validation part; write ``out_path``."""
+    t0 = time.perf_counter()
+    ids = frame[roles.id].astype(str)
+    part = ids.map(dict(zip(parts["id"].astype(str), parts["part"], strict=False)))
+    valid = frame[(part == "validation").to_numpy()].reset_index(drop=True)
+    covariates = roles.resolved_covariates(frame)
+    if roles.hospital and roles.hospital not in covariates:
+        covariates = [*covariates, roles.hospital]
+    chosen = [h for h in hypotheses if h["confirmed"]][: cfg.top_k]
+    _log(f"validation: {len(chosen)} hypotheses on {len(valid)} held-out rows")
+    results = []
+    for h in chosen:
+        entry: dict[str, Any] = {
+            k: h[k] for k in ("rank", "drug", "subgroup", "conditions", "primary_endpoint")
+        }
+        try:
+            em = emulate_hypothesis(valid, roles, h, cfg, covariates)
+        except ValueError as err:
+            entry.update({"decision": "no-go", "reasons": [f"emulation impossible: {err}"]})
+            results.append(entry)
+            continue
+        rest = None
+        cancer = {k: v for k, v in h["conditions"].items() if k == "cancer"}
+        if cancer and len(h["conditions"]) > 1:
+            rest_cond = Condition.parse(cancer).mask(valid) & ~Condition.parse(
+                h["conditions"]
+            ).mask(valid)
+            try:
+                rest = emulate_hypothesis(
+                    valid[rest_cond].reset_index(drop=True),
+                    roles,
+                    {**h, "conditions": cancer},
+                    cfg,
+                    covariates,
+                )
+            except ValueError:
+                rest = None
+        trial = design_trial(em, cfg)
+        adaptive = adaptive_for(em, rest, cfg)
+        try:
+            tr = transport_for(frame, roles, h, covariates, cfg)
+        except ValueError as err:
+            tr = {"available": False, "reason": str(err)}
+        decision, reasons = decide(h, em, trial)
+        for k in (
+            "n_treated",
+            "n_control",
+            "events",
+            "events_treated",
+            "events_control",
+            "n_eligible",
+            "n_response",
+        ):
+            if k in em and em[k] is not None and em[k] < cfg.min_cell:
+                em[k] = None
+        entry.update(
+            {
+                "emulation": em,
+                "trial": trial,
+                "adaptive": adaptive,
+                "transport": tr,
+                "decision": decision,
+                "reasons": reasons,
+            }
+        )
+        results.append(entry)
+        _log(
+            f"validation: #{h['rank']} {h['drug']} -> {decision} ({time.perf_counter() - t0:.0f}s)"
+        )
+    payload = {
+        "hypotheses": results,
+        "settings": {k: v for k, v in cfg.__dict__.items() if k not in ("threads",)},
+        "n_go": sum(r.get("decision") == "go" for r in results),
+    }
+    write_json(out_path, payload)
+    return rounded(payload)

@@ -1,0 +1,92 @@
+"""Track 2 end to end on track 1's output, and the go / no-go rule."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from oncorwe.cohort.roles import read_table, roles_for_analysis_table
+from oncorwe.validation import ValidationConfig, decide, run_validation
+
+
+@pytest.fixture(scope="module")
+def validated(track1, tmp_path_factory):
+    out, _ = track1
+    analysis = out.parent / "analysis"
+    hyps = json.loads((out / "hypotheses.json").read_text())["hypotheses"]
+    parts = pd.read_parquet(out / "splits.parquet")
+    cfg = ValidationConfig(top_k=2, replicates=1000, adaptive_trials=300, threads=1, seed=3)
+    path = tmp_path_factory.mktemp("validation") / "validation.json"
+    res = run_validation(
+        read_table(analysis), roles_for_analysis_table(analysis), hyps, parts, cfg, path
+    )
+    return res, path, hyps
+
+
+def test_validates_the_top_confirmed_hypotheses(validated):
+    res, path, hyps = validated
+    top = [h["rank"] for h in hyps if h["confirmed"]][:2]
+    assert [r["rank"] for r in res["hypotheses"]] == top
+    assert json.loads(path.read_text())["n_go"] == res["n_go"]
+
+
+def test_each_result_has_emulation_trial_adaptive_transport_and_a_decision(validated):
+    res, _, _ = validated
+    for r in res["hypotheses"]:
+        em = r["emulation"]
+        assert em["ci_low"] <= em["hazard_ratio"] <= em["ci_high"]
+        assert em["max_abs_smd_after"] < em["max_abs_smd_before"]
+        assert r["decision"] in ("go", "no-go") and r["reasons"]
+        trial = r["trial"]
+        if trial.get("sample_size"):
+            # the simulated power at the chosen N reaches the target (Monte-Carlo slack)
+            assert trial["power"] >= 0.8 - 0.03
+            # and the simulation agrees with Schoenfeld at the simulated events
+            assert abs(trial["power"] - trial["formula_power_at_simulated_events"]) < 0.05
+        if r["adaptive"]["available"]:
+            assert 0 <= r["adaptive"]["null_prob_graduate_any"] <= 1
+        if r["transport"]["available"]:
+            assert 0.5 < r["transport"]["c_index"] < 1
+
+
+def test_the_emulation_agrees_with_a_large_planted_benefit(validated):
+    """Atezolizumab-bevacizumab in liver cancer, if validated: HR below 1 on held-out data."""
+    res, _, _ = validated
+    for r in res["hypotheses"]:
+        if r["drug"] == "atezolizumab_bevacizumab":
+            assert r["emulation"]["hazard_ratio"] < 1
+            assert r["emulation"]["risk_difference"] > 0
+
+
+def _hyp(primary="pfs", effect=1.0):
+    return {"primary_endpoint": primary, "confirmation": {primary: {"effect": effect}}}
+
+
+def test_go_needs_direction_diagnostics_and_a_feasible_trial():
+    em = {"ci_low": 0.5, "ci_high": 0.8, "diagnostics_pass": True, "diagnostic_reasons": []}
+    assert decide(_hyp(), em, {"feasible": True})[0] == "go"
+    assert decide(_hyp(), {**em, "ci_high": 1.1}, {"feasible": True})[0] == "no-go"
+    assert decide(_hyp(), {**em, "diagnostics_pass": False}, {"feasible": True})[0] == "no-go"
+    decision, reasons = decide(_hyp(), em, {"feasible": False, "reason": "needs 9000 patients"})
+    assert decision == "no-go" and any("9000" in r for r in reasons)
+    rd = {"rd_ci_low": 0.02, "rd_ci_high": 0.2, "diagnostics_pass": True}
+    assert decide(_hyp("response", 0.1), rd, {"feasible": True})[0] == "go"
+
+
+@pytest.mark.notebook
+def test_validation_notebook_reports_the_stage_results(validated, tmp_path):
+    from oncorwe.paths import project_root
+    from oncorwe.report.render import assert_no_cdn, render_report
+
+    res, path, _ = validated
+    report = render_report(
+        project_root() / "notebooks" / "02_validation.ipynb",
+        "02_validation",
+        {"validation_path": str(path), "min_cell": 11},
+        tmp_path / "reports",
+    )
+    assert report.metrics["validated"] == len(res["hypotheses"])
+    assert report.metrics["go"] == res["n_go"]
+    assert_no_cdn(report.html.read_text())
