@@ -305,7 +305,6 @@ def run_hypothesis(
         from oncorwe.rules import Condition
 
         frame = frame[Condition.parse(roles.eligible).mask(frame)].reset_index(drop=True)
-    hosp = frame[roles.hospital] if roles.hospital else None
     part = assign_splits(frame[roles.id], cfg.fractions, seed=cfg.split_seed)
     covariates = roles.resolved_covariates(frame)
     nuis_cov = [
@@ -491,8 +490,6 @@ def run_hypothesis(
             },
         )
         write_json(tmp / "summary.json", summary)
-    if hosp is not None:
-        pass
     return {"summary": summary, "hypotheses": hyps, "parts": part, "confirmation": pa_conf}
 
 

@@ -90,6 +90,12 @@ def emulate_hypothesis(
     eligible = (
         cond.mask(data) & _in_strata(data, hyp.get("strata", [])) & data["_arm"].notna().to_numpy()
     )
+    # new users of either strategy (no prevalent-user bias): a line of a drug the patient
+    # had before, or a comparator line right after the drug of interest, is not eligible
+    if "prior_same_drug" in data.columns:
+        eligible &= ~(data["prior_same_drug"] == 1).to_numpy()
+    if "prior_drug" in data.columns:
+        eligible &= ~((data["_arm"] == "control") & (data["prior_drug"] == hyp["drug"])).to_numpy()
     categorical = [c for c in roles.resolved_categorical(frame) if c in covariates]
     res = emulate(
         data,
@@ -300,7 +306,14 @@ def run_validation(
     covariates = roles.resolved_covariates(frame)
     if roles.hospital and roles.hospital not in covariates:
         covariates = [*covariates, roles.hospital]
-    chosen = [h for h in hypotheses if h["confirmed"]][: cfg.top_k]
+    # the best-ranked hypothesis of each drug (and cancer type) first: five variants of
+    # one signal would tell less than five signals
+    chosen, seen = [], set()
+    for h in hypotheses:
+        key = (h["drug"], str(h["conditions"].get("cancer")))
+        if h["confirmed"] and key not in seen and len(chosen) < cfg.top_k:
+            chosen.append(h)
+            seen.add(key)
     _log(f"validation: {len(chosen)} hypotheses on {len(valid)} held-out rows")
     results = []
     for h in chosen:

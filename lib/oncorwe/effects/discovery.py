@@ -537,9 +537,8 @@ def discover(
                 continue
             mean, se, _ = res[name]
             z = np.divide(mean, se, out=np.zeros_like(mean), where=se > 0)
-            sign = 1.0 if name == "response" else 1.0
             worth = np.abs(mean) >= cfg.min_effect[name]
-            pz = np.where(worth, np.abs(z * sign), 0.0)
+            pz = np.where(worth, np.abs(z), 0.0)
             better = pz > score
             score = np.where(better, pz, score)
             best = np.where(better, name, best)

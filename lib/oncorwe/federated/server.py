@@ -1,0 +1,909 @@
+"""The coordinator: a federated XGBoost server and one process per hospital.
+
+:func:`federated_train` starts XGBoost's federated (gRPC) server in a child process,
+then one site process per hospital (:mod:`oncorwe.federated.site`), each given only the
+path of its own Parquet partition; the sites train one model together, exchanging
+gradient histograms through the server, and rank 0 returns the model. The coordinator
+watches every process and stops them all — on success, failure, timeout or
+``KeyboardInterrupt`` — before it returns or raises:
+
+- each child runs in its own process group (``start_new_session``), so stopping the
+  group also stops anything it started; it also exits by itself when the coordinator
+  disappears (a watchdog on the parent pid);
+- a site that exits non-zero, stops sending heartbeats for ``heartbeat_timeout`` seconds
+  (hung, stopped, swapped out), or has not finished after ``timeout`` seconds ends the run
+  with an :class:`~oncorwe.errors.OncorweError` naming the site; no model file is written;
+- the model reaches ``model_path`` only after it loads, by an atomic rename.
+
+Network
+-------
+The server listens on the port given, or on one the operating system picks (``port=0``,
+the default: the server reports it back, so there is no race between choosing and
+binding it); sites connect to ``address:port`` (default ``127.0.0.1``). XGBoost's gRPC
+server binds every interface (``0.0.0.0``, fixed in its C++ code), so on a shared host
+turn TLS on: with :class:`TLSConfig` the server requires and verifies a client
+certificate signed by ``client_ca``, and the sites verify the server's certificate
+against ``server_ca``. :func:`make_tls_material` writes throw-away certificates (a CA,
+a server certificate for ``localhost`` / ``127.0.0.1`` and one client certificate per
+site) with the ``cryptography`` package, or the ``openssl`` command where it is missing.
+
+Example
+-------
+>>> from oncorwe.federated.server import FederatedConfig
+>>> FederatedConfig(timeout=120).address
+'127.0.0.1'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oncorwe.errors import OncorweError
+from oncorwe.federated.binning import BinningContract, contract_from_summaries
+
+__all__ = [
+    "FederatedConfig",
+    "FederatedRun",
+    "TLSConfig",
+    "federated_contract",
+    "federated_summaries",
+    "federated_train",
+    "make_tls_material",
+]
+
+# Exit status of a server that listens but cannot tell which port the OS gave it.
+_NO_PORT = 4
+_STAGES = (
+    "started",
+    "reading",
+    "binning",
+    "summarizing",
+    "connecting",
+    "matrix",
+    "training",
+    "done",
+)
+
+
+# ---------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class TLSConfig:
+    """Certificate files of a TLS-secured federation (PEM).
+
+    Parameters
+    ----------
+    server_key, server_cert : path
+        The server's private key and certificate (chain).
+    client_ca : path
+        The certificate(s) the server trusts for client certificates (XGBoost's
+        ``client_cert_path``); every site's certificate must chain to it.
+    server_ca : path
+        What the sites trust for the server's certificate (XGBoost's
+        ``federated_server_cert_path``).
+    client_certs : mapping of site to (key path, certificate path)
+        Each site's own key and certificate.
+    """
+
+    server_key: Path
+    server_cert: Path
+    client_ca: Path
+    server_ca: Path
+    client_certs: Mapping[str, tuple[Path, Path]] = field(default_factory=dict)
+
+    def for_site(self, site: str) -> dict[str, str]:
+        if site not in self.client_certs:
+            raise OncorweError(f"TLS: no client certificate for site {site!r}")
+        key, cert = self.client_certs[site]
+        return {"server_ca": str(self.server_ca), "client_key": str(key), "client_cert": str(cert)}
+
+    def check(self) -> None:
+        paths = [self.server_key, self.server_cert, self.client_ca, self.server_ca]
+        paths += [p for pair in self.client_certs.values() for p in pair]
+        missing = [str(p) for p in paths if not Path(p).is_file()]
+        if missing:
+            raise OncorweError(f"TLS: missing certificate file(s) {missing[:4]}")
+
+
+@dataclass(frozen=True)
+class FederatedConfig:
+    """How the coordinator runs a federation.
+
+    Parameters
+    ----------
+    address : str, default "127.0.0.1"
+        Host the sites connect to (the server itself listens on every interface).
+    port : int, default 0
+        Server port; 0 lets the operating system pick a free one.
+    tls : TLSConfig or None
+        None runs without TLS (loopback experiments only).
+    timeout : float, default 3600
+        Seconds the whole run may take, start-up included.
+    heartbeat_timeout : float, default 30
+        A site silent for this long is declared hung.
+    start_timeout : float, default 60
+        Seconds for the server to report its port and for each site to report in.
+    python : str
+        Interpreter for the child processes (default: this one).
+    """
+
+    address: str = "127.0.0.1"
+    port: int = 0
+    tls: TLSConfig | None = None
+    timeout: float = 3600.0
+    heartbeat_timeout: float = 30.0
+    start_timeout: float = 60.0
+    python: str = sys.executable
+
+    def __post_init__(self) -> None:
+        if not 0 <= int(self.port) <= 65535:
+            raise OncorweError(f"federated: port must be in [0, 65535]; got {self.port}")
+        if not self.timeout > 0 or not self.heartbeat_timeout > 0 or not self.start_timeout > 0:
+            raise OncorweError("federated: timeouts must be > 0")
+
+
+@dataclass
+class FederatedRun:
+    """What a federated training run returns.
+
+    Attributes
+    ----------
+    booster : xgboost.Booster
+    manifest : dict
+        Per site: ``rank``, ``pid``, ``partition`` (the path it was given), ``opened``
+        (the files it read), ``n_rows`` (rows trained on), ``n_unlabeled`` (rows left out
+        for a missing label).
+    server_pid : int
+    port : int
+    seconds : float
+        Wall time of the run.
+    """
+
+    booster: Any
+    manifest: dict[str, dict[str, Any]]
+    server_pid: int
+    port: int
+    seconds: float
+
+
+# ---------------------------------------------------------------------- processes
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding `oncorwe`
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class _Fleet:
+    """Child processes, each the leader of its own process group."""
+
+    def __init__(self, work: Path, python: str) -> None:
+        self.work = work
+        self.python = python
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Path] = {}
+
+    def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen:
+        log = self.work / f"log-{name}.txt"
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen(
+                [self.python, *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=_child_env(),
+                cwd=str(self.work),
+                start_new_session=True,
+            )
+        self.procs[name] = proc
+        self.logs[name] = log
+        return proc
+
+    def log_tail(self, name: str, n: int = 600) -> str:
+        try:
+            text = self.logs[name].read_text(errors="replace")
+        except OSError:
+            return ""
+        return text[-n:].strip()
+
+    def stop_all(self, grace: float = 2.0) -> None:
+        live = [p for p in self.procs.values() if p.poll() is None]
+        for p in live:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGTERM)
+                os.killpg(
+                    p.pid, signal.SIGCONT
+                )  # a stopped process acts on SIGTERM only when continued
+        deadline = time.monotonic() + grace
+        for p in live:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        for p in live:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+@contextlib.contextmanager
+def _work_dir(work_dir: str | os.PathLike[str] | None) -> Iterator[Path]:
+    if work_dir is not None:
+        p = Path(work_dir)
+        p.mkdir(parents=True, exist_ok=True)
+        yield p
+        return
+    p = Path(tempfile.mkdtemp(prefix="oncorwe-federated-"))
+    try:
+        yield p
+    finally:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _clean(work: Path) -> None:
+    """Remove a previous run's results from a reused work folder."""
+    for pattern in (
+        "status-*.json",
+        "error-*.txt",
+        "summary-*.json",
+        "model.json",
+        "server-port.json",
+    ):
+        for f in work.glob(pattern):
+            f.unlink(missing_ok=True)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class _NoPortError(Exception):
+    pass
+
+
+def _launch_server(fleet: _Fleet, n_workers: int, cfg: FederatedConfig, port: int) -> Path:
+    """Start the server process; it writes ``server-port.json`` once it listens."""
+    port_file = fleet.work / "server-port.json"
+    argv = ["-m", "oncorwe.federated.server", "serve", "--n-workers", str(n_workers)]
+    argv += ["--port", str(port), "--port-file", str(port_file), "--parent-pid", str(os.getpid())]
+    argv += ["--timeout", str(int(max(cfg.timeout, 1)))]
+    if cfg.tls is not None:
+        argv += ["--server-key", str(cfg.tls.server_key), "--server-cert", str(cfg.tls.server_cert)]
+        argv += ["--client-ca", str(cfg.tls.client_ca)]
+    fleet.start("server", argv)
+    return port_file
+
+
+def _wait_port(
+    fleet: _Fleet, port_file: Path, port: int, cfg: FederatedConfig, deadline: float
+) -> int:
+    proc = fleet.procs["server"]
+    limit = min(deadline, time.monotonic() + cfg.start_timeout)
+    while time.monotonic() < limit:
+        info = _read_json(port_file)
+        if info is not None:
+            return int(info["port"])
+        if proc.poll() is not None:
+            if proc.returncode == _NO_PORT and port == 0:
+                raise _NoPortError
+            raise OncorweError(
+                f"federated server exited with code {proc.returncode} before listening: "
+                f"{fleet.log_tail('server')}"
+            )
+        time.sleep(0.02)
+    raise OncorweError(f"federated server did not report a port within {cfg.start_timeout:g} s")
+
+
+def _start_server(
+    fleet: _Fleet, n_workers: int, cfg: FederatedConfig, deadline: float, before_wait=None
+) -> tuple[int, int]:
+    """Start the server, run ``before_wait`` (start the sites), wait for the port."""
+    port_file = _launch_server(fleet, n_workers, cfg, cfg.port)
+    if before_wait is not None:
+        before_wait(port_file)
+    try:
+        port = _wait_port(fleet, port_file, cfg.port, cfg, deadline)
+    except _NoPortError:
+        # XGBoost could not report the port it bound (it probes a host address for its
+        # worker arguments): bind a free loopback port here and hand that over instead.
+        chosen = _free_port("127.0.0.1")
+        _launch_server(fleet, n_workers, cfg, chosen)
+        port = _wait_port(fleet, port_file, chosen, cfg, deadline)
+    return fleet.procs["server"].pid, port
+
+
+def _progress(status: Mapping[str, Any] | None) -> tuple[int, int]:
+    if not status:
+        return (-1, -1)
+    stage = status.get("stage", "started")
+    return (_STAGES.index(stage) if stage in _STAGES else 0, int(status.get("round", -1)))
+
+
+def _supervise(
+    fleet: _Fleet,
+    sites: Sequence[str],
+    cfg: FederatedConfig,
+    deadline: float,
+    what: str,
+) -> dict[str, dict[str, Any]]:
+    """Wait for every site process to exit 0; raise naming the first site that fails."""
+    t0 = time.monotonic()
+    statuses: dict[str, dict[str, Any] | None] = dict.fromkeys(sites)
+    while True:
+        now = time.monotonic()
+        wall = time.time()
+        for s in sites:
+            statuses[s] = _read_json(fleet.work / f"status-{s}.json") or statuses[s]
+        done = []
+        for s in sites:
+            rc = fleet.procs[s].poll()
+            if rc is None:
+                continue
+            if rc != 0:
+                err = fleet.work / f"error-{s}.txt"
+                detail = (
+                    err.read_text(errors="replace").strip().splitlines()[-1:]
+                    if err.exists()
+                    else []
+                )
+                why = f"signal {-rc}" if rc < 0 else f"exit code {rc}"
+                raise OncorweError(
+                    f"federated {what} failed: site {s!r} died ({why})"
+                    + (f": {detail[0]}" if detail else "")
+                )
+            done.append(s)
+        if len(done) == len(sites):
+            return {s: dict(statuses[s] or {}) for s in sites}
+        server = fleet.procs.get("server")
+        if server is not None and server.poll() is not None:
+            raise OncorweError(
+                f"federated {what} failed: the server exited with code {server.returncode}: "
+                f"{fleet.log_tail('server')}"
+            )
+        running = [s for s in sites if s not in done]
+        silent = [s for s in running if statuses[s] is None and now - t0 > cfg.start_timeout]
+        if silent:
+            raise OncorweError(
+                f"federated {what} failed: site(s) {silent} did not start within "
+                f"{cfg.start_timeout:g} s"
+            )
+        stale = [
+            s
+            for s in running
+            if statuses[s] is not None
+            and wall - float(statuses[s].get("heartbeat", wall)) > cfg.heartbeat_timeout
+        ]
+        if stale:
+            raise OncorweError(
+                f"federated {what} failed: site(s) {stale} stopped responding "
+                f"(no heartbeat for {cfg.heartbeat_timeout:g} s)"
+            )
+        if now > deadline:
+            prog = {s: _progress(statuses[s]) for s in running}
+            slowest = min(prog.values())
+            lagging = [s for s in running if prog[s] == slowest]
+            where = ", ".join(
+                f"{s} ({(statuses[s] or {}).get('stage', 'not started')}, "
+                f"round {(statuses[s] or {}).get('round', -1)})"
+                for s in running
+            )
+            raise OncorweError(
+                f"federated {what} timed out after {cfg.timeout:g} s; unfinished: {where}; "
+                f"furthest behind: {lagging}"
+            )
+        time.sleep(0.05)
+
+
+def _site_names(partitions: Mapping[str, Any]) -> list[str]:
+    names = [str(s) for s in partitions]
+    bad = [s for s in names if not s or "/" in s or s.startswith(".")]
+    if bad:
+        raise OncorweError(f"federated: site names must be plain names; got {bad}")
+    return names
+
+
+def _write_job(work: Path, site: str, job: Mapping[str, Any]) -> Path:
+    path = work / f"job-{site}.json"
+    path.write_text(json.dumps(job))
+    return path
+
+
+# ---------------------------------------------------------------------- public
+def federated_summaries(
+    partitions: Mapping[str, str | os.PathLike[str]],
+    *,
+    numeric: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    min_cell: int = 11,
+    target_intervals: int = 1024,
+    config: FederatedConfig | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Each site's sketch summary, computed in that site's own process.
+
+    See :func:`oncorwe.federated.binning.site_summary`; returns one summary per site,
+    in the order of ``partitions``.
+    """
+    cfg = config or FederatedConfig()
+    sites = _site_names(partitions)
+    deadline = time.monotonic() + cfg.timeout
+    with _work_dir(work_dir) as work:
+        _clean(work)
+        fleet = _Fleet(work, cfg.python)
+        try:
+            for s in sites:
+                job = {
+                    "task": "summarize",
+                    "site": s,
+                    "partition": str(Path(partitions[s]).resolve()),
+                    "numeric": list(numeric),
+                    "categorical": list(categorical),
+                    "min_cell": int(min_cell),
+                    "target_intervals": int(target_intervals),
+                    "out_dir": str(work),
+                    "parent_pid": os.getpid(),
+                }
+                fleet.start(s, ["-m", "oncorwe.federated.site", str(_write_job(work, s, job))])
+            _supervise(fleet, sites, cfg, deadline, "sketch")
+            return [json.loads((work / f"summary-{s}.json").read_text()) for s in sites]
+        finally:
+            fleet.stop_all()
+
+
+def federated_contract(
+    partitions: Mapping[str, str | os.PathLike[str]],
+    *,
+    numeric: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    max_bin: int = 256,
+    time_column: str | None = None,
+    min_cell: int = 11,
+    reference: BinningContract | None = None,
+    config: FederatedConfig | None = None,
+) -> BinningContract:
+    """A :class:`BinningContract` from the sites' sketch summaries (no rows leave a site)."""
+    ref = reference or BinningContract(max_bin=max_bin)
+    num = [c for c in numeric if c not in ref.numeric]
+    cat = [c for c in categorical if c not in ref.categorical]
+    if time_column is not None and ref.time_grid is None:
+        num.append(time_column)
+    summaries = federated_summaries(
+        partitions, numeric=num, categorical=cat, min_cell=min_cell, config=config
+    )
+    contract = contract_from_summaries(
+        summaries,
+        max_bin=max_bin,
+        time_column=time_column if ref.time_grid is None else None,
+        reference=reference,
+    )
+    return _ordered(contract, [*numeric, *categorical])
+
+
+def _ordered(contract: BinningContract, order: Sequence[str]) -> BinningContract:
+    missing = [c for c in order if c not in contract.numeric and c not in contract.categorical]
+    if missing:
+        raise OncorweError(
+            f"binning contract: no site had at least min_cell values of {missing[:5]}; "
+            "give these features reference ranges"
+        )
+    return BinningContract(
+        numeric={c: contract.numeric[c] for c in order if c in contract.numeric},
+        categorical={c: contract.categorical[c] for c in order if c in contract.categorical},
+        max_bin=contract.max_bin,
+        time_grid=contract.time_grid,
+    )
+
+
+def federated_train(
+    partitions: Mapping[str, str | os.PathLike[str]],
+    *,
+    kind: str,
+    features: Sequence[str],
+    label: str | Sequence[str],
+    params: Mapping[str, Any],
+    num_boost_round: int,
+    contract: BinningContract | None,
+    time_grid: Sequence[float] | None = None,
+    config: FederatedConfig | None = None,
+    model_path: str | os.PathLike[str] | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+) -> FederatedRun:
+    """Train one XGBoost model across the sites, one process per site.
+
+    Parameters
+    ----------
+    partitions : mapping of site name to path
+        Each site's own Parquet file (or folder); site ``i`` (in this order) has rank ``i``.
+    kind : {"binary", "cox"}
+    features : sequence of str
+    label : str or (event column, time column)
+    params : mapping
+        XGBoost parameters, identical at every site (build them with
+        :func:`oncorwe.models.trainer.xgboost_params`).
+    num_boost_round : int
+    contract : BinningContract or None
+        None trains on the raw columns (each site sketches its own cut points).
+    time_grid : sequence of float, optional
+        Cox only: use :class:`~oncorwe.federated.site.CoxRiskSetObjective` on this grid
+        (pooled risk sets); without it XGBoost's ``survival:cox`` uses each site's own.
+    config : FederatedConfig, optional
+    model_path : path, optional
+        Where the model is written (atomically) on success; never on failure.
+    work_dir : path, optional
+        Folder for jobs, status files and logs (kept); default a temporary one (removed).
+
+    Returns
+    -------
+    FederatedRun
+
+    Raises
+    ------
+    OncorweError
+        Naming the site that died, hung or timed out; every process is stopped first.
+    """
+    import xgboost as xgb
+
+    cfg = config or FederatedConfig()
+    sites = _site_names(partitions)
+    if not sites:
+        raise OncorweError("federated: no sites")
+    if cfg.tls is not None:
+        cfg.tls.check()
+    t_start = time.monotonic()
+    deadline = t_start + cfg.timeout
+    with _work_dir(work_dir) as work:
+        _clean(work)
+        fleet = _Fleet(work, cfg.python)
+        try:
+
+            def start_sites(port_file: Path) -> None:
+                # the sites load XGBoost while the server starts; each waits for the
+                # server's port file before it connects
+                for rank, s in enumerate(sites):
+                    job = {
+                        "task": "train",
+                        "site": s,
+                        "rank": rank,
+                        "world_size": len(sites),
+                        "partition": str(Path(partitions[s]).resolve()),
+                        "kind": kind,
+                        "features": list(features),
+                        "label": label if isinstance(label, str) else list(label),
+                        "params": dict(params),
+                        "num_boost_round": int(num_boost_round),
+                        "contract": None if contract is None else contract.to_dict(),
+                        "time_grid": None if time_grid is None else [float(t) for t in time_grid],
+                        "server": {
+                            "host": cfg.address,
+                            "port_file": str(port_file),
+                            "wait_s": float(cfg.start_timeout),
+                        },
+                        "tls": None if cfg.tls is None else cfg.tls.for_site(s),
+                        "out_dir": str(work),
+                        "parent_pid": os.getpid(),
+                    }
+                    fleet.start(s, ["-m", "oncorwe.federated.site", str(_write_job(work, s, job))])
+
+            server_pid, port = _start_server(fleet, len(sites), cfg, deadline, start_sites)
+            statuses = _supervise(fleet, sites, cfg, deadline, "training")
+            model_file = work / "model.json"
+            if not model_file.is_file():
+                raise OncorweError("federated training failed: rank 0 wrote no model")
+            booster = xgb.Booster(model_file=str(model_file))
+            if model_path is not None:
+                from oncorwe.io import atomic_path
+
+                with atomic_path(model_path) as tmp:
+                    shutil.copyfile(model_file, tmp)
+        finally:
+            fleet.stop_all()
+    manifest = {
+        s: {
+            "rank": r,
+            "pid": statuses[s].get("pid"),
+            "partition": str(Path(partitions[s]).resolve()),
+            "opened": list(statuses[s].get("opened", [])),
+            "n_rows": statuses[s].get("n_rows"),
+            "n_unlabeled": statuses[s].get("n_unlabeled"),
+        }
+        for r, s in enumerate(sites)
+    }
+    return FederatedRun(
+        booster=booster,
+        manifest=manifest,
+        server_pid=server_pid,
+        port=port,
+        seconds=time.monotonic() - t_start,
+    )
+
+
+# ---------------------------------------------------------------------- TLS material
+def make_tls_material(
+    directory: str | os.PathLike[str],
+    sites: Sequence[str],
+    *,
+    hosts: Sequence[str] = ("localhost", "127.0.0.1"),
+    days: int = 2,
+    tool: str = "auto",
+) -> TLSConfig:
+    """Write a throw-away CA, a server certificate and one client certificate per site.
+
+    Parameters
+    ----------
+    directory : path
+        Created if needed; receives ``ca.pem``, ``server.key``, ``server.pem`` and
+        ``<site>.key`` / ``<site>.pem``. Keys are written with mode 0600.
+    sites : sequence of str
+    hosts : sequence of str
+        Names and IP addresses the server certificate is valid for.
+    days : int, default 2
+    tool : {"auto", "cryptography", "openssl"}
+        ``auto`` uses the ``cryptography`` package when installed, else ``openssl``.
+
+    Returns
+    -------
+    TLSConfig
+        With ``client_ca`` and ``server_ca`` both the CA certificate.
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    if tool == "auto":
+        try:
+            import cryptography  # noqa: F401
+
+            tool = "cryptography"
+        except ImportError:
+            tool = "openssl"
+    if tool == "cryptography":
+        _tls_cryptography(d, sites, hosts, days)
+    elif tool == "openssl":
+        _tls_openssl(d, sites, hosts, days)
+    else:
+        raise OncorweError(
+            f"make_tls_material: tool must be auto, cryptography or openssl; got {tool!r}"
+        )
+    return TLSConfig(
+        server_key=d / "server.key",
+        server_cert=d / "server.pem",
+        client_ca=d / "ca.pem",
+        server_ca=d / "ca.pem",
+        client_certs={s: (d / f"{s}.key", d / f"{s}.pem") for s in sites},
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _split_hosts(hosts: Sequence[str]) -> tuple[list[str], list[str]]:
+    names, ips = [], []
+    for h in hosts:
+        try:
+            ipaddress.ip_address(h)
+            ips.append(h)
+        except ValueError:
+            names.append(h)
+    return names, ips
+
+
+def _tls_cryptography(d: Path, sites: Sequence[str], hosts: Sequence[str], days: int) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = _dt.datetime.now(_dt.UTC)
+
+    def key():
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def name(cn: str):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def save(stem: str, k, cert) -> None:
+        _write_private(
+            d / f"{stem}.key",
+            k.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+        (d / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    def build(cn: str, k, issuer, issuer_key, *, ca: bool, usage=None, san=None):
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(name(cn))
+            .issuer_name(issuer)
+            .public_key(k.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(minutes=5))
+            .not_valid_after(now + _dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if usage is not None:
+            b = b.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key = key()
+    ca = build("oncorwe federation CA", ca_key, name("oncorwe federation CA"), ca_key, ca=True)
+    save("ca", ca_key, ca)
+    names, ips = _split_hosts(hosts)
+    san = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    sk = key()
+    save(
+        "server",
+        sk,
+        build(
+            hosts[0],
+            sk,
+            ca.subject,
+            ca_key,
+            ca=False,
+            usage=ExtendedKeyUsageOID.SERVER_AUTH,
+            san=san,
+        ),
+    )
+    for s in sites:
+        k = key()
+        save(s, k, build(s, k, ca.subject, ca_key, ca=False, usage=ExtendedKeyUsageOID.CLIENT_AUTH))
+
+
+def _tls_openssl(d: Path, sites: Sequence[str], hosts: Sequence[str], days: int) -> None:
+    exe = shutil.which("openssl")
+    if exe is None:
+        raise OncorweError(
+            "make_tls_material: neither the cryptography package nor openssl is available"
+        )
+
+    def run(*args: str) -> None:
+        subprocess.run([exe, *args], cwd=d, check=True, capture_output=True)
+
+    def newkey(stem: str) -> None:
+        run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f"{stem}.key")
+        os.chmod(d / f"{stem}.key", 0o600)
+
+    newkey("ca")
+    run(
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        str(days),
+        "-subj",
+        "/CN=oncorwe federation CA",
+    )
+    names, ips = _split_hosts(hosts)
+    san = ",".join([f"DNS:{n}" for n in names] + [f"IP:{i}" for i in ips])
+    for stem, cn, ext in [
+        ("server", hosts[0], f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
+    ] + [(s, s, "extendedKeyUsage=clientAuth\n") for s in sites]:
+        newkey(stem)
+        run("req", "-new", "-key", f"{stem}.key", "-out", f"{stem}.csr", "-subj", f"/CN={cn}")
+        (d / f"{stem}.ext").write_text("basicConstraints=critical,CA:FALSE\n" + ext)
+        run(
+            "x509",
+            "-req",
+            "-in",
+            f"{stem}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{stem}.pem",
+            "-days",
+            str(days),
+            "-extfile",
+            f"{stem}.ext",
+        )
+        (d / f"{stem}.csr").unlink()
+        (d / f"{stem}.ext").unlink()
+
+
+# ---------------------------------------------------------------------- server process
+def _serve(argv: Sequence[str]) -> int:
+    import argparse
+    import threading
+
+    ap = argparse.ArgumentParser(prog="python -m oncorwe.federated.server serve")
+    ap.add_argument("--n-workers", type=int, required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--parent-pid", type=int, default=None)
+    ap.add_argument("--timeout", type=int, default=3600)
+    ap.add_argument("--server-key")
+    ap.add_argument("--server-cert")
+    ap.add_argument("--client-ca")
+    a = ap.parse_args(argv)
+
+    from xgboost.federated import FederatedTracker
+
+    parent = a.parent_pid if a.parent_pid is not None else os.getppid()
+
+    def watchdog() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    secure = a.server_key is not None
+    tracker = FederatedTracker(
+        n_workers=a.n_workers,
+        port=a.port,
+        secure=secure,
+        server_key_path=a.server_key,
+        server_cert_path=a.server_cert,
+        client_cert_path=a.client_ca,
+        timeout=a.timeout,
+    )
+    tracker.start()
+    try:
+        port = int(tracker.worker_args()["dmlc_tracker_port"])
+    except Exception:  # noqa: BLE001 - XGBoost probes a host address to report args
+        if not a.port:
+            return _NO_PORT  # the coordinator retries with a port it chose
+        port = a.port
+    tmp = Path(a.port_file).with_suffix(".tmp")
+    tmp.write_text(json.dumps({"port": port, "pid": os.getpid()}))
+    os.replace(tmp, a.port_file)
+    # XGBoost's federated server never returns: the coordinator stops this process.
+    tracker.wait_for()
+    return 0
+
+
+if __name__ == "__main__":
+    # The server needs only XGBoost's tracker; without this, ``import xgboost`` also
+    # loads scikit-learn (xgboost.compat), 1.5 s of start-up for nothing.
+    sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
+    if len(sys.argv) < 2 or sys.argv[1] != "serve":
+        print(
+            "usage: python -m oncorwe.federated.server serve --n-workers N --port-file F ...",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    sys.exit(_serve(sys.argv[2:]))

@@ -1,0 +1,375 @@
+"""What one hospital runs: read its own partition, bin it, train in the federation.
+
+A site is one OS process started by the coordinator (:mod:`oncorwe.federated.server`)
+as ``python -m oncorwe.federated.site JOB.json``. The job file names the one Parquet
+partition the site may read, the features, labels, binning contract and training
+parameters, the federated server's address and the site's TLS files. The site:
+
+1. reads **only** its partition and records the paths it opened in its status file
+   (``status-<site>.json``, rewritten every ``HEARTBEAT_S`` seconds with a heartbeat time,
+   its stage and boosting round, so the coordinator can tell a hung site from a slow one);
+2. applies the :class:`~oncorwe.federated.binning.BinningContract`;
+3. for ``task: "summarize"``, writes its sketch summary (``summary-<site>.json``) and
+   stops; for ``task: "train"``, joins the federation inside
+   ``xgboost.collective.CommunicatorContext`` and calls ``xgboost.train`` with the same
+   parameters as every other site. Only gradient histograms (and, for Cox, risk-set sums
+   on the shared time grid) leave the process. Rank 0 writes the model to a temporary
+   file and renames it to ``model.json``.
+
+An exception is written to ``error-<site>.txt`` and the process exits with status 1.
+A watchdog thread ends the process when its parent (the coordinator) disappears, so a
+killed coordinator leaves no site behind.
+
+The training helpers (:func:`make_labels`, :func:`build_matrix`,
+:class:`CoxRiskSetObjective`) are shared with the pooled and Dask backends of
+:mod:`oncorwe.models.trainer`, so all backends train the same model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from oncorwe.federated.binning import BinningContract, site_summary
+
+__all__ = [
+    "HEARTBEAT_S",
+    "CoxRiskSetObjective",
+    "build_matrix",
+    "drop_unlabeled",
+    "make_labels",
+    "prepare_features",
+    "read_partition",
+    "run_job",
+]
+
+HEARTBEAT_S = 0.5
+# Same rule as the estimators: QuantileDMatrix only pays off on large matrices. With a
+# binning contract both give the same cuts (no feature has more than max_bin values).
+QUANTILE_DMATRIX_MIN_CELLS = 1_000_000
+
+
+# ---------------------------------------------------------------------- data
+def read_partition(
+    path: str | os.PathLike[str], columns: Sequence[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Read one site's Parquet partition (a file, or a folder of ``*.parquet``).
+
+    Returns the frame and the list of files opened (absolute paths), so a caller can
+    prove that nothing else was read.
+    """
+    import pyarrow.parquet as pq
+
+    p = Path(path).resolve()
+    files = sorted(p.glob("*.parquet")) if p.is_dir() else [p]
+    if not files:
+        raise FileNotFoundError(f"no Parquet file in {p}")
+    tables = [pq.read_table(f, columns=list(columns)) for f in files]
+    frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+    return frame, [str(f) for f in files]
+
+
+def prepare_features(
+    frame: pd.DataFrame, features: Sequence[str], contract: BinningContract | None
+) -> pd.DataFrame:
+    """The matrix XGBoost sees: binned by ``contract``, or the raw columns.
+
+    Without a contract, text and boolean columns become categories / 0-1 and numeric
+    columns pass through; each site then sketches its own cut points (and numbers its own
+    categories), which is exactly what the contract exists to prevent.
+    """
+    if contract is not None:
+        if list(features) != contract.features:
+            extra = sorted(set(features) ^ set(contract.features))
+            if extra:
+                raise ValueError(f"features and binning contract differ on {extra[:5]}")
+        return contract.apply(frame)[list(features)]
+    out = frame[list(features)].copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_bool_dtype(s.dtype):
+            out[col] = s.astype(np.int8)
+        elif pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype):
+            out[col] = pd.Categorical(s.astype("object").where(s.notna(), None))
+    return out
+
+
+def drop_unlabeled(frame: pd.DataFrame, label_cols: Sequence[str]) -> pd.DataFrame:
+    """The rows whose label columns are all present (an outcome not ascertained, such
+    as a response never assessed, cannot train a model)."""
+    keep = frame[list(label_cols)].notna().all(axis=1)
+    return frame if bool(keep.all()) else frame.loc[keep].reset_index(drop=True)
+
+
+def make_labels(
+    kind: str, frame: pd.DataFrame, label: str | Sequence[str]
+) -> dict[str, np.ndarray]:
+    """XGBoost labels: ``binary`` reads a 0/1 column; ``cox`` reads ``(event, time)``.
+
+    The Cox label goes through :func:`oncorwe.models.estimators.xgboost_survival_labels`
+    (time, negative when censored).
+    """
+    from oncorwe.models.estimators import xgboost_survival_labels
+
+    if kind == "binary":
+        col = label if isinstance(label, str) else label[0]
+        y = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
+            raise ValueError(f"binary label {col!r} must be 0/1 with no missing values")
+        return {"label": y}
+    if kind == "cox":
+        if isinstance(label, str) or len(label) != 2:
+            raise ValueError(f"cox label must be (event column, time column); got {label!r}")
+        ev_col, t_col = label
+        return xgboost_survival_labels(frame[ev_col].to_numpy(), frame[t_col].to_numpy(), "cox")
+    raise ValueError(f"kind must be 'binary' or 'cox'; got {kind!r}")
+
+
+def build_matrix(X: pd.DataFrame, labels: Mapping[str, np.ndarray], max_bin: int):
+    """A ``DMatrix`` (small data) or ``QuantileDMatrix`` with categorical support."""
+    import xgboost as xgb
+
+    if X.size >= QUANTILE_DMATRIX_MIN_CELLS:
+        return xgb.QuantileDMatrix(X, enable_categorical=True, max_bin=max_bin, **labels)
+    return xgb.DMatrix(X, enable_categorical=True, **labels)
+
+
+# ---------------------------------------------------------------------- Cox objective
+class CoxRiskSetObjective:
+    """Breslow Cox partial-likelihood gradients with risk sets over *all* sites.
+
+    XGBoost's built-in ``survival:cox`` computes each worker's gradients from that
+    worker's rows alone: in horizontal federated (or Dask) training every site then has
+    its own risk sets, a site-stratified Cox model that pooled training does not fit.
+    This objective restores the pooled risk sets: a row's time ``t`` is put at the first
+    point ``>= t`` of the shared ``time_grid`` (index ``g``, ``m + 1`` buckets for ``m``
+    points), and each round the sites all-reduce (sum) two length-``m + 1`` vectors,
+    the events ``D[g]`` (once) and ``S[g] = sum exp(f_i)`` over the rows in bucket ``g``.
+    With ``R[g] = sum_{h >= g} S[h]``:
+
+        grad_i = exp(f_i) A[g_i] - d_i,   hess_i = exp(f_i) A[g_i] - exp(f_i)^2 B[g_i],
+        A[g] = sum_{h <= g} D[h] / R[h],  B[g] = sum_{h <= g} D[h] / R[h]^2,
+
+    XGBoost's own formulas with tied times handled by Breslow's rule (every row of a
+    bucket is at risk for the bucket's events). In a single process the all-reduce is
+    the identity, so pooled, federated and Dask training optimize the same likelihood;
+    only the two vectors of bucket sums cross site boundaries, never an event time.
+
+    Labels are XGBoost's Cox labels (time, negative when censored); sample weights are
+    not used (as in XGBoost's risk sets).
+    """
+
+    def __init__(self, time_grid: Sequence[float]) -> None:
+        self.time_grid = np.asarray(time_grid, dtype=float)
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"time_grid": self.time_grid}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["time_grid"])
+
+    @staticmethod
+    def _allreduce(v: np.ndarray) -> np.ndarray:
+        import xgboost as xgb
+
+        if xgb.collective.is_distributed():
+            return np.asarray(xgb.collective.allreduce(v, xgb.collective.Op.SUM), dtype=float)
+        return v
+
+    def _setup(self, dtrain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        key = int(dtrain.handle.value or 0)
+        hit = self._cache.get(key)
+        if hit is None or hit[0].shape[0] != dtrain.num_row():
+            y = dtrain.get_label().astype(float)
+            g = np.searchsorted(self.time_grid, np.abs(y), side="left")
+            ev = (y > 0).astype(float)
+            m = self.time_grid.shape[0] + 1
+            D = self._allreduce(np.bincount(g, weights=ev, minlength=m).astype(float))
+            hit = (g, ev, D)
+            self._cache = {key: hit}
+        return hit
+
+    def __call__(self, preds: np.ndarray, dtrain) -> tuple[np.ndarray, np.ndarray]:
+        g, ev, D = self._setup(dtrain)
+        e = np.exp(np.asarray(preds, dtype=float).ravel())
+        S = self._allreduce(np.bincount(g, weights=e, minlength=D.shape[0]).astype(float))
+        R = np.cumsum(S[::-1])[::-1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r1 = np.where(R > 0, D / R, 0.0)
+            r2 = np.where(R > 0, D / (R * R), 0.0)
+        A, B = np.cumsum(r1)[g], np.cumsum(r2)[g]
+        grad = e * A - ev
+        hess = np.maximum(e * A - e * e * B, 1e-16)
+        return grad, hess
+
+
+# ---------------------------------------------------------------------- status
+class _Status:
+    """The site's status file, rewritten atomically on change and on every heartbeat."""
+
+    def __init__(self, path: Path, **fields: Any) -> None:
+        self.path = path
+        self.state: dict[str, Any] = {"pid": os.getpid(), "stage": "started", "round": -1, **fields}
+        self.lock = threading.Lock()
+        self.write()
+
+    def update(self, **fields: Any) -> None:
+        with self.lock:
+            self.state.update(fields)
+        self.write()
+
+    def write(self) -> None:
+        with self.lock:
+            self.state["heartbeat"] = time.time()
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.state))
+            os.replace(tmp, self.path)
+
+
+def _start_daemons(status: _Status, parent: int) -> None:
+    def beat() -> None:
+        while True:
+            time.sleep(HEARTBEAT_S)
+            if os.getppid() != parent:
+                # the coordinator is gone: nobody will collect the result or stop us
+                os._exit(3)
+            try:
+                status.write()
+            except OSError:
+                os._exit(3)
+
+    threading.Thread(target=beat, name="oncorwe-heartbeat", daemon=True).start()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------- the job
+def _server_address(server: Mapping[str, Any]) -> str:
+    """``host:port``, waiting for the server's port file when the port is not fixed."""
+    if server.get("port"):
+        return f"{server['host']}:{int(server['port'])}"
+    path = Path(server["port_file"])
+    limit = time.monotonic() + float(server.get("wait_s", 60.0))
+    while time.monotonic() < limit:
+        try:
+            return f"{server['host']}:{int(json.loads(path.read_text())['port'])}"
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.02)
+    raise TimeoutError(f"the federated server wrote no port file ({path}) in time")
+
+
+def run_job(job: Mapping[str, Any]) -> None:
+    """Run one site job (see the module docstring); raises on failure."""
+    out = Path(job["out_dir"])
+    site = job["site"]
+    status = _Status(out / f"status-{site}.json", site=site, rank=job.get("rank"))
+    _start_daemons(status, int(job.get("parent_pid", os.getppid())))
+    contract = BinningContract.from_dict(job["contract"]) if job.get("contract") else None
+
+    if job["task"] == "summarize":
+        columns = [*job.get("numeric", []), *job.get("categorical", [])]
+        status.update(stage="reading")
+        frame, opened = read_partition(job["partition"], columns)
+        status.update(stage="summarizing", opened=opened, n_rows=int(len(frame)))
+        summary = site_summary(
+            frame,
+            numeric=job.get("numeric", []),
+            categorical=job.get("categorical", []),
+            min_cell=int(job.get("min_cell", 11)),
+            target_intervals=int(job.get("target_intervals", 1024)),
+        )
+        _atomic_write_text(out / f"summary-{site}.json", json.dumps(summary))
+        status.update(stage="done")
+        return
+
+    if job["task"] != "train":
+        raise ValueError(f"unknown task {job['task']!r}")
+    import xgboost as xgb
+
+    kind, label, features = job["kind"], job["label"], list(job["features"])
+    label_cols = [label] if isinstance(label, str) else list(label)
+    status.update(stage="reading")
+    frame, opened = read_partition(job["partition"], [*features, *label_cols])
+    n_read = int(len(frame))
+    frame = drop_unlabeled(frame, label_cols)
+    status.update(
+        stage="binning", opened=opened, n_rows=int(len(frame)), n_unlabeled=n_read - len(frame)
+    )
+    X = prepare_features(frame, features, contract)
+    labels = make_labels(kind, frame, label)
+    del frame
+    params = dict(job["params"])
+    obj = CoxRiskSetObjective(job["time_grid"]) if job.get("time_grid") else None
+
+    status.update(stage="connecting")
+    comm: dict[str, Any] = {
+        "dmlc_communicator": "federated",
+        "federated_server_address": _server_address(job["server"]),
+        "federated_world_size": int(job["world_size"]),
+        "federated_rank": int(job["rank"]),
+    }
+    tls = job.get("tls")
+    if tls:
+        comm["federated_server_cert_path"] = tls["server_ca"]
+        comm["federated_client_key_path"] = tls["client_key"]
+        comm["federated_client_cert_path"] = tls["client_cert"]
+
+    class Progress(xgb.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log) -> bool:  # noqa: ANN001
+            status.update(round=int(epoch) + 1)
+            return False
+
+    with xgb.collective.CommunicatorContext(**comm):
+        status.update(stage="matrix")
+        dtrain = build_matrix(X, labels, int(params.get("max_bin", 256)))
+        status.update(stage="training", round=0)
+        booster = xgb.train(
+            params,
+            dtrain,
+            num_boost_round=int(job["num_boost_round"]),
+            obj=obj,
+            callbacks=[Progress()],
+            verbose_eval=False,
+        )
+        if int(job["rank"]) == 0:
+            tmp = out / f".model.{os.getpid()}.tmp.json"
+            booster.save_model(str(tmp))
+            os.replace(tmp, out / "model.json")
+    status.update(stage="done")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m oncorwe.federated.site JOB.json", file=sys.stderr)
+        return 2
+    job = json.loads(Path(args[0]).read_text())
+    try:
+        run_job(job)
+    except BaseException:
+        tb = traceback.format_exc()
+        try:
+            _atomic_write_text(Path(job["out_dir"]) / f"error-{job['site']}.txt", tb)
+        finally:
+            print(tb, file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,639 @@
+"""One training interface, three backends: pooled, federated, Dask.
+
+:func:`train_model` trains a binary (``binary:logistic``) or Cox (``survival:cox``)
+XGBoost model on the analysis table and returns a :class:`TrainedModel`; the caller
+chooses the backend by name (``params.yaml`` ``compute.training``) and never touches it:
+
+- ``pooled``: ``xgboost.train`` in this process on all rows (the reference);
+- ``federated``: one OS process per hospital, each reading only its own Parquet
+  partition, joined by XGBoost's federated server (:mod:`oncorwe.federated.server`);
+- ``dask``: ``xgboost.dask.train`` on a Dask DataFrame read from the per-site Parquet
+  partitions, on a local 2-worker cluster (``cluster="local"``) or an existing scheduler
+  (``cluster="tcp://host:port"``, or a ``distributed.Client``).
+
+All three apply the same :class:`~oncorwe.federated.binning.BinningContract` before
+XGBoost sees the data, so no feature has more than ``max_bin`` distinct values, every
+worker derives the same cut points, and the backends train the same trees
+(federated == pooled to floating-point summation order). For Cox models the contract
+also carries a shared time grid, and all backends use
+:class:`~oncorwe.federated.site.CoxRiskSetObjective`, whose risk sets span every site
+(XGBoost's built-in Cox objective would use each worker's rows alone). The contract is
+by default sketched from the sites (``contract="sketch"``: in the site processes for the
+federated backend, per site in this process otherwise, with the same result);
+``contract="none"`` trains on raw columns with XGBoost's own objectives, where federated
+and pooled training differ.
+
+Parity holds with ``subsample = 1`` (the default here): row subsampling draws different
+rows at each site than in the pooled matrix.
+
+Example
+-------
+>>> import numpy as np, pandas as pd
+>>> rng = np.random.default_rng(0)
+>>> df = pd.DataFrame({"x": rng.normal(size=300), "site": np.repeat(["A", "B"], 150)})
+>>> df["y"] = (df["x"] + rng.normal(size=300) > 0).astype(int)
+>>> m = train_model("binary", df, features=["x"], label="y", num_boost_round=5, min_cell=5)
+>>> m.predict_proba(df).shape
+(300, 2)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from oncorwe.errors import OncorweError
+from oncorwe.federated.binning import BinningContract, contract_from_summaries, site_summary
+from oncorwe.federated.site import (
+    CoxRiskSetObjective,
+    build_matrix,
+    drop_unlabeled,
+    make_labels,
+    prepare_features,
+    read_partition,
+)
+
+__all__ = [
+    "BACKENDS",
+    "KINDS",
+    "TrainedModel",
+    "discover_partitions",
+    "train_model",
+    "xgboost_params",
+]
+
+BACKENDS = ("pooled", "federated", "dask")
+KINDS = ("binary", "cox")
+DASK_LOCAL_WORKERS = 2
+DEFAULT_PARAMS: dict[str, Any] = {
+    "eta": 0.1,
+    "max_depth": 4,
+    "min_child_weight": 1.0,
+    "lambda": 1.0,
+    "subsample": 1.0,
+    "colsample_bytree": 1.0,
+    "tree_method": "hist",
+    "device": "cpu",
+    "nthread": 1,
+    "seed": 0,
+    "verbosity": 1,
+}
+# scikit-learn spellings (the estimators', and params.yaml's) -> XGBoost's
+PARAM_ALIASES = {
+    "learning_rate": "eta",
+    "reg_lambda": "lambda",
+    "reg_alpha": "alpha",
+    "n_jobs": "nthread",
+    "random_state": "seed",
+}
+_UNSUPPORTED = ("early_stopping_rounds", "validation_fraction", "objective", "num_class")
+
+
+# ---------------------------------------------------------------------- model
+@dataclass
+class TrainedModel:
+    """A trained booster with what is needed to use it on new rows.
+
+    Attributes
+    ----------
+    booster : xgboost.Booster
+    kind : {"binary", "cox"}
+    features : list of str
+    contract : BinningContract or None
+        Applied to new rows before prediction (the booster splits on bin indices).
+    backend : str
+    info : dict
+        Timing, rows, sites and, for the federated backend, each site's manifest.
+    """
+
+    booster: Any
+    kind: str
+    features: list[str]
+    contract: BinningContract | None
+    backend: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The matrix the booster expects: ``frame``'s features, binned."""
+        return prepare_features(frame, self.features, self.contract)
+
+    def predict_margin(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw score, shape (n,): log-odds (binary) or log hazard ratio (cox)."""
+        import xgboost as xgb
+
+        dm = xgb.DMatrix(self.transform(frame), enable_categorical=True)
+        return self.booster.predict(dm, output_margin=True)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Binary models: class probabilities, shape (n, 2), columns (0, 1)."""
+        if self.kind != "binary":
+            raise OncorweError("predict_proba is for binary models; use predict_risk")
+        p = 1.0 / (1.0 + np.exp(-self.predict_margin(frame).astype(float)))
+        return np.column_stack([1.0 - p, p])
+
+    def predict_risk(self, frame: pd.DataFrame) -> np.ndarray:
+        """Risk, shape (n,); higher = higher risk: the hazard ratio ``exp(f(x))`` (cox)
+        or the probability of the outcome (binary)."""
+        margin = self.predict_margin(frame).astype(float)
+        if self.kind == "cox":
+            return np.exp(margin)
+        return 1.0 / (1.0 + np.exp(-margin))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the booster (XGBoost JSON) to ``path`` and ``<path>.meta.json`` beside it."""
+        from oncorwe.io import atomic_path
+
+        with atomic_path(path) as tmp:
+            self.booster.save_model(str(tmp))
+        self._save_meta(path)
+
+    def _save_meta(self, path: str | os.PathLike[str]) -> None:
+        from oncorwe.io import atomic_path
+
+        meta = {
+            "kind": self.kind,
+            "features": self.features,
+            "backend": self.backend,
+            "contract": None if self.contract is None else self.contract.to_dict(),
+        }
+        with atomic_path(_meta_path(path)) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TrainedModel:
+        import xgboost as xgb
+
+        meta = json.loads(_meta_path(path).read_text())
+        contract = None if meta["contract"] is None else BinningContract.from_dict(meta["contract"])
+        return cls(
+            booster=xgb.Booster(model_file=str(path)),
+            kind=meta["kind"],
+            features=list(meta["features"]),
+            contract=contract,
+            backend=meta["backend"],
+        )
+
+
+def _meta_path(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + ".meta.json")
+
+
+# ---------------------------------------------------------------------- parameters
+def xgboost_params(
+    kind: str, params: Mapping[str, Any] | None = None, *, max_bin: int | None = None
+) -> tuple[dict[str, Any], int]:
+    """XGBoost parameters for ``kind`` and the number of boosting rounds.
+
+    ``params`` may use the estimators' names (``learning_rate``, ``n_estimators``,
+    ``reg_lambda``, ``n_jobs``, ``random_state``); defaults are :data:`DEFAULT_PARAMS`
+    (one thread, no subsampling) and 100 rounds.
+
+    Returns
+    -------
+    params : dict
+    num_boost_round : int
+    """
+    if kind not in KINDS:
+        raise OncorweError(f"kind must be one of {KINDS}; got {kind!r}")
+    given = {PARAM_ALIASES.get(k, k): v for k, v in dict(params or {}).items()}
+    bad = [k for k in _UNSUPPORTED if k in given]
+    if bad:
+        raise OncorweError(
+            f"train_model sets {bad} itself (kind={kind!r}); remove them from params"
+        )
+    rounds = int(given.pop("n_estimators", given.pop("num_boost_round", 100)))
+    if given.get("device", "cpu") not in ("cpu", "auto"):
+        raise OncorweError("train_model trains on the CPU (device 'cpu')")
+    given["device"] = "cpu"
+    out = {**DEFAULT_PARAMS, **given}
+    if max_bin is not None:
+        if "max_bin" in given and int(given["max_bin"]) != int(max_bin):
+            raise OncorweError(
+                f"params max_bin={given['max_bin']} differs from the binning contract's {max_bin}"
+            )
+        out["max_bin"] = int(max_bin)
+    out.setdefault("max_bin", 256)
+    if kind == "binary":
+        out["objective"] = "binary:logistic"
+    else:
+        # the margin starts at log(1) = 0: XGBoost's intercept estimate for Cox would use
+        # each worker's own risk sets in distributed training
+        out.update({"objective": "survival:cox", "base_score": 1.0})
+    return out, rounds
+
+
+# ---------------------------------------------------------------------- data
+def discover_partitions(
+    root: str | os.PathLike[str], sites: Sequence[str] | None = None
+) -> dict[str, Path]:
+    """The per-site partitions of an analysis table: ``root/site=NAME/`` folders.
+
+    Returns site name -> folder, sorted by name (or in the order of ``sites``).
+    """
+    root = Path(root)
+    found = {d.name.split("=", 1)[1]: d for d in sorted(root.glob("site=*")) if d.is_dir()}
+    if not found:
+        raise OncorweError(f"{root}: no site=NAME partitions (expected the analysis table folder)")
+    if sites is None:
+        return found
+    missing = [s for s in sites if s not in found]
+    if missing:
+        raise OncorweError(f"{root}: no partition for site(s) {missing}")
+    return {s: found[s] for s in sites}
+
+
+def _partition_files(path: Path) -> list[Path]:
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
+def _as_partitions(data: Any, sites: Sequence[str] | None) -> dict[str, Path] | None:
+    if isinstance(data, pd.DataFrame):
+        return None
+    if isinstance(data, Mapping):
+        parts = {str(k): Path(v) for k, v in data.items()}
+        if sites is not None:
+            parts = {s: parts[s] for s in sites}
+        return parts
+    return discover_partitions(data, sites)
+
+
+def _frames_by_site(
+    data: Any,
+    partitions: dict[str, Path] | None,
+    columns: list[str],
+    site_column: str,
+    sites: Sequence[str] | None,
+) -> dict[str, pd.DataFrame]:
+    """Per-site frames in site order (a frame without a site column is one site)."""
+    if partitions is not None:
+        return {s: read_partition(p, columns)[0] for s, p in partitions.items()}
+    frame: pd.DataFrame = data
+    if site_column not in frame.columns:
+        return {"all": frame[columns].reset_index(drop=True)}
+    names = list(sites) if sites is not None else sorted(frame[site_column].astype(str).unique())
+    key = frame[site_column].astype(str)
+    return {s: frame.loc[key == s, columns].reset_index(drop=True) for s in names}
+
+
+def _write_partitions(frames: Mapping[str, pd.DataFrame], root: Path) -> dict[str, Path]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = {}
+    for s, f in frames.items():
+        d = root / f"site={s}"
+        d.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(f, preserve_index=False), d / "part-0.parquet")
+        out[s] = d
+    return out
+
+
+def _feature_kinds(features: Sequence[str], sample: pd.DataFrame) -> tuple[list[str], list[str]]:
+    numeric, categorical = [], []
+    for c in features:
+        dt = sample[c].dtype
+        if (
+            isinstance(dt, pd.CategoricalDtype)
+            or pd.api.types.is_object_dtype(dt)
+            or pd.api.types.is_string_dtype(dt)
+        ):
+            categorical.append(c)
+        else:
+            numeric.append(c)
+    return numeric, categorical
+
+
+def _schema_sample(partitions: Mapping[str, Path], columns: list[str]) -> pd.DataFrame:
+    """An empty frame with the partitions' column types (reads the schema only)."""
+    import pyarrow.parquet as pq
+
+    first = _partition_files(next(iter(partitions.values())))[0]
+    return pq.read_schema(first).empty_table().select(columns).to_pandas()
+
+
+# ---------------------------------------------------------------------- backends
+def _train_pooled(frame: pd.DataFrame, kind, features, label, contract, params, rounds, obj):
+    import xgboost as xgb
+
+    X = prepare_features(frame, features, contract)
+    labels = make_labels(kind, frame, label)
+    dtrain = build_matrix(X, labels, int(params["max_bin"]))
+    return xgb.train(params, dtrain, num_boost_round=rounds, obj=obj, verbose_eval=False)
+
+
+def _train_dask(
+    files: list[str] | None,
+    frame: pd.DataFrame | None,
+    columns,
+    label_cols,
+    kind,
+    features,
+    label,
+    contract,
+    params,
+    rounds,
+    obj,
+    cluster,
+    n_workers,
+):
+    import dask.dataframe as dd
+    import xgboost.dask as dxgb
+    from distributed import Client, LocalCluster
+
+    if files is not None:
+        ddf = dd.read_parquet(files, columns=columns)
+    else:
+        ddf = dd.from_pandas(frame[columns], npartitions=max(n_workers, 2))
+
+    def feats(part: pd.DataFrame) -> pd.DataFrame:
+        return prepare_features(part, features, contract)
+
+    def lab(part: pd.DataFrame) -> pd.Series:
+        return pd.Series(make_labels(kind, part, label)["label"], index=part.index, dtype=float)
+
+    ddf = ddf.dropna(subset=label_cols)
+    meta_X = feats(ddf._meta)
+    X = ddf.map_partitions(feats, meta=meta_X)
+    y = ddf.map_partitions(lab, meta=pd.Series(dtype=float))
+
+    def fit(client) -> Any:
+        dtrain = dxgb.DaskDMatrix(client, X, y, enable_categorical=True)
+        out = dxgb.train(
+            client, params, dtrain, num_boost_round=rounds, obj=obj, verbose_eval=False
+        )
+        return out["booster"]
+
+    if not isinstance(cluster, str):  # a distributed.Client
+        return fit(cluster)
+    if cluster == "local":
+        with (
+            LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            ) as lc,
+            Client(lc) as client,
+        ):
+            return fit(client)
+    if not cluster.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+        raise OncorweError(f"cluster must be 'local' or a scheduler address; got {cluster!r}")
+    with Client(cluster) as client:
+        return fit(client)
+
+
+# ---------------------------------------------------------------------- entry point
+def train_model(
+    kind: str,
+    data: pd.DataFrame | str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]],
+    *,
+    features: Sequence[str],
+    label: str | Sequence[str],
+    params: Mapping[str, Any] | None = None,
+    num_boost_round: int | None = None,
+    backend: str = "pooled",
+    cluster: Any = "local",
+    sites: Sequence[str] | None = None,
+    contract: BinningContract | str = "sketch",
+    timeout: float = 3600.0,
+    federated: Any = None,
+    site_column: str = "site",
+    min_cell: int = 11,
+    dask_workers: int = DASK_LOCAL_WORKERS,
+    model_path: str | os.PathLike[str] | None = None,
+) -> TrainedModel:
+    """Train a binary or Cox XGBoost model with the chosen backend.
+
+    Parameters
+    ----------
+    kind : {"binary", "cox"}
+        ``binary:logistic`` on a 0/1 label, or ``survival:cox`` on ``(event, time)``
+        (the library's convention; higher ``predict_risk`` = higher risk).
+    data : DataFrame, path or mapping of site to path
+        The analysis table: a DataFrame (with a ``site_column`` for per-site work), its
+        folder of ``site=NAME/part-0.parquet`` partitions, or explicit site -> path.
+        The federated backend given a DataFrame first writes it out per site
+        (a simulation: real sites hold their own files).
+    features : sequence of str
+    label : str or (event column, time column)
+        Rows where a label column is missing are left out, by every backend.
+    params : mapping, optional
+        XGBoost parameters (see :func:`xgboost_params`); ``n_estimators`` counts as
+        ``num_boost_round``.
+    num_boost_round : int, optional
+        Default: ``params["n_estimators"]`` or 100.
+    backend : {"pooled", "federated", "dask"}
+    cluster : "local", scheduler address or distributed.Client
+        Dask only: ``"local"`` starts a ``LocalCluster`` of ``dask_workers`` processes
+        with one thread each for this call.
+    sites : sequence of str, optional
+        Sites to use, in rank order (default: all, sorted by name).
+    contract : BinningContract, "sketch" or "none"
+        The shared binning (see the module docstring). Cox training with a contract
+        needs its ``time_grid``.
+    timeout : float, default 3600
+        Federated only: seconds before the run is abandoned (overrides ``federated``'s).
+    federated : FederatedConfig, optional
+        Address, port, TLS and heartbeat settings of the federated backend.
+    site_column : str, default "site"
+    min_cell : int, default 11
+        Smallest count a site sends in its sketch summary.
+    dask_workers : int, default 2
+    model_path : path, optional
+        Write the booster there (atomically) and ``<model_path>.meta.json`` beside it.
+
+    Returns
+    -------
+    TrainedModel
+
+    Raises
+    ------
+    OncorweError
+        A bad argument, or a federated site that failed (named).
+    """
+    if backend not in BACKENDS:
+        raise OncorweError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    if kind not in KINDS:
+        raise OncorweError(f"kind must be one of {KINDS}; got {kind!r}")
+    features = [str(f) for f in features]
+    label_cols = [label] if isinstance(label, str) else list(label)
+    if kind == "cox" and len(label_cols) != 2:
+        raise OncorweError(f"cox label must be (event column, time column); got {label!r}")
+    columns = list(dict.fromkeys([*features, *label_cols]))
+    t0 = time.perf_counter()
+    partitions = _as_partitions(data, sites)
+    frames: dict[str, pd.DataFrame] | None = None
+
+    def site_frames() -> dict[str, pd.DataFrame]:
+        nonlocal frames
+        if frames is None:
+            frames = _frames_by_site(data, partitions, columns, site_column, sites)
+        return frames
+
+    fed_cfg = None
+    if backend == "federated":
+        from dataclasses import replace
+
+        from oncorwe.federated.server import FederatedConfig
+
+        fed_cfg = replace(federated or FederatedConfig(), timeout=float(timeout))
+
+    with tempfile.TemporaryDirectory(prefix="oncorwe-train-") as scratch:
+        if backend == "federated" and partitions is None:
+            partitions = _write_partitions(site_frames(), Path(scratch))
+
+        # ---- the binning contract
+        if isinstance(contract, str):
+            if contract not in ("sketch", "none"):
+                raise OncorweError(
+                    f"contract must be a BinningContract, 'sketch' or 'none'; got {contract!r}"
+                )
+            if contract == "none":
+                resolved: BinningContract | None = None
+            else:
+                sample = (
+                    _schema_sample(partitions, columns)
+                    if partitions is not None
+                    else data[columns].iloc[:0]
+                )
+                numeric, categorical = _feature_kinds(features, sample)
+                time_col = label_cols[1] if kind == "cox" else None
+                max_bin = int(dict(params or {}).get("max_bin", 256))
+                if backend == "federated":
+                    from oncorwe.federated.server import federated_contract
+
+                    resolved = federated_contract(
+                        partitions,
+                        numeric=numeric,
+                        categorical=categorical,
+                        max_bin=max_bin,
+                        time_column=time_col,
+                        min_cell=min_cell,
+                        config=fed_cfg,
+                    )
+                else:
+                    summaries = [
+                        site_summary(
+                            f,
+                            numeric=[*numeric, *([time_col] if time_col else [])],
+                            categorical=categorical,
+                            min_cell=min_cell,
+                        )
+                        for f in site_frames().values()
+                    ]
+                    resolved = contract_from_summaries(
+                        summaries, max_bin=max_bin, time_column=time_col
+                    )
+                    resolved = _order(resolved, features)
+        else:
+            resolved = contract
+            if [*resolved.numeric, *resolved.categorical] != features:
+                resolved = _order(resolved, features)
+        if resolved is not None and kind == "cox" and resolved.time_grid is None:
+            raise OncorweError(
+                "cox training with a binning contract needs its time_grid (the shared time "
+                "points of the risk sets); use contract='sketch' or add time_grid"
+            )
+
+        prm, rounds = xgboost_params(
+            kind, params, max_bin=None if resolved is None else resolved.max_bin
+        )
+        if num_boost_round is not None:
+            rounds = int(num_boost_round)
+        time_grid = None if resolved is None or kind != "cox" else resolved.time_grid
+        obj = CoxRiskSetObjective(time_grid) if time_grid is not None else None
+        if obj is not None:
+            prm["disable_default_eval_metric"] = 1
+        info: dict[str, Any] = {"backend": backend, "num_boost_round": rounds}
+
+        # ---- training
+        if backend == "pooled":
+            fr = site_frames()
+            info["sites"] = list(fr)
+            pooled = drop_unlabeled(pd.concat(list(fr.values()), ignore_index=True), label_cols)
+            info["n_rows"] = int(len(pooled))
+            booster = _train_pooled(pooled, kind, features, label, resolved, prm, rounds, obj)
+            if model_path is not None:
+                TrainedModel(booster, kind, features, resolved, backend).save(model_path)
+        elif backend == "federated":
+            from oncorwe.federated.server import federated_train
+
+            run = federated_train(
+                partitions,
+                kind=kind,
+                features=features,
+                label=label,
+                params=prm,
+                num_boost_round=rounds,
+                contract=resolved,
+                time_grid=time_grid,
+                config=fed_cfg,
+                model_path=model_path,
+            )
+            booster = run.booster
+            info.update(
+                sites=list(partitions),
+                manifest=run.manifest,
+                port=run.port,
+                n_rows=int(sum(m["n_rows"] or 0 for m in run.manifest.values())),
+            )
+            if model_path is not None:
+                TrainedModel(booster, kind, features, resolved, backend)._save_meta(model_path)
+        else:
+            files = (
+                [str(f) for p in partitions.values() for f in _partition_files(p)]
+                if partitions is not None
+                else None
+            )
+            frame = (
+                None
+                if partitions is not None
+                else pd.concat(list(site_frames().values()), ignore_index=True)
+            )
+            booster = _train_dask(
+                files,
+                frame,
+                columns,
+                label_cols,
+                kind,
+                features,
+                label,
+                resolved,
+                prm,
+                rounds,
+                obj,
+                cluster,
+                dask_workers,
+            )
+            info["cluster"] = cluster if isinstance(cluster, str) else "client"
+            if model_path is not None:
+                TrainedModel(booster, kind, features, resolved, backend).save(model_path)
+    info["seconds"] = time.perf_counter() - t0
+    return TrainedModel(booster, kind, features, resolved, backend, info)
+
+
+def _order(contract: BinningContract, features: Sequence[str]) -> BinningContract:
+    missing = [c for c in features if c not in contract.numeric and c not in contract.categorical]
+    if missing:
+        raise OncorweError(
+            f"binning contract covers no {missing[:5]} (a sketched feature needs at least "
+            "min_cell values at some site)"
+        )
+    return BinningContract(
+        numeric={c: contract.numeric[c] for c in features if c in contract.numeric},
+        categorical={c: contract.categorical[c] for c in features if c in contract.categorical},
+        max_bin=contract.max_bin,
+        time_grid=contract.time_grid,
+    )
