@@ -104,7 +104,6 @@ def child(spec_path: str) -> None:
         backend=spec["backend"],
         contract=contract,
         federated=fed,
-        timeout=3600,
     )
     seconds = time.perf_counter() - t0
     sample = pd.read_parquet(spec["sample"])
@@ -120,13 +119,15 @@ def run_child(spec: dict, work: Path) -> dict:
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, CHILD_FLAG, str(spec_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    err_path = work / f"stderr-{spec['backend']}.txt"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, CHILD_FLAG, str(spec_path)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=env,
+        )
     peak = 0
     try:
         root = psutil.Process(proc.pid)
@@ -148,7 +149,8 @@ def run_child(spec: dict, work: Path) -> dict:
             proc.kill()
             proc.wait()
     if proc.returncode != 0:
-        raise SystemExit(f"{spec['backend']} run failed (exit code {proc.returncode})")
+        tail = err_path.read_text(errors="replace")[-3000:]
+        raise SystemExit(f"{spec['backend']} run failed (exit code {proc.returncode}):\n{tail}")
     result = json.loads(out.strip().splitlines()[-1])
     result["wall_total"] = time.perf_counter() - t0
     result["peak_bytes"] = peak

@@ -36,10 +36,11 @@ def _run(args, cwd, check=True):
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
+    """Hashes of the DVC outputs (hidden caches such as the optuna study are not outputs)."""
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     }
 
 

@@ -322,7 +322,9 @@ def run_hypothesis(
     )
     _log(f"hypothesis: {len(frame)} rows -> discovery {len(disc)}, confirmation {len(conf)}")
 
-    tuning_db = out_dir.parent / f"{out_dir.name}-optuna.db"
+    # the optuna study sits beside the output, not in it: the output folder is replaced
+    # atomically, the study must survive an interrupted run to resume (not DVC-tracked)
+    tuning_db = out_dir.parent / ".optuna" / f"{out_dir.name}.db"
     models, model_metrics = fit_response_models(disc, conf, roles, covariates, cfg, tuning_db)
     _log(f"hypothesis: response models in {time.perf_counter() - t0:.0f}s")
 

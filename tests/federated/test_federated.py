@@ -259,3 +259,11 @@ def test_trainer_rejects_cox_contract_without_time_grid(world):
 def test_trainer_rejects_unknown_backend(world):
     with pytest.raises(OncorweError, match="backend"):
         _fit(world, "spark")
+
+
+def test_trained_model_shap_values_sum_to_the_margin(world, binary_runs):
+    frame = world["frame"].head(50)
+    model = binary_runs["pooled"]
+    contrib = model.shap_values(frame)
+    assert list(contrib.columns) == [*FEATURES, "bias"]
+    np.testing.assert_allclose(contrib.sum(axis=1), model.predict_margin(frame), atol=1e-4)

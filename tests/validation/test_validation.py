@@ -98,3 +98,20 @@ def test_validation_notebook_reports_the_stage_results(validated, tmp_path):
     assert report.metrics["validated"] == len(res["hypotheses"])
     assert report.metrics["go"] == res["n_go"]
     assert_no_cdn(report.html.read_text())
+
+
+@pytest.mark.notebook
+def test_validation_notebook_renders_when_nothing_was_confirmed(tmp_path):
+    from oncorwe.paths import project_root
+    from oncorwe.report.render import render_report
+
+    path = tmp_path / "validation.json"
+    path.write_text(json.dumps({"hypotheses": [], "n_go": 0}))
+    report = render_report(
+        project_root() / "notebooks" / "02_validation.ipynb",
+        "02_validation",
+        {"validation_path": str(path), "min_cell": 11},
+        tmp_path / "reports",
+    )
+    assert report.metrics == {"validated": 0, "go": 0, "go_drugs": []}
+    assert "No hypothesis was validated" in report.html.read_text()

@@ -104,6 +104,21 @@ class TLSConfig:
     server_ca: Path
     client_certs: Mapping[str, tuple[Path, Path]] = field(default_factory=dict)
 
+    @classmethod
+    def from_dir(cls, directory: str | os.PathLike[str], sites: Sequence[str]) -> TLSConfig:
+        """Certificates in the layout :func:`make_tls_material` writes: ``ca.pem``,
+        ``server.key``, ``server.pem`` and ``<site>.key`` / ``<site>.pem`` per site."""
+        d = Path(directory)
+        tls = cls(
+            server_key=d / "server.key",
+            server_cert=d / "server.pem",
+            client_ca=d / "ca.pem",
+            server_ca=d / "ca.pem",
+            client_certs={s: (d / f"{s}.key", d / f"{s}.pem") for s in sites},
+        )
+        tls.check()
+        return tls
+
     def for_site(self, site: str) -> dict[str, str]:
         if site not in self.client_certs:
             raise OncorweError(f"TLS: no client certificate for site {site!r}")
@@ -374,11 +389,7 @@ def _supervise(
                 continue
             if rc != 0:
                 err = fleet.work / f"error-{s}.txt"
-                detail = (
-                    err.read_text(errors="replace").strip().splitlines()[-1:]
-                    if err.exists()
-                    else []
-                )
+                detail = err.read_text(errors="replace").splitlines()[:1] if err.exists() else []
                 why = f"signal {-rc}" if rc < 0 else f"exit code {rc}"
                 raise OncorweError(
                     f"federated {what} failed: site {s!r} died ({why})"
@@ -695,13 +706,7 @@ def make_tls_material(
         raise OncorweError(
             f"make_tls_material: tool must be auto, cryptography or openssl; got {tool!r}"
         )
-    return TLSConfig(
-        server_key=d / "server.key",
-        server_cert=d / "server.pem",
-        client_ca=d / "ca.pem",
-        server_ca=d / "ca.pem",
-        client_certs={s: (d / f"{s}.key", d / f"{s}.pem") for s in sites},
-    )
+    return TLSConfig.from_dir(d, sites)
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -16,7 +16,8 @@ parameters, the federated server's address and the site's TLS files. The site:
    on the shared time grid) leave the process. Rank 0 writes the model to a temporary
    file and renames it to ``model.json``.
 
-An exception is written to ``error-<site>.txt`` and the process exits with status 1.
+An exception is written to ``error-<site>.txt`` (its first line names the exception)
+and the process exits with status 1.
 A watchdog thread ends the process when its parent (the coordinator) disappears, so a
 killed coordinator leaves no site behind.
 
@@ -119,8 +120,6 @@ def make_labels(
     The Cox label goes through :func:`oncorwe.models.estimators.xgboost_survival_labels`
     (time, negative when censored).
     """
-    from oncorwe.models.estimators import xgboost_survival_labels
-
     if kind == "binary":
         col = label if isinstance(label, str) else label[0]
         y = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -128,6 +127,8 @@ def make_labels(
             raise ValueError(f"binary label {col!r} must be 0/1 with no missing values")
         return {"label": y}
     if kind == "cox":
+        from oncorwe.models.estimators import xgboost_survival_labels
+
         if isinstance(label, str) or len(label) != 2:
             raise ValueError(f"cox label must be (event column, time column); got {label!r}")
         ev_col, t_col = label
@@ -135,11 +136,25 @@ def make_labels(
     raise ValueError(f"kind must be 'binary' or 'cox'; got {kind!r}")
 
 
-def build_matrix(X: pd.DataFrame, labels: Mapping[str, np.ndarray], max_bin: int):
-    """A ``DMatrix`` (small data) or ``QuantileDMatrix`` with categorical support."""
+def build_matrix(
+    X: pd.DataFrame,
+    labels: Mapping[str, np.ndarray],
+    max_bin: int,
+    *,
+    quantile: bool | None = None,
+):
+    """A ``QuantileDMatrix`` or ``DMatrix`` with categorical support.
+
+    ``quantile=None`` picks by size (``QuantileDMatrix`` from ``QUANTILE_DMATRIX_MIN_CELLS``
+    cells). In a federation every site must build the same kind (they run different
+    collective operations while sketching), so the sites pass ``quantile=True``; with a
+    binning contract both kinds give the same cut points.
+    """
     import xgboost as xgb
 
-    if X.size >= QUANTILE_DMATRIX_MIN_CELLS:
+    if quantile is None:
+        quantile = X.size >= QUANTILE_DMATRIX_MIN_CELLS
+    if quantile:
         return xgb.QuantileDMatrix(X, enable_categorical=True, max_bin=max_bin, **labels)
     return xgb.DMatrix(X, enable_categorical=True, **labels)
 
@@ -336,7 +351,7 @@ def run_job(job: Mapping[str, Any]) -> None:
 
     with xgb.collective.CommunicatorContext(**comm):
         status.update(stage="matrix")
-        dtrain = build_matrix(X, labels, int(params.get("max_bin", 256)))
+        dtrain = build_matrix(X, labels, int(params.get("max_bin", 256)), quantile=True)
         status.update(stage="training", round=0)
         booster = xgb.train(
             params,
@@ -359,12 +374,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m oncorwe.federated.site JOB.json", file=sys.stderr)
         return 2
     job = json.loads(Path(args[0]).read_text())
+    if job.get("task") == "summarize" or job.get("kind") == "binary":
+        # Nothing here needs scikit-learn, but ``import xgboost`` loads it when it can
+        # (xgboost.compat): 1.5 s of start-up per site. Cox jobs need it (the label
+        # adapter lives with the estimators).
+        sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
     try:
         run_job(job)
-    except BaseException:
+    except BaseException as err:
         tb = traceback.format_exc()
+        # first line: the exception in one line (XGBoost's messages carry a C++ backtrace)
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        head = f"{type(err).__name__}: {lines[0] if lines else ''}"
         try:
-            _atomic_write_text(Path(job["out_dir"]) / f"error-{job['site']}.txt", tb)
+            _atomic_write_text(Path(job["out_dir"]) / f"error-{job['site']}.txt", f"{head}\n{tb}")
         finally:
             print(tb, file=sys.stderr, flush=True)
         return 1

@@ -149,6 +149,22 @@ class TrainedModel:
             return np.exp(margin)
         return 1.0 / (1.0 + np.exp(-margin))
 
+    def shap_values(self, frame: pd.DataFrame, *, approximate: bool = False) -> pd.DataFrame:
+        """Per-row contributions on the margin scale, shape (n, p + 1) (features, ``bias``).
+
+        Computed on the binned features: a contribution belongs to the feature, whose
+        value entered the model only through its bin.
+        """
+        import xgboost as xgb
+
+        X = self.transform(frame)
+        contrib = self.booster.predict(
+            xgb.DMatrix(X, enable_categorical=True),
+            pred_contribs=True,
+            approx_contribs=approximate,
+        )
+        return pd.DataFrame(contrib, columns=[*self.features, "bias"], index=X.index)
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the booster (XGBoost JSON) to ``path`` and ``<path>.meta.json`` beside it."""
         from oncorwe.io import atomic_path
@@ -407,7 +423,7 @@ def train_model(
     cluster: Any = "local",
     sites: Sequence[str] | None = None,
     contract: BinningContract | str = "sketch",
-    timeout: float = 3600.0,
+    timeout: float | None = None,
     federated: Any = None,
     site_column: str = "site",
     min_cell: int = 11,
@@ -443,8 +459,9 @@ def train_model(
     contract : BinningContract, "sketch" or "none"
         The shared binning (see the module docstring). Cox training with a contract
         needs its ``time_grid``.
-    timeout : float, default 3600
-        Federated only: seconds before the run is abandoned (overrides ``federated``'s).
+    timeout : float, optional
+        Federated only: seconds before the run is abandoned (default: ``federated``'s,
+        one hour).
     federated : FederatedConfig, optional
         Address, port, TLS and heartbeat settings of the federated backend.
     site_column : str, default "site"
@@ -488,7 +505,9 @@ def train_model(
 
         from oncorwe.federated.server import FederatedConfig
 
-        fed_cfg = replace(federated or FederatedConfig(), timeout=float(timeout))
+        fed_cfg = federated or FederatedConfig()
+        if timeout is not None:
+            fed_cfg = replace(fed_cfg, timeout=float(timeout))
 
     with tempfile.TemporaryDirectory(prefix="oncorwe-train-") as scratch:
         if backend == "federated" and partitions is None:

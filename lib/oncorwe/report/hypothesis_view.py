@@ -152,3 +152,12 @@ def population_effects(hyps: list[dict], top: int = 8) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=["label", "estimate", "ci_low", "ci_high", "group"])
+
+
+def figure_or_note(rows: pd.DataFrame, make, note: str = "Nothing to show: no rows."):
+    """``make(rows)`` when there are rows, else a short note (an empty run still renders)."""
+    if rows is None or len(rows) == 0:
+        from IPython.display import Markdown
+
+        return Markdown(f"*{note}*")
+    return make(rows)
