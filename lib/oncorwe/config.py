@@ -204,8 +204,40 @@ class PrivacyParams(_Section):
     min_cell_count: int = Field(11, ge=1, le=1000, description="suppress counts below this")
 
 
+class FederatedComputeParams(_Section):
+    address: str = Field("127.0.0.1", description="host the sites connect to")
+    port: int = Field(0, ge=0, le=65535, description="0: the OS picks a free port")
+    tls: bool = True
+    tls_dir: str | None = Field(None, description="certificates; None: throw-away per run")
+    timeout_s: float = Field(3600.0, gt=0, le=86400)
+    heartbeat_timeout_s: float = Field(30.0, gt=0, le=3600)
+
+    def config(self, sites: list[str], scratch: Path):
+        from oncorwe.federated.server import FederatedConfig, TLSConfig, make_tls_material
+
+        tls = None
+        if self.tls:
+            tls = (
+                TLSConfig.from_dir(resolve(self.tls_dir), sites)
+                if self.tls_dir
+                else make_tls_material(Path(scratch) / "tls", sites)
+            )
+        return FederatedConfig(
+            address=self.address,
+            port=self.port,
+            tls=tls,
+            timeout=self.timeout_s,
+            heartbeat_timeout=self.heartbeat_timeout_s,
+        )
+
+
 class ComputeParams(_Section):
     threads: int = Field(2, ge=1, le=512)
+    training: Literal["pooled", "federated", "dask"] = Field(
+        "pooled", description="where the response models train"
+    )
+    cluster: str = Field("local", pattern=r"^(local|(tcp|tls)://\S+:\d+)$")
+    federated: FederatedComputeParams = FederatedComputeParams()
 
     def track_config(self, hp: HypothesisParams, min_cell: int):
         from oncorwe.effects.discovery import DiscoveryConfig
@@ -239,6 +271,9 @@ class ComputeParams(_Section):
             device=hp.device,
             threads=self.threads,
             model_params=hp.nuisance.model_dump(),
+            training=self.training,
+            cluster=self.cluster,
+            federated=self.federated,
         )
 
 

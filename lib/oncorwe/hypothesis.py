@@ -63,6 +63,9 @@ class TrackConfig:
     device: str = "auto"
     threads: int = 2
     model_params: dict[str, Any] | None = None
+    training: str = "pooled"  # pooled | federated | dask (response models)
+    cluster: str = "local"
+    federated: Any = None  # config.FederatedComputeParams
 
 
 def _log(msg: str) -> None:
@@ -100,6 +103,8 @@ def fit_response_models(
 
     Returns the fitted models and their metrics (overall, per population, per hospital).
     """
+    if cfg.training != "pooled":
+        return _fit_response_models_distributed(disc, conf, roles, covariates, cfg)
     models: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     X_cols = [*covariates, roles.treatment]
@@ -194,6 +199,91 @@ def fit_response_models(
             "n_trials": len(study.trials),
             "best_params": best,
             **by,
+        }
+        models["pfs"] = model
+    return models, metrics
+
+
+def _group_metrics(conf: pd.DataFrame, roles: Roles, cfg: TrackConfig, y, score, binary: bool):
+    """Metrics per population and hospital on the confirmation part."""
+    out = {}
+    for k, c in (("population", roles.population), ("hospital", roles.hospital)):
+        if not c:
+            continue
+        g = conf[c].astype(str).to_numpy()
+        if binary:
+            out[f"by_{k}"] = _records(metrics_by_group(y, score, g, min_cell=cfg.min_cell))
+            continue
+        ev, t = y
+        rows = []
+        for level in sorted(set(g)):
+            m = g == level
+            n = int(m.sum())
+            ok = n >= cfg.min_cell and ev[m].sum() > 1
+            rows.append(
+                {
+                    "group": level,
+                    "n": _suppress(n, cfg.min_cell),
+                    "c_index": float(harrell_c(ev[m], t[m], score[m])) if ok else None,
+                }
+            )
+        out[f"by_{k}"] = rows
+    return out
+
+
+def _fit_response_models_distributed(disc, conf, roles, covariates, cfg):
+    """The response models through the federated or Dask trainer (no pooled tuning: the
+    rows are not in one place; fixed, moderate hyperparameters)."""
+    import tempfile
+
+    from oncorwe.models.trainer import train_model
+
+    X_cols = [*covariates, roles.treatment]
+    params = {
+        "max_depth": 4,
+        "learning_rate": 0.1,
+        "n_estimators": 200,
+        "min_child_weight": 5.0,
+        "nthread": 1,
+    }
+    scratch = Path(tempfile.mkdtemp(prefix="oncorwe-train-"))
+    fed = None
+    if cfg.training == "federated":
+        if not roles.hospital:
+            raise ValueError("federated training needs the hospital role (one process per site)")
+        sites = sorted(disc[roles.hospital].astype(str).unique())
+        fed = cfg.federated.config(sites, scratch)
+    common = dict(
+        params=params,
+        backend=cfg.training,
+        cluster=cfg.cluster,
+        federated=fed,
+        site_column=roles.hospital or "site",
+        min_cell=cfg.min_cell,
+    )
+    models, metrics = {}, {}
+    Xc = _feature_frame(conf, X_cols)
+    for name, col in (("response", roles.response), ("toxicity", roles.toxicity)):
+        if not col:
+            continue
+        model = train_model("binary", disc, features=X_cols, label=col, **common)
+        ok = conf[col].notna().to_numpy()
+        p = model.predict_proba(Xc[ok])[:, 1]
+        y = conf.loc[ok, col].to_numpy(int)
+        metrics[name] = {
+            "overall": {k: float(v) for k, v in binary_metrics(y, p).items()},
+            "backend": cfg.training,
+            **_group_metrics(conf.loc[ok], roles, cfg, y, p, True),
+        }
+        models[name] = model
+    if roles.time:
+        model = train_model("cox", disc, features=X_cols, label=(roles.event, roles.time), **common)
+        risk = model.predict_risk(Xc)
+        ev, t = conf[roles.event].to_numpy(int), conf[roles.time].to_numpy(float)
+        metrics["pfs"] = {
+            "overall": {"c_index": float(harrell_c(ev, t, risk))},
+            "backend": cfg.training,
+            **_group_metrics(conf, roles, cfg, (ev, t), risk, False),
         }
         models["pfs"] = model
     return models, metrics
@@ -464,6 +554,9 @@ def run_hypothesis(
         tmp.mkdir(parents=True)
         (tmp / "models").mkdir()
         for name, model in models.items():
+            if not hasattr(model, "booster_"):  # a federated / Dask TrainedModel
+                model.save(tmp / "models" / f"{name}.json")
+                continue
             model.booster_.save_model(tmp / "models" / f"{name}.json")
             (tmp / "models" / f"{name}.features.json").write_text(
                 json.dumps(

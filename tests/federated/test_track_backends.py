@@ -1,0 +1,42 @@
+"""Track 1's response models through the federated and Dask trainers."""
+
+from __future__ import annotations
+
+import pytest
+
+from oncorwe.cohort.roles import read_table, roles_for_analysis_table
+from oncorwe.cohort.splits import assign_splits
+from oncorwe.hypothesis import fit_response_models
+
+from ..conftest import small_track_config
+
+
+@pytest.fixture(scope="module")
+def parts(track1):
+    out, _ = track1
+    analysis = out.parent / "analysis"
+    roles = roles_for_analysis_table(analysis)
+    frame = read_table(analysis)
+    frame = frame[frame["site"].isin(sorted(frame["site"].unique())[:4])].reset_index(drop=True)
+    part = assign_splits(frame[roles.id], {"d": 0.6, "c": 0.4}, seed=1)
+    disc = frame[part == "d"].reset_index(drop=True)
+    conf = frame[part == "c"].reset_index(drop=True)
+    return disc, conf, roles, roles.resolved_covariates(frame)
+
+
+@pytest.mark.parametrize("backend", ["federated", "dask"])
+def test_response_models_train_on_the_backend_and_match_pooled_quality(parts, backend):
+    from dataclasses import replace
+
+    from oncorwe.config import FederatedComputeParams
+
+    disc, conf, roles, cov = parts
+    pooled_cfg = small_track_config()
+    cfg = replace(pooled_cfg, training=backend, federated=FederatedComputeParams(timeout_s=300))
+    models, metrics = fit_response_models(disc, conf, roles, cov, cfg, None)
+    assert set(models) == {"response", "toxicity", "pfs"}
+    assert metrics["response"]["backend"] == backend
+    _, pooled = fit_response_models(disc, conf, roles, cov, pooled_cfg, None)
+    for name in ("response", "toxicity"):
+        assert abs(metrics[name]["overall"]["auc"] - pooled[name]["overall"]["auc"]) < 0.03
+    assert abs(metrics["pfs"]["overall"]["c_index"] - pooled["pfs"]["overall"]["c_index"]) < 0.03
