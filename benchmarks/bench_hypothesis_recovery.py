@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1, help="planted worlds")
     ap.add_argument("--null-seeds", type=int, default=0, help="null worlds")
     ap.add_argument("--null-patients", type=int, default=None)
+    ap.add_argument("--null-first-seed", type=int, default=1001)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="oncorwe-recovery-"))
@@ -102,7 +103,7 @@ def main() -> None:
             print(f"\n## null worlds, {n:,} patients each")
             print("| seed | candidates | confirmed |")
             print("|------|------------|-----------|")
-            for seed in range(1001, 1001 + args.null_seeds):
+            for seed in range(args.null_first_seed, args.null_first_seed + args.null_seeds):
                 res, ev, secs = run_world(null, n, seed, work, args.threads)
                 k = res["summary"]["n_confirmed"]
                 hits += k > 0
