@@ -33,10 +33,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from oncorwe.errors import ConfigError, OncorweError, format_validation_error
+from oncorwe.errors import OncorweError, load_yaml_model
 from oncorwe.rules import Condition
 
 
@@ -122,21 +121,7 @@ class Roles(BaseModel):
 
 def load_roles(path: str | Path) -> Roles:
     """Read and validate a roles file (YAML or JSON)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"roles file {p} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML/JSON: {err}") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a mapping of role -> column")
-    try:
-        return Roles.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, str(p))) from err
-    except ValueError as err:
-        raise ConfigError(f"{p}: {err}") from err
+    return load_yaml_model(path, Roles, "roles file")
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

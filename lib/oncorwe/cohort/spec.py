@@ -11,10 +11,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from oncorwe.errors import ConfigError, format_validation_error
+from oncorwe.errors import load_yaml_model
 from oncorwe.rules import CATEGORICAL_FIELDS, NUMERIC_FIELDS, Condition
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -309,15 +308,4 @@ def default_spec_path() -> Path:
 def load_spec(path: str | Path | None = None) -> Spec:
     """Read and validate a spec file (``None`` or ``"default"``: the shipped one)."""
     p = default_spec_path() if path in (None, DEFAULT_SPEC) else Path(path)
-    if not p.is_file():
-        raise ConfigError(f"spec file {p} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML: {err}") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level")
-    try:
-        return Spec.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, str(p))) from err
+    return load_yaml_model(p, Spec, "spec file")

@@ -56,13 +56,12 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from scipy import optimize
 from scipy.integrate import cumulative_trapezoid, trapezoid
 from scipy.stats import norm
 
-from oncorwe.errors import ConfigError, OncorweError, format_validation_error
+from oncorwe.errors import OncorweError, format_validation_error, load_yaml_model
 from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
 from oncorwe.rules import Condition
 from oncorwe.trials.design import (
@@ -434,19 +433,7 @@ def load_design(path: str | Path) -> TrialDesignSpec:
     >>> load_design(resolve("examples/trial_design.yaml")).endpoint
     'pfs'
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"trial design file {p} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML: {err}") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a mapping of design keys at the top level")
-    try:
-        return TrialDesignSpec.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(_format_errors(err, str(p))) from err
+    return load_yaml_model(path, TrialDesignSpec, "trial design file", _format_errors)
 
 
 # --------------------------------------------------------------------------- model outcomes
