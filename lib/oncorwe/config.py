@@ -132,8 +132,8 @@ class FeaturesParams(_Section):
 
 
 class SplitParams(_Section):
-    discovery: float = Field(0.5, gt=0, lt=1)
-    confirmation: float = Field(0.25, gt=0, lt=1)
+    discovery: float = Field(0.4, gt=0, lt=1)
+    confirmation: float = Field(0.35, gt=0, lt=1)
     validation: float = Field(0.25, ge=0, lt=1)
     seed: int = Field(2026, ge=0)
 

@@ -226,6 +226,16 @@ def test_timeout_names_unfinished_sites(world, tmp_path):
 
 
 def test_keyboard_interrupt_stops_every_process(world, tmp_path):
+    # an earlier test (a Dask cluster, a kernel) may have replaced the SIGINT handler in
+    # this process; Ctrl-C in a terminal reaches the default one
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_run(world, tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_run(world, tmp_path):
     job = _job(world, tmp_path)
     # a real SIGINT to this process (what Ctrl-C sends), raised in the main thread
     watcher = _when_training(tmp_path, "A", lambda pid: os.kill(os.getpid(), signal.SIGINT))
