@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oncorwe.audit import effect_by_group, to_records
 from oncorwe.cohort.roles import Roles
+from oncorwe.cohort.sources import suppress
 from oncorwe.cohort.splits import assign_splits
 from oncorwe.effects.discovery import (
     DiscoveryConfig,
@@ -84,10 +86,6 @@ def _outcomes(frame: pd.DataFrame, roles: Roles, horizon: float) -> list[Outcome
     if roles.toxicity:
         out.append(OutcomeData("toxicity", frame[roles.toxicity].to_numpy(float), True))
     return out
-
-
-def _suppress(n: int, min_cell: int) -> int | None:
-    return int(n) if n >= min_cell else None
 
 
 # ------------------------------------------------------------------ response models
@@ -187,7 +185,7 @@ def fit_response_models(
                 rows.append(
                     {
                         "group": level,
-                        "n": _suppress(n, cfg.min_cell),
+                        "n": suppress(n, cfg.min_cell),
                         "c_index": float(harrell_c(ev_c[m], t_c[m], risk[m]))
                         if n >= cfg.min_cell and ev_c[m].sum() > 1
                         else None,
@@ -223,7 +221,7 @@ def _group_metrics(conf: pd.DataFrame, roles: Roles, cfg: TrackConfig, y, score,
             rows.append(
                 {
                     "group": level,
-                    "n": _suppress(n, cfg.min_cell),
+                    "n": suppress(n, cfg.min_cell),
                     "c_index": float(harrell_c(ev[m], t[m], score[m])) if ok else None,
                 }
             )
@@ -479,7 +477,7 @@ def run_hypothesis(
                         "drug": h.drug,
                         "outcome": name,
                         "bin_edges": [float(x) for x in edges],
-                        "counts": [_suppress(int(c), cfg.min_cell) for c in counts],
+                        "counts": [suppress(int(c), cfg.min_cell) for c in counts],
                     }
                 )
         model, losses = effect_models.get(key, (None, {}))
@@ -497,36 +495,36 @@ def run_hypothesis(
             h.extras["top_features"] = [
                 {"feature": f, "mean_shap_on_effect": float(mean[f])} for f in top.index
             ]
-        # effect by population within the subgroup (bias audit)
+        # effect by population within the subgroup (bias audit): the audit's estimator,
+        # cluster-robust by patient, with Cochran's Q across populations
         if roles.population and comp_c is not None and mask is not None and name in comp_c.psi:
-            by_pop = []
-            pops = pa_conf.frame[roles.population].astype(str).to_numpy()
             psi = comp_c.psi[name]
-            for level in sorted(set(pops[mask])):
-                m = mask & (pops == level) & ~np.isnan(psi)
-                n = int(m.sum())
-                if n >= max(cfg.min_cell, 30):
-                    se = float(np.std(psi[m], ddof=1) / np.sqrt(n))
-                    by_pop.append(
-                        {
-                            "population": level,
-                            "n": n,
-                            "effect": float(psi[m].mean()),
-                            "ci_low": float(psi[m].mean() - 1.96 * se),
-                            "ci_high": float(psi[m].mean() + 1.96 * se),
-                        }
-                    )
-                else:
-                    by_pop.append({"population": level, "n": None, "effect": None})
-            h.extras["effect_by_population"] = by_pop
+            rows = mask & ~np.isnan(psi)
+            het = effect_by_group(
+                psi[rows],
+                {"population": pa_conf.frame[roles.population].astype(str).to_numpy()[rows]},
+                min_cell=max(cfg.min_cell, 30),
+                cluster=pa_conf.ids[rows],
+            )
+            h.extras["effect_by_population"] = [
+                {
+                    "population": g["group"],
+                    "n": g["n"],
+                    "effect": g["effect"],
+                    "ci_low": g["ci_low"],
+                    "ci_high": g["ci_high"],
+                }
+                for g in to_records(het.groups)
+            ]
+            h.extras["population_heterogeneity"] = to_records(het.tests)
         # counts leave only above the suppression threshold
         for k in ("n_treated", "n_control"):
             if k in h.extras:
-                h.extras[k] = _suppress(h.extras[k], cfg.min_cell)
+                h.extras[k] = suppress(h.extras[k], cfg.min_cell)
         for block in (h.discovery, h.confirmation):
             for res in block.values():
                 if "n" in res:
-                    res["n"] = _suppress(res["n"], cfg.min_cell)
+                    res["n"] = suppress(res["n"], cfg.min_cell)
 
     ranked = rank(hyps)
     shap_models = {}
@@ -539,8 +537,8 @@ def run_hypothesis(
         )[:20]
 
     summary = {
-        "n_rows": _suppress(len(frame), cfg.min_cell),
-        "parts": {k: _suppress(int((part == k).sum()), cfg.min_cell) for k in cfg.fractions},
+        "n_rows": suppress(len(frame), cfg.min_cell),
+        "parts": {k: suppress(int((part == k).sum()), cfg.min_cell) for k in cfg.fractions},
         "n_candidates": len(candidates),
         "n_confirmed": sum(h.confirmed for h in hyps),
         "comparisons": [{"group": c.group, "drug": c.drug} for c in pa_disc.comparisons],

@@ -115,3 +115,20 @@ def test_no_stage_reads_the_truth():
         text = path.read_text()
         assert "cohort.truth" not in text, rel
         assert not re.search(r"[\"'/]truth[/\"']", text), rel
+
+
+def test_population_effects_add_up_to_the_subgroup_effect(track1):
+    """The per-population estimates partition the confirmation rows of each hypothesis."""
+    out, _ = track1
+    checked = 0
+    for h in json.loads((out / "hypotheses.json").read_text())["hypotheses"]:
+        pops = [p for p in h.get("effect_by_population", []) if p["n"] is not None]
+        c = h["confirmation"].get(h["primary_endpoint"] or "")
+        if not pops or not c or c.get("n") is None or len(pops) != len(h["effect_by_population"]):
+            continue
+        pooled = sum(p["n"] * p["effect"] for p in pops) / sum(p["n"] for p in pops)
+        assert abs(pooled - c["effect"]) < 1e-3 * max(1.0, abs(c["effect"]))
+        assert all(p["ci_low"] <= p["effect"] <= p["ci_high"] for p in pops)
+        assert h["population_heterogeneity"][0]["df"] == len(pops) - 1
+        checked += 1
+    assert checked >= 1

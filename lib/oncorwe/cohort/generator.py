@@ -760,10 +760,6 @@ class _Generator:
         )
 
 
-def _truth_schema(frame: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(frame, preserve_index=False)
-
-
 def generate(
     spec: Spec,
     n_patients: int,
@@ -825,7 +821,7 @@ def generate(
                     writers[name].write_table(table)
                     summary.rows[name] = summary.rows.get(name, 0) + table.num_rows
                 for name, frame in extra["truth"].items():
-                    table = _truth_schema(frame)
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
                     if name not in twriters:
                         twriters[name] = pq.ParquetWriter(
                             truth_dir / f"{name}.parquet", table.schema

@@ -210,13 +210,6 @@ def aipw_psi(
 
 
 # --------------------------------------------------------------------------- candidates
-@dataclass(frozen=True)
-class Candidate:
-    drug: str
-    condition: Condition
-    source: str = "grid"  # grid | tree
-
-
 def clause_specs(frame: pd.DataFrame, fields: list[str], min_rows: int) -> list[tuple[str, Any]]:
     """Single clauses worth trying for each subgroup field (as ``(field, spec)``)."""
     out: list[tuple[str, Any]] = []
