@@ -1,6 +1,7 @@
 """Track 1 against the generator's truth: recall, precision, rank, coverage, null-world FPR.
 
     python benchmarks/bench_hypothesis_recovery.py --patients 200000 --seeds 1
+    python benchmarks/bench_hypothesis_recovery.py --patients 200000 --seeds 3 --first-seed 2
     python benchmarks/bench_hypothesis_recovery.py --patients 20000 --null-seeds 20
 
 For each planted world: draw it, build the analysis table, run track 1 with the project's
@@ -54,6 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=200_000)
     ap.add_argument("--seeds", type=int, default=1, help="planted worlds")
+    ap.add_argument("--first-seed", type=int, default=1, help="seed of the first planted world")
     ap.add_argument("--null-seeds", type=int, default=0, help="null worlds")
     ap.add_argument("--null-patients", type=int, default=None)
     ap.add_argument("--null-first-seed", type=int, default=1001)
@@ -63,7 +65,7 @@ def main() -> None:
     spec = load_spec()
     covered, matched_total = 0, 0
     try:
-        for seed in range(1, args.seeds + 1):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             res, ev, secs = run_world(spec, args.patients, seed, work, args.threads)
             print(f"\n## planted world, {args.patients:,} patients, seed {seed} ({secs:.0f} s)")
             print(

@@ -58,6 +58,7 @@ from oncorwe.federated.binning import BinningContract, contract_from_summaries
 __all__ = [
     "FederatedConfig",
     "FederatedRun",
+    "FederatedSession",
     "TLSConfig",
     "federated_contract",
     "federated_summaries",
@@ -76,6 +77,8 @@ _STAGES = (
     "matrix",
     "training",
     "done",
+    "ready",
+    "stopped",
 )
 
 
@@ -276,6 +279,7 @@ def _clean(work: Path) -> None:
         "error-*.txt",
         "summary-*.json",
         "model.json",
+        "model-*.json",
         "server-port.json",
     ):
         for f in work.glob(pattern):
@@ -373,8 +377,10 @@ def _supervise(
     cfg: FederatedConfig,
     deadline: float,
     what: str,
+    task: int | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Wait for every site process to exit 0; raise naming the first site that fails."""
+    """Wait for every site process to exit 0 (or, in a session, to report ``task``
+    done); raise naming the first site that fails."""
     t0 = time.monotonic()
     statuses: dict[str, dict[str, Any] | None] = dict.fromkeys(sites)
     while True:
@@ -385,12 +391,18 @@ def _supervise(
         done = []
         for s in sites:
             rc = fleet.procs[s].poll()
+            if task is not None and rc is None:
+                if int((statuses[s] or {}).get("done_task", -1)) >= task:
+                    done.append(s)
+                continue
             if rc is None:
                 continue
-            if rc != 0:
+            if rc != 0 or task is not None:
                 err = fleet.work / f"error-{s}.txt"
                 detail = err.read_text(errors="replace").splitlines()[:1] if err.exists() else []
                 why = f"signal {-rc}" if rc < 0 else f"exit code {rc}"
+                if task is not None and rc == 0:
+                    why = "exited mid-session"
                 raise OncorweError(
                     f"federated {what} failed: site {s!r} died ({why})"
                     + (f": {detail[0]}" if detail else "")
@@ -659,6 +671,247 @@ def federated_train(
         port=port,
         seconds=time.monotonic() - t_start,
     )
+
+
+# ---------------------------------------------------------------------- sessions
+class FederatedSession:
+    """A federation kept up for many models: one server and one process per site,
+    started once; each :meth:`train` or :meth:`summaries` call is a numbered task.
+
+    Analyses fit hundreds of small models (cross-fitted nuisances of every comparison);
+    starting a process per site for each would cost more than the training. A session
+    pays the start-up once. Each task names one partition per site (or ``None``: that
+    site has no rows for this model and trains on a weight-0 placeholder row, so the
+    collective operations still line up); a site reads only its own entry. Supervision
+    is that of :func:`federated_train`, per task: a site that dies, falls silent for
+    ``heartbeat_timeout`` seconds or has not finished a task within ``timeout`` seconds
+    ends the session with an error naming it, and every process is stopped.
+
+    Use it as a context manager::
+
+        with FederatedSession(["A", "B"], config) as fed:
+            booster = fed.train({"A": path_a, "B": path_b}, kind="binary", ...)
+
+    Parameters
+    ----------
+    sites : sequence of str
+        Site names in rank order.
+    config : FederatedConfig, optional
+    work_dir : path, optional
+        Tasks, status files, logs and models (kept); default a temporary folder (removed).
+    """
+
+    def __init__(
+        self,
+        sites: Sequence[str],
+        config: FederatedConfig | None = None,
+        work_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.sites = _site_names(dict.fromkeys(sites))
+        if not self.sites:
+            raise OncorweError("federated: no sites")
+        self.config = config or FederatedConfig()
+        if self.config.tls is not None:
+            self.config.tls.check()
+        self._work_arg = work_dir
+        self._work_cm: Any = None
+        self.work: Path | None = None
+        self.fleet: _Fleet | None = None
+        self.port: int | None = None
+        self.n_tasks = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> FederatedSession:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        cfg = self.config
+        self._work_cm = _work_dir(self._work_arg)
+        self.work = self._work_cm.__enter__()
+        _clean(self.work)
+        shutil.rmtree(self.work / "inbox", ignore_errors=True)
+        (self.work / "inbox").mkdir()
+        self.fleet = _Fleet(self.work, cfg.python)
+        deadline = time.monotonic() + cfg.start_timeout + cfg.timeout
+        try:
+
+            def start_sites(port_file: Path) -> None:
+                for rank, s in enumerate(self.sites):
+                    job = {
+                        "task": "serve",
+                        "site": s,
+                        "rank": rank,
+                        "world_size": len(self.sites),
+                        "inbox": str(self.work / "inbox"),
+                        "server": {
+                            "host": cfg.address,
+                            "port_file": str(port_file),
+                            "wait_s": float(cfg.start_timeout),
+                        },
+                        "tls": None if cfg.tls is None else cfg.tls.for_site(s),
+                        "out_dir": str(self.work),
+                        "parent_pid": os.getpid(),
+                    }
+                    argv = ["-m", "oncorwe.federated.site", str(_write_job(self.work, s, job))]
+                    self.fleet.start(s, argv)
+
+            _, self.port = _start_server(self.fleet, len(self.sites), cfg, deadline, start_sites)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Tell the sites to stop, then stop every process (also after a failure)."""
+        if self.fleet is not None:
+            try:
+                if self.work is not None and all(
+                    p.poll() is None for p in self.fleet.procs.values()
+                ):
+                    self._post({"task": "stop"})
+                    limit = time.monotonic() + 5.0
+                    while time.monotonic() < limit and any(
+                        self.fleet.procs[s].poll() is None for s in self.sites
+                    ):
+                        time.sleep(0.02)
+            finally:
+                self.fleet.stop_all()
+                self.fleet = None
+        if self._work_cm is not None:
+            cm, self._work_cm = self._work_cm, None
+            cm.__exit__(None, None, None)
+
+    # ------------------------------------------------------------------ tasks
+    def _post(self, task: Mapping[str, Any]) -> int:
+        n = self.n_tasks
+        path = self.work / "inbox" / f"{n:06d}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(task))
+        os.replace(tmp, path)
+        self.n_tasks += 1
+        return n
+
+    def _run(self, task: Mapping[str, Any], what: str) -> tuple[int, dict[str, dict[str, Any]]]:
+        if self.fleet is None:
+            raise OncorweError("federated session is not open")
+        partitions = task["partitions"]
+        unknown = [s for s in partitions if s not in self.sites]
+        if unknown:
+            raise OncorweError(f"federated session: no site process for {unknown}")
+        task = {
+            **task,
+            "partitions": {
+                s: None if partitions.get(s) is None else str(Path(partitions[s]).resolve())
+                for s in self.sites
+            },
+        }
+        n = self._post(task)
+        try:
+            statuses = _supervise(
+                self.fleet,
+                self.sites,
+                self.config,
+                time.monotonic() + self.config.timeout,
+                f"{what} (task {n})",
+                task=n,
+            )
+        except BaseException:
+            self.close()
+            raise
+        return n, statuses
+
+    def summaries(
+        self,
+        partitions: Mapping[str, str | os.PathLike[str]],
+        *,
+        numeric: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        min_cell: int = 11,
+        target_intervals: int = 1024,
+    ) -> list[dict[str, Any]]:
+        """Each site's sketch summary (see :func:`federated_summaries`), in site order;
+        every site must have a partition."""
+        missing = [s for s in self.sites if partitions.get(s) is None]
+        if missing:
+            raise OncorweError(f"federated sketch: no partition for site(s) {missing}")
+        n, _ = self._run(
+            {
+                "task": "summarize",
+                "partitions": dict(partitions),
+                "numeric": list(numeric),
+                "categorical": list(categorical),
+                "min_cell": int(min_cell),
+                "target_intervals": int(target_intervals),
+            },
+            "sketch",
+        )
+        return [
+            json.loads((self.work / f"summary-{n:06d}-{s}.json").read_text()) for s in self.sites
+        ]
+
+    def train(
+        self,
+        partitions: Mapping[str, str | os.PathLike[str] | None],
+        *,
+        kind: str,
+        features: Sequence[str],
+        label: str | Sequence[str],
+        params: Mapping[str, Any],
+        num_boost_round: int,
+        contract: BinningContract | None,
+        time_grid: Sequence[float] | None = None,
+    ) -> FederatedRun:
+        """Train one model (see :func:`federated_train` for the arguments); a site missing
+        from ``partitions`` (or mapped to None) has no rows for this model."""
+        import xgboost as xgb
+
+        if contract is None and any(partitions.get(s) is None for s in self.sites):
+            raise OncorweError(
+                "federated session: a site without rows needs a binning contract "
+                "(its placeholder row must be binned like everyone else's)"
+            )
+        t0 = time.monotonic()
+        n, statuses = self._run(
+            {
+                "task": "train",
+                "partitions": dict(partitions),
+                "kind": kind,
+                "features": list(features),
+                "label": label if isinstance(label, str) else list(label),
+                "params": dict(params),
+                "num_boost_round": int(num_boost_round),
+                "contract": None if contract is None else contract.to_dict(),
+                "time_grid": None if time_grid is None else [float(t) for t in time_grid],
+            },
+            "training",
+        )
+        model_file = self.work / f"model-{n:06d}.json"
+        if not model_file.is_file():
+            self.close()
+            raise OncorweError(f"federated training (task {n}) failed: rank 0 wrote no model")
+        booster = xgb.Booster(model_file=str(model_file))
+        model_file.unlink()
+        manifest = {
+            s: {
+                "rank": r,
+                "pid": statuses[s].get("pid"),
+                "partition": partitions.get(s),
+                "opened": list(statuses[s].get("opened", [])),
+                "n_rows": statuses[s].get("n_rows"),
+                "n_unlabeled": statuses[s].get("n_unlabeled"),
+            }
+            for r, s in enumerate(self.sites)
+        }
+        return FederatedRun(
+            booster=booster,
+            manifest=manifest,
+            server_pid=self.fleet.procs["server"].pid,
+            port=int(self.port),
+            seconds=time.monotonic() - t0,
+        )
 
 
 # ---------------------------------------------------------------------- TLS material

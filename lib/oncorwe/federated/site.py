@@ -14,7 +14,10 @@ parameters, the federated server's address and the site's TLS files. The site:
    ``xgboost.collective.CommunicatorContext`` and calls ``xgboost.train`` with the same
    parameters as every other site. Only gradient histograms (and, for Cox, risk-set sums
    on the shared time grid) leave the process. Rank 0 writes the model to a temporary
-   file and renames it to ``model.json``.
+   file and renames it to ``model.json``;
+4. for ``task: "serve"`` (a session, :class:`oncorwe.federated.server.FederatedSession`),
+   joins the federation once and runs numbered train / summarize tasks from the
+   coordinator's inbox until told to stop, so many models cost one start-up.
 
 An exception is written to ``error-<site>.txt`` (its first line names the exception)
 and the process exits with status 1.
@@ -49,6 +52,7 @@ __all__ = [
     "build_matrix",
     "drop_unlabeled",
     "make_labels",
+    "placeholder_row",
     "prepare_features",
     "read_partition",
     "run_job",
@@ -113,19 +117,17 @@ def drop_unlabeled(frame: pd.DataFrame, label_cols: Sequence[str]) -> pd.DataFra
 
 
 def make_labels(
-    kind: str, frame: pd.DataFrame, label: str | Sequence[str]
+    kind: str, frame: pd.DataFrame, label: str | Sequence[str], *, num_class: int | None = None
 ) -> dict[str, np.ndarray]:
-    """XGBoost labels: ``binary`` reads a 0/1 column; ``cox`` reads ``(event, time)``.
+    """XGBoost labels for ``kind``:
 
-    The Cox label goes through :func:`oncorwe.models.estimators.xgboost_survival_labels`
-    (time, negative when censored).
+    - ``binary``: a 0/1 column;
+    - ``multiclass``: class codes ``0 .. num_class - 1``;
+    - ``regression``: any finite number;
+    - ``cox``: ``(event, time)`` through
+      :func:`oncorwe.models.estimators.xgboost_survival_labels` (time, negative when
+      censored).
     """
-    if kind == "binary":
-        col = label if isinstance(label, str) else label[0]
-        y = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
-            raise ValueError(f"binary label {col!r} must be 0/1 with no missing values")
-        return {"label": y}
     if kind == "cox":
         from oncorwe.models.estimators import xgboost_survival_labels
 
@@ -133,7 +135,31 @@ def make_labels(
             raise ValueError(f"cox label must be (event column, time column); got {label!r}")
         ev_col, t_col = label
         return xgboost_survival_labels(frame[ev_col].to_numpy(), frame[t_col].to_numpy(), "cox")
-    raise ValueError(f"kind must be 'binary' or 'cox'; got {kind!r}")
+    col = label if isinstance(label, str) else label[0]
+    y = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if kind == "binary":
+        if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
+            raise ValueError(f"binary label {col!r} must be 0/1 with no missing values")
+    elif kind == "multiclass":
+        k = int(num_class or 0)
+        if k < 2 or np.isnan(y).any() or not np.isin(y, np.arange(k, dtype=float)).all():
+            raise ValueError(f"multiclass label {col!r} must be class codes 0..{k - 1}")
+    elif kind == "regression":
+        if not np.isfinite(y).all():
+            raise ValueError(f"regression label {col!r} must be finite numbers")
+    else:
+        raise ValueError(
+            f"kind must be 'binary', 'multiclass', 'regression' or 'cox'; got {kind!r}"
+        )
+    return {"label": y}
+
+
+def placeholder_row(X: pd.DataFrame, labels: Mapping[str, np.ndarray]):
+    """A site with no rows for a model still takes part in every collective operation;
+    it trains on one all-missing row of weight 0, which adds nothing to any histogram,
+    cut point or intercept (XGBoost cannot estimate a local intercept on zero rows)."""
+    row = X.reindex(pd.RangeIndex(1))
+    return row, {"label": np.zeros(1), "weight": np.zeros(1)}
 
 
 def build_matrix(
@@ -288,50 +314,22 @@ def _server_address(server: Mapping[str, Any]) -> str:
     raise TimeoutError(f"the federated server wrote no port file ({path}) in time")
 
 
-def run_job(job: Mapping[str, Any]) -> None:
-    """Run one site job (see the module docstring); raises on failure."""
-    out = Path(job["out_dir"])
-    site = job["site"]
-    status = _Status(out / f"status-{site}.json", site=site, rank=job.get("rank"))
-    _start_daemons(status, int(job.get("parent_pid", os.getppid())))
-    contract = BinningContract.from_dict(job["contract"]) if job.get("contract") else None
-
-    if job["task"] == "summarize":
-        columns = [*job.get("numeric", []), *job.get("categorical", [])]
-        status.update(stage="reading")
-        frame, opened = read_partition(job["partition"], columns)
-        status.update(stage="summarizing", opened=opened, n_rows=int(len(frame)))
-        summary = site_summary(
-            frame,
-            numeric=job.get("numeric", []),
-            categorical=job.get("categorical", []),
-            min_cell=int(job.get("min_cell", 11)),
-            target_intervals=int(job.get("target_intervals", 1024)),
-        )
-        _atomic_write_text(out / f"summary-{site}.json", json.dumps(summary))
-        status.update(stage="done")
-        return
-
-    if job["task"] != "train":
-        raise ValueError(f"unknown task {job['task']!r}")
-    import xgboost as xgb
-
-    kind, label, features = job["kind"], job["label"], list(job["features"])
-    label_cols = [label] if isinstance(label, str) else list(label)
+def _summarize(job: Mapping[str, Any], status: _Status, target: Path) -> None:
+    columns = [*job.get("numeric", []), *job.get("categorical", [])]
     status.update(stage="reading")
-    frame, opened = read_partition(job["partition"], [*features, *label_cols])
-    n_read = int(len(frame))
-    frame = drop_unlabeled(frame, label_cols)
-    status.update(
-        stage="binning", opened=opened, n_rows=int(len(frame)), n_unlabeled=n_read - len(frame)
+    frame, opened = read_partition(job["partition"], columns)
+    status.update(stage="summarizing", opened=opened, n_rows=int(len(frame)))
+    summary = site_summary(
+        frame,
+        numeric=job.get("numeric", []),
+        categorical=job.get("categorical", []),
+        min_cell=int(job.get("min_cell", 11)),
+        target_intervals=int(job.get("target_intervals", 1024)),
     )
-    X = prepare_features(frame, features, contract)
-    labels = make_labels(kind, frame, label)
-    del frame
-    params = dict(job["params"])
-    obj = CoxRiskSetObjective(job["time_grid"]) if job.get("time_grid") else None
+    _atomic_write_text(target, json.dumps(summary))
 
-    status.update(stage="connecting")
+
+def _communicator(job: Mapping[str, Any]) -> dict[str, Any]:
     comm: dict[str, Any] = {
         "dmlc_communicator": "federated",
         "federated_server_address": _server_address(job["server"]),
@@ -343,28 +341,126 @@ def run_job(job: Mapping[str, Any]) -> None:
         comm["federated_server_cert_path"] = tls["server_ca"]
         comm["federated_client_key_path"] = tls["client_key"]
         comm["federated_client_cert_path"] = tls["client_cert"]
+    return comm
+
+
+def _training_data(job: Mapping[str, Any], status: _Status):
+    """This site's binned matrix and labels for ``job`` (a placeholder row when the
+    site has no rows for it: ``partition`` None, or every label missing)."""
+    kind, label, features = job["kind"], job["label"], list(job["features"])
+    label_cols = [label] if isinstance(label, str) else list(label)
+    contract = BinningContract.from_dict(job["contract"]) if job.get("contract") else None
+    status.update(stage="reading")
+    if job.get("partition") is None:
+        frame, opened = pd.DataFrame(columns=[*features, *label_cols]), []
+    else:
+        frame, opened = read_partition(job["partition"], [*features, *label_cols])
+    n_read = int(len(frame))
+    frame = drop_unlabeled(frame, label_cols)
+    status.update(
+        stage="binning", opened=opened, n_rows=int(len(frame)), n_unlabeled=n_read - len(frame)
+    )
+    if len(frame) == 0 and kind != "cox" and contract is not None:
+        return placeholder_row(contract.apply(frame)[features], {})
+    X = prepare_features(frame, features, contract)
+    labels = make_labels(kind, frame, label, num_class=job["params"].get("num_class"))
+    return X, labels
+
+
+def _train(job: Mapping[str, Any], status: _Status, model_file: Path) -> None:
+    """Train one model inside an open communicator; rank 0 writes ``model_file``."""
+    import xgboost as xgb
+
+    X, labels = _training_data(job, status)
+    params = dict(job["params"])
+    obj = CoxRiskSetObjective(job["time_grid"]) if job.get("time_grid") else None
 
     class Progress(xgb.callback.TrainingCallback):
         def after_iteration(self, model, epoch, evals_log) -> bool:  # noqa: ANN001
             status.update(round=int(epoch) + 1)
             return False
 
-    with xgb.collective.CommunicatorContext(**comm):
-        status.update(stage="matrix")
-        dtrain = build_matrix(X, labels, int(params.get("max_bin", 256)), quantile=True)
-        status.update(stage="training", round=0)
-        booster = xgb.train(
-            params,
-            dtrain,
-            num_boost_round=int(job["num_boost_round"]),
-            obj=obj,
-            callbacks=[Progress()],
-            verbose_eval=False,
-        )
-        if int(job["rank"]) == 0:
-            tmp = out / f".model.{os.getpid()}.tmp.json"
-            booster.save_model(str(tmp))
-            os.replace(tmp, out / "model.json")
+    status.update(stage="matrix")
+    dtrain = build_matrix(X, labels, int(params.get("max_bin", 256)), quantile=True)
+    del X
+    status.update(stage="training", round=0)
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=int(job["num_boost_round"]),
+        obj=obj,
+        callbacks=[Progress()],
+        verbose_eval=False,
+    )
+    if int(job["rank"]) == 0:
+        # the suffix picks the format: keep ".json" (XGBoost writes UBJSON otherwise)
+        tmp = model_file.with_name(f".{os.getpid()}.tmp.{model_file.name}")
+        booster.save_model(str(tmp))
+        os.replace(tmp, model_file)
+
+
+def _wait_file(path: Path, poll: float = 0.01) -> dict[str, Any]:
+    while True:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            time.sleep(poll)
+            poll = min(poll * 1.5, 0.05)
+
+
+def _serve(job: Mapping[str, Any], status: _Status) -> None:
+    """A session: stay in the federation and run numbered tasks from the coordinator's
+    inbox (``inbox/000000.json``, ``000001.json``, ...) until a ``stop`` task.
+
+    Each task names one partition per site (``partitions``); this site reads only its
+    own entry. After task ``n`` the status file carries ``done_task = n``.
+    """
+    import xgboost as xgb
+
+    out, site, inbox = Path(job["out_dir"]), job["site"], Path(job["inbox"])
+    status.update(stage="connecting")
+    with xgb.collective.CommunicatorContext(**_communicator(job)):
+        status.update(stage="ready", done_task=-1)
+        n = 0
+        while True:
+            task = _wait_file(inbox / f"{n:06d}.json")
+            if task["task"] == "stop":
+                break
+            merged = {**job, **task, "partition": task["partitions"].get(site)}
+            if task["task"] == "train":
+                _train(merged, status, out / f"model-{n:06d}.json")
+            elif task["task"] == "summarize":
+                if merged["partition"] is None:
+                    raise ValueError(f"summarize task {n} names no partition for site {site!r}")
+                _summarize(merged, status, out / f"summary-{n:06d}-{site}.json")
+            else:
+                raise ValueError(f"unknown task {task['task']!r}")
+            status.update(stage="done", done_task=n)
+            n += 1
+    status.update(stage="stopped")
+
+
+def run_job(job: Mapping[str, Any]) -> None:
+    """Run one site job (see the module docstring); raises on failure."""
+    out = Path(job["out_dir"])
+    site = job["site"]
+    status = _Status(out / f"status-{site}.json", site=site, rank=job.get("rank"))
+    _start_daemons(status, int(job.get("parent_pid", os.getppid())))
+
+    if job["task"] == "summarize":
+        _summarize(job, status, out / f"summary-{site}.json")
+        status.update(stage="done")
+        return
+    if job["task"] == "serve":
+        _serve(job, status)
+        return
+    if job["task"] != "train":
+        raise ValueError(f"unknown task {job['task']!r}")
+    import xgboost as xgb
+
+    status.update(stage="connecting")
+    with xgb.collective.CommunicatorContext(**_communicator(job)):
+        _train(job, status, out / "model.json")
     status.update(stage="done")
 
 
@@ -374,10 +470,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m oncorwe.federated.site JOB.json", file=sys.stderr)
         return 2
     job = json.loads(Path(args[0]).read_text())
-    if job.get("task") == "summarize" or job.get("kind") == "binary":
+    if job.get("task") == "summarize" or job.get("kind") in ("binary", "multiclass", "regression"):
         # Nothing here needs scikit-learn, but ``import xgboost`` loads it when it can
-        # (xgboost.compat): 1.5 s of start-up per site. Cox jobs need it (the label
-        # adapter lives with the estimators).
+        # (xgboost.compat): 1.5 s of start-up per site. Cox jobs and sessions (which may
+        # get Cox tasks) need it: the label adapter lives with the estimators.
         sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
     try:
         run_job(job)

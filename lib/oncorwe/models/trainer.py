@@ -67,13 +67,14 @@ __all__ = [
     "BACKENDS",
     "KINDS",
     "TrainedModel",
+    "Trainer",
     "discover_partitions",
     "train_model",
     "xgboost_params",
 ]
 
 BACKENDS = ("pooled", "federated", "dask")
-KINDS = ("binary", "cox")
+KINDS = ("binary", "multiclass", "regression", "cox")
 DASK_LOCAL_WORKERS = 2
 DEFAULT_PARAMS: dict[str, Any] = {
     "eta": 0.1,
@@ -97,6 +98,12 @@ PARAM_ALIASES = {
     "random_state": "seed",
 }
 _UNSUPPORTED = ("early_stopping_rounds", "validation_fraction", "objective", "num_class")
+OBJECTIVES = {
+    "binary": "binary:logistic",
+    "multiclass": "multi:softprob",
+    "regression": "reg:squarederror",
+    "cox": "survival:cox",
+}
 
 
 # ---------------------------------------------------------------------- model
@@ -107,7 +114,7 @@ class TrainedModel:
     Attributes
     ----------
     booster : xgboost.Booster
-    kind : {"binary", "cox"}
+    kind : {"binary", "multiclass", "regression", "cox"}
     features : list of str
     contract : BinningContract or None
         Applied to new rows before prediction (the booster splits on bin indices).
@@ -128,18 +135,33 @@ class TrainedModel:
         return prepare_features(frame, self.features, self.contract)
 
     def predict_margin(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw score, shape (n,): log-odds (binary) or log hazard ratio (cox)."""
+        """Raw score: log-odds (binary), log hazard ratio (cox), the prediction
+        (regression), shape (n,); per-class scores (multiclass), shape (n, K)."""
         import xgboost as xgb
 
         dm = xgb.DMatrix(self.transform(frame), enable_categorical=True)
         return self.booster.predict(dm, output_margin=True)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """Binary models: class probabilities, shape (n, 2), columns (0, 1)."""
+        """Class probabilities: shape (n, 2) for binary models (columns 0, 1), (n, K)
+        for multiclass ones (softmax of the margins)."""
+        margin = self.predict_margin(frame).astype(float)
+        if self.kind == "multiclass":
+            z = np.exp(margin - margin.max(axis=1, keepdims=True))
+            return z / z.sum(axis=1, keepdims=True)
         if self.kind != "binary":
-            raise OncorweError("predict_proba is for binary models; use predict_risk")
-        p = 1.0 / (1.0 + np.exp(-self.predict_margin(frame).astype(float)))
+            raise OncorweError(f"predict_proba is for classifiers; this model is {self.kind!r}")
+        p = 1.0 / (1.0 + np.exp(-margin))
         return np.column_stack([1.0 - p, p])
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Regression models: the predicted value, shape (n,)."""
+        if self.kind != "regression":
+            raise OncorweError(
+                f"predict is for regression models; use predict_proba / predict_risk "
+                f"(this model is {self.kind!r})"
+            )
+        return self.predict_margin(frame).astype(float)
 
     def predict_risk(self, frame: pd.DataFrame) -> np.ndarray:
         """Risk, shape (n,); higher = higher risk: the hazard ratio ``exp(f(x))`` (cox)
@@ -207,7 +229,11 @@ def _meta_path(path: str | os.PathLike[str]) -> Path:
 
 # ---------------------------------------------------------------------- parameters
 def xgboost_params(
-    kind: str, params: Mapping[str, Any] | None = None, *, max_bin: int | None = None
+    kind: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    max_bin: int | None = None,
+    num_class: int | None = None,
 ) -> tuple[dict[str, Any], int]:
     """XGBoost parameters for ``kind`` and the number of boosting rounds.
 
@@ -240,9 +266,12 @@ def xgboost_params(
             )
         out["max_bin"] = int(max_bin)
     out.setdefault("max_bin", 256)
-    if kind == "binary":
-        out["objective"] = "binary:logistic"
-    else:
+    out["objective"] = OBJECTIVES[kind]
+    if kind == "multiclass":
+        if num_class is None or int(num_class) < 2:
+            raise OncorweError(f"multiclass training needs num_class >= 2; got {num_class!r}")
+        out["num_class"] = int(num_class)
+    elif kind == "cox":
         # the margin starts at log(1) = 0: XGBoost's intercept estimate for Cox would use
         # each worker's own risk sets in distributed training
         out.update({"objective": "survival:cox", "base_score": 1.0})
@@ -343,7 +372,7 @@ def _train_pooled(frame: pd.DataFrame, kind, features, label, contract, params, 
     import xgboost as xgb
 
     X = prepare_features(frame, features, contract)
-    labels = make_labels(kind, frame, label)
+    labels = make_labels(kind, frame, label, num_class=params.get("num_class"))
     dtrain = build_matrix(X, labels, int(params["max_bin"]))
     return xgb.train(params, dtrain, num_boost_round=rounds, obj=obj, verbose_eval=False)
 
@@ -376,7 +405,8 @@ def _train_dask(
         return prepare_features(part, features, contract)
 
     def lab(part: pd.DataFrame) -> pd.Series:
-        return pd.Series(make_labels(kind, part, label)["label"], index=part.index, dtype=float)
+        y = make_labels(kind, part, label, num_class=params.get("num_class"))["label"]
+        return pd.Series(y, index=part.index, dtype=float)
 
     ddf = ddf.dropna(subset=label_cols)
     meta_X = feats(ddf._meta)
@@ -429,14 +459,18 @@ def train_model(
     min_cell: int = 11,
     dask_workers: int = DASK_LOCAL_WORKERS,
     model_path: str | os.PathLike[str] | None = None,
+    num_class: int | None = None,
+    session: Any = None,
 ) -> TrainedModel:
-    """Train a binary or Cox XGBoost model with the chosen backend.
+    """Train an XGBoost model with the chosen backend.
 
     Parameters
     ----------
-    kind : {"binary", "cox"}
-        ``binary:logistic`` on a 0/1 label, or ``survival:cox`` on ``(event, time)``
-        (the library's convention; higher ``predict_risk`` = higher risk).
+    kind : {"binary", "multiclass", "regression", "cox"}
+        ``binary:logistic`` on a 0/1 label, ``multi:softprob`` on class codes
+        ``0 .. num_class - 1``, ``reg:squarederror`` on a number, or ``survival:cox`` on
+        ``(event, time)`` (the library's convention; higher ``predict_risk`` = higher
+        risk).
     data : DataFrame, path or mapping of site to path
         The analysis table: a DataFrame (with a ``site_column`` for per-site work), its
         folder of ``site=NAME/part-0.parquet`` partitions, or explicit site -> path.
@@ -470,6 +504,13 @@ def train_model(
     dask_workers : int, default 2
     model_path : path, optional
         Write the booster there (atomically) and ``<model_path>.meta.json`` beside it.
+    num_class : int, optional
+        Multiclass only: the number of classes.
+    session : FederatedSession, optional
+        Federated only: train in this open session (its site processes stay up between
+        models) instead of starting a federation for this model. Sites without rows in
+        ``data`` take part with a weight-0 placeholder row; they need a
+        :class:`BinningContract` (``contract="sketch"`` needs rows at every site).
 
     Returns
     -------
@@ -484,6 +525,8 @@ def train_model(
         raise OncorweError(f"backend must be one of {BACKENDS}; got {backend!r}")
     if kind not in KINDS:
         raise OncorweError(f"kind must be one of {KINDS}; got {kind!r}")
+    if session is not None and backend != "federated":
+        raise OncorweError(f"a federated session is for backend 'federated', not {backend!r}")
     features = [str(f) for f in features]
     label_cols = [label] if isinstance(label, str) else list(label)
     if kind == "cox" and len(label_cols) != 2:
@@ -511,7 +554,10 @@ def train_model(
 
     with tempfile.TemporaryDirectory(prefix="oncorwe-train-") as scratch:
         if backend == "federated" and partitions is None:
-            partitions = _write_partitions(site_frames(), Path(scratch))
+            fr = site_frames()
+            if session is not None:  # a site without rows gets no file (a placeholder row)
+                fr = {s: f for s, f in fr.items() if len(f)}
+            partitions = _write_partitions(fr, Path(scratch))
 
         # ---- the binning contract
         if isinstance(contract, str):
@@ -530,7 +576,18 @@ def train_model(
                 numeric, categorical = _feature_kinds(features, sample)
                 time_col = label_cols[1] if kind == "cox" else None
                 max_bin = int(dict(params or {}).get("max_bin", 256))
-                if backend == "federated":
+                if backend == "federated" and session is not None:
+                    summaries = session.summaries(
+                        partitions,
+                        numeric=[*numeric, *([time_col] if time_col else [])],
+                        categorical=categorical,
+                        min_cell=min_cell,
+                    )
+                    resolved = _order(
+                        contract_from_summaries(summaries, max_bin=max_bin, time_column=time_col),
+                        features,
+                    )
+                elif backend == "federated":
                     from oncorwe.federated.server import federated_contract
 
                     resolved = federated_contract(
@@ -567,7 +624,10 @@ def train_model(
             )
 
         prm, rounds = xgboost_params(
-            kind, params, max_bin=None if resolved is None else resolved.max_bin
+            kind,
+            params,
+            max_bin=None if resolved is None else resolved.max_bin,
+            num_class=num_class,
         )
         if num_boost_round is not None:
             rounds = int(num_boost_round)
@@ -584,6 +644,26 @@ def train_model(
             pooled = drop_unlabeled(pd.concat(list(fr.values()), ignore_index=True), label_cols)
             info["n_rows"] = int(len(pooled))
             booster = _train_pooled(pooled, kind, features, label, resolved, prm, rounds, obj)
+            if model_path is not None:
+                TrainedModel(booster, kind, features, resolved, backend).save(model_path)
+        elif backend == "federated" and session is not None:
+            run = session.train(
+                partitions,
+                kind=kind,
+                features=features,
+                label=label,
+                params=prm,
+                num_boost_round=rounds,
+                contract=resolved,
+                time_grid=time_grid,
+            )
+            booster = run.booster
+            info.update(
+                sites=list(session.sites),
+                manifest=run.manifest,
+                port=run.port,
+                n_rows=int(sum(m["n_rows"] or 0 for m in run.manifest.values())),
+            )
             if model_path is not None:
                 TrainedModel(booster, kind, features, resolved, backend).save(model_path)
         elif backend == "federated":
@@ -656,3 +736,219 @@ def _order(contract: BinningContract, features: Sequence[str]) -> BinningContrac
         max_bin=contract.max_bin,
         time_grid=contract.time_grid,
     )
+
+
+# ---------------------------------------------------------------------- many models
+class Trainer:
+    """Many models, one backend: the interface analyses call, so none of them knows
+    where its models train.
+
+    A stage opens one ``Trainer`` (a context manager) and fits every model through
+    :meth:`fit`. The trainer keeps what is costly to start for the whole stage: a Dask
+    client (and its ``LocalCluster``) or a :class:`~oncorwe.federated.server.FederatedSession`
+    (one server and one process per site). :meth:`sketch` agrees a
+    :class:`~oncorwe.federated.binning.BinningContract` once, over the whole table, from
+    the sites' suppressed summaries; every later fit bins its features with it (a
+    categorical column missing from it, such as an arm indicator, brings its fixed
+    category list), so the three backends train the same trees on the same rows.
+
+    Parameters
+    ----------
+    backend : {"pooled", "federated", "dask"}
+    cluster : "local", scheduler address or distributed.Client
+        Dask only.
+    federated : FederatedConfig, optional
+        Federated only.
+    sites : sequence of str, optional
+        Federated: every site of the federation, in rank order (required).
+    site_column : str, default "site"
+        The column of the frames given to :meth:`fit` that names each row's site.
+    min_cell : int, default 11
+        Smallest count a site sends in its sketch summary.
+    dask_workers : int, default 2
+    max_bin : int, default 64
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(1)
+    >>> df = pd.DataFrame({"x": rng.normal(size=400), "site": np.repeat(["A", "B"], 200)})
+    >>> df["y"] = (df["x"] + rng.normal(size=400) > 0).astype(int)
+    >>> with Trainer("pooled", min_cell=5) as tr:
+    ...     _ = tr.sketch(df, ["x"])
+    ...     m = tr.fit("binary", df, features=["x"], label="y", params={"n_estimators": 5})
+    >>> m.predict_proba(df).shape
+    (400, 2)
+    """
+
+    def __init__(
+        self,
+        backend: str = "pooled",
+        *,
+        cluster: Any = "local",
+        federated: Any = None,
+        sites: Sequence[str] | None = None,
+        site_column: str = "site",
+        min_cell: int = 11,
+        dask_workers: int = DASK_LOCAL_WORKERS,
+        max_bin: int = 64,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise OncorweError(f"backend must be one of {BACKENDS}; got {backend!r}")
+        if backend == "federated" and not sites:
+            raise OncorweError("a federated trainer needs the list of sites (one process each)")
+        self.backend = backend
+        self.cluster = cluster
+        self.federated = federated
+        self.sites = None if sites is None else [str(s) for s in sites]
+        self.site_column = site_column
+        self.min_cell = int(min_cell)
+        self.dask_workers = int(dask_workers)
+        self.max_bin = int(max_bin)
+        self.contract: BinningContract | None = None
+        self.session: Any = None
+        self._client: Any = None
+        self._local: Any = None
+        self.n_models = 0
+        self.seconds = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Trainer:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        if self.backend == "federated" and self.session is None:
+            from oncorwe.federated.server import FederatedConfig, FederatedSession
+
+            self.session = FederatedSession(self.sites, self.federated or FederatedConfig())
+            self.session.open()
+        elif self.backend == "dask" and self._client is None:
+            from distributed import Client, LocalCluster
+
+            if not isinstance(self.cluster, str):
+                self._client = self.cluster
+            elif self.cluster == "local":
+                self._local = LocalCluster(
+                    n_workers=self.dask_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                    silence_logs=logging.ERROR,
+                )
+                self._client = Client(self._local)
+            elif self.cluster.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+                self._client = Client(self.cluster)
+            else:
+                raise OncorweError(
+                    f"cluster must be 'local' or a scheduler address; got {self.cluster!r}"
+                )
+
+    def close(self) -> None:
+        if self.session is not None:
+            session, self.session = self.session, None
+            session.close()
+        if self._client is not None and self._client is not self.cluster:
+            self._client.close()
+        self._client = None
+        if self._local is not None:
+            self._local.close()
+            self._local = None
+
+    # ------------------------------------------------------------------ binning
+    def sketch(
+        self,
+        frame: pd.DataFrame,
+        features: Sequence[str],
+        *,
+        time_column: str | None = None,
+    ) -> BinningContract:
+        """Agree the binning contract of ``features`` (and the time grid of
+        ``time_column``) from every site's suppressed summary of ``frame``; later fits
+        use it. In a federation each site process summarizes its own rows."""
+        features = [str(f) for f in features]
+        numeric, categorical = _feature_kinds(features, frame[features].iloc[:0])
+        num = [*numeric, *([time_column] if time_column else [])]
+        cols = list(dict.fromkeys([*features, *([time_column] if time_column else [])]))
+        frames = _frames_by_site(frame, None, cols, self.site_column, self.sites)
+        if self.session is not None:
+            with tempfile.TemporaryDirectory(prefix="oncorwe-sketch-") as scratch:
+                parts = _write_partitions(frames, Path(scratch))
+                summaries = self.session.summaries(
+                    parts, numeric=num, categorical=categorical, min_cell=self.min_cell
+                )
+        else:
+            summaries = [
+                site_summary(f, numeric=num, categorical=categorical, min_cell=self.min_cell)
+                for f in frames.values()
+            ]
+        contract = contract_from_summaries(summaries, max_bin=self.max_bin, time_column=time_column)
+        self.contract = _order(contract, features)
+        return self.contract
+
+    def _contract_for(self, frame: pd.DataFrame, features: Sequence[str]) -> BinningContract:
+        if self.contract is None:
+            raise OncorweError("Trainer.fit needs a binning contract: call sketch() first")
+        numeric = {c: self.contract.numeric[c] for c in features if c in self.contract.numeric}
+        categorical: dict[str, tuple[str, ...]] = {}
+        for c in features:
+            if c in self.contract.categorical:
+                categorical[c] = self.contract.categorical[c]
+            elif c not in numeric:
+                dt = frame[c].dtype
+                if not isinstance(dt, pd.CategoricalDtype):
+                    raise OncorweError(
+                        f"column {c!r} is not in the binning contract; sketch it, or give it "
+                        "a fixed category list (pandas category dtype)"
+                    )
+                categorical[c] = tuple(str(v) for v in dt.categories)
+        return BinningContract(
+            numeric=numeric,
+            categorical=categorical,
+            max_bin=self.contract.max_bin,
+            time_grid=self.contract.time_grid,
+        )
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        kind: str,
+        frame: pd.DataFrame,
+        *,
+        features: Sequence[str],
+        label: str | Sequence[str],
+        params: Mapping[str, Any] | None = None,
+        num_class: int | None = None,
+    ) -> TrainedModel:
+        """Train one model on ``frame``'s rows (see :func:`train_model`); ``frame`` must
+        hold ``site_column``. Rows with a missing label are left out."""
+        features = [str(f) for f in features]
+        if self.site_column not in frame.columns:
+            raise OncorweError(f"Trainer.fit: the frame has no site column {self.site_column!r}")
+        contract = self._contract_for(frame, features)
+        prm = {"max_bin": contract.max_bin, **dict(params or {})}
+        label_cols = [label] if isinstance(label, str) else list(label)
+        cols = list(dict.fromkeys([*features, *label_cols, self.site_column]))
+        model = train_model(
+            kind,
+            frame[cols],
+            features=features,
+            label=label,
+            params=prm,
+            backend=self.backend,
+            cluster=self._client if self._client is not None else self.cluster,
+            sites=self.sites if self.backend == "federated" else None,
+            contract=contract,
+            federated=self.federated,
+            site_column=self.site_column,
+            min_cell=self.min_cell,
+            dask_workers=self.dask_workers,
+            num_class=num_class,
+            session=self.session,
+        )
+        self.n_models += 1
+        self.seconds += float(model.info.get("seconds", 0.0))
+        return model
