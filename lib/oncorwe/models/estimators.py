@@ -208,6 +208,8 @@ class _XGBoostEstimator(BaseEstimator):
         XGBoost threads (``nthread``); None lets XGBoost use every core.
     random_state : int or None, default 0
         Seed for row/feature subsampling and the validation split; None draws one.
+    callbacks : sequence of xgboost.callback.TrainingCallback, optional
+        Passed to ``xgboost.train`` (e.g. optuna's pruning of a tuning trial).
     """
 
     def __init__(
@@ -226,6 +228,7 @@ class _XGBoostEstimator(BaseEstimator):
         device: str = "auto",
         n_jobs: int | None = None,
         random_state: int | None = 0,
+        callbacks: Sequence[Any] | None = None,
     ) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -240,6 +243,7 @@ class _XGBoostEstimator(BaseEstimator):
         self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.callbacks = callbacks
 
     # ---- features
     def _prepare_X(self, X: Any, *, fit: bool) -> pd.DataFrame:
@@ -370,6 +374,7 @@ class _XGBoostEstimator(BaseEstimator):
             evals=evals,
             early_stopping_rounds=stop,
             verbose_eval=False,
+            callbacks=list(self.callbacks or []),
         )
         self.booster_ = booster
         self.best_iteration_ = (
@@ -642,6 +647,7 @@ class SurvivalModel(_XGBoostEstimator):
         device: str = "auto",
         n_jobs: int | None = None,
         random_state: int | None = 0,
+        callbacks: Sequence[Any] | None = None,
     ) -> None:
         self.objective = objective
         self.aft_distribution = aft_distribution
@@ -660,6 +666,7 @@ class SurvivalModel(_XGBoostEstimator):
             device=device,
             n_jobs=n_jobs,
             random_state=random_state,
+            callbacks=callbacks,
         )
 
     def _objective_params(self) -> dict[str, Any]:

@@ -1,9 +1,15 @@
 """optuna tuning of the XGBoost estimators on a grouped validation split.
 
 The study lives in a SQLite file, so an interrupted tuning resumes where it stopped
-(``load_if_exists``); ``n_trials`` counts the trials already in the study. TPE sampling
-with a fixed seed. Trials are scored on a validation part split by patient: log-loss for
-binary models, ``1 - Harrell's C`` for survival models.
+(``load_if_exists``); ``n_trials`` counts the trials already in the study (finished or
+pruned). TPE sampling with a fixed seed. Trials are scored on a validation part split by
+patient: log-loss for binary models, ``1 - Harrell's C`` for survival models.
+
+Pruning: a trial reports its early-stopping validation loss every ``PRUNE_EVERY`` boosting
+rounds, and optuna's median pruner stops it when that loss is worse than the median of
+earlier trials at the same round (after ``PRUNE_STARTUP`` complete trials and
+``PRUNE_WARMUP`` rounds), so hopeless settings stop early and the time budget buys more
+trials.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ from sklearn.base import clone
 
 from oncorwe.models.estimators import SurvivalModel, grouped_validation_split
 from oncorwe.models.metrics import harrell_c
+
+PRUNE_EVERY = 10
+PRUNE_STARTUP = 3
+PRUNE_WARMUP = 20
 
 SPACE = {
     "max_depth": ("int", 2, 7),
@@ -40,6 +50,24 @@ def _suggest(trial: optuna.Trial) -> dict[str, Any]:
         else:
             out[name] = trial.suggest_float(name, lo, hi)
     return out
+
+
+def pruning_callback(trial: optuna.Trial, every: int = PRUNE_EVERY):
+    """An XGBoost callback that reports the validation loss to ``trial`` every ``every``
+    rounds and raises ``optuna.TrialPruned`` when the study's pruner says so."""
+    import xgboost as xgb
+
+    class Pruning(xgb.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log) -> bool:  # noqa: ANN001
+            if epoch % every or "validation" not in evals_log:
+                return False
+            history = next(iter(evals_log["validation"].values()))
+            trial.report(float(history[-1]), step=int(epoch))
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at boosting round {epoch}")
+            return False
+
+    return Pruning()
 
 
 def _loss(model, X_va, y_va) -> float:
@@ -85,7 +113,9 @@ def tune(
     groups : ndarray (n,)
         Patient ids: the validation part holds whole patients.
     n_trials : int
-        Total trials wanted in the study (resumed trials count); 0 skips tuning.
+        Total trials wanted in the study (resumed and pruned trials count); 0 skips
+        tuning. Pruning needs ``base.early_stopping_rounds`` (its validation loss is
+        what a trial reports).
     timeout_s : float
         Wall-clock budget for this call.
     storage : path or None
@@ -102,15 +132,19 @@ def tune(
         load_if_exists=True,
         direction="minimize",
         sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=PRUNE_STARTUP, n_warmup_steps=PRUNE_WARMUP
+        ),
     )
-    done = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = len([t for t in study.trials if t.state in finished])
     todo = max(0, n_trials - done)
     tr, va = grouped_validation_split(len(X), groups, validation_fraction=0.25, random_state=seed)
     X_tr, X_va = X.iloc[tr], X.iloc[va]
     y_tr, y_va = _take(y, tr), _take(y, va)
 
     def objective(trial: optuna.Trial) -> float:
-        model = clone(base).set_params(**_suggest(trial))
+        model = clone(base).set_params(**_suggest(trial), callbacks=[pruning_callback(trial)])
         model = _fit(model, X_tr, y_tr, np.asarray(groups)[tr])
         return _loss(model, X_va, y_va)
 
