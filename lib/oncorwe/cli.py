@@ -176,7 +176,7 @@ def validation(params: ParamsOpt = Path("params.yaml")) -> None:
             raise OncorweError(f"{need} is missing: run the hypothesis stage first")
     hyps = json.loads((hyp_dir / "hypotheses.json").read_text())["hypotheses"]
     parts = pd.read_parquet(hyp_dir / "splits.parquet")
-    cfg = p.validation.config(p.privacy.min_cell_count, p.compute.threads)
+    cfg = p.validation.config(p.privacy.min_cell_count, p.compute.threads, p.compute)
     res = run_validation(
         read_table(analysis),
         roles_for_analysis_table(analysis),

@@ -194,10 +194,19 @@ class ValidationParams(_Section):
     min_arm_rows: int = Field(20, ge=5)
     seed: int = Field(7, ge=0)
 
-    def config(self, min_cell: int, threads: int):
+    def config(self, min_cell: int, threads: int, compute: ComputeParams | None = None):
         from oncorwe.validation import ValidationConfig
 
-        return ValidationConfig(**self.model_dump(), min_cell=min_cell, threads=threads)
+        where = (
+            {}
+            if compute is None
+            else {
+                "training": compute.training,
+                "cluster": compute.cluster,
+                "federated": compute.federated,
+            }
+        )
+        return ValidationConfig(**self.model_dump(), min_cell=min_cell, threads=threads, **where)
 
 
 class PrivacyParams(_Section):
@@ -234,7 +243,7 @@ class FederatedComputeParams(_Section):
 class ComputeParams(_Section):
     threads: int = Field(2, ge=1, le=512)
     training: Literal["pooled", "federated", "dask"] = Field(
-        "pooled", description="where the response models train"
+        "pooled", description="where every model of both tracks trains"
     )
     cluster: str = Field("local", pattern=r"^(local|(tcp|tls)://\S+:\d+)$")
     federated: FederatedComputeParams = FederatedComputeParams()

@@ -96,13 +96,17 @@ def fit_response_models(
     covariates: list[str],
     cfg: TrackConfig,
     tuning_db: Path | None,
+    trainer: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit (tuned) response / PFS / toxicity models; evaluate them on ``conf``.
 
-    Returns the fitted models and their metrics (overall, per population, per hospital).
+    With a ``trainer`` (``compute.training`` federated or dask) the models train through
+    it, with fixed moderate hyperparameters (no pooled tuning: the rows are not in one
+    place). Returns the fitted models and their metrics (overall, per population, per
+    hospital).
     """
-    if cfg.training != "pooled":
-        return _fit_response_models_distributed(disc, conf, roles, covariates, cfg)
+    if trainer is not None:
+        return _fit_response_models_distributed(disc, conf, roles, covariates, cfg, trainer)
     models: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     X_cols = [*covariates, roles.treatment]
@@ -229,13 +233,21 @@ def _group_metrics(conf: pd.DataFrame, roles: Roles, cfg: TrackConfig, y, score,
     return out
 
 
-def _fit_response_models_distributed(disc, conf, roles, covariates, cfg):
+def sketch_contract(trainer: Any, frame: pd.DataFrame, roles: Roles, covariates: list[str]):
+    """One binning contract for every model of the stage (covariates, the treatment and
+    the survival time grid), agreed from the sites' suppressed summaries of ``frame``."""
+    feats = list(dict.fromkeys([*covariates, roles.treatment]))
+    sketch = _feature_frame(frame, feats).assign(
+        **{roles.hospital: frame[roles.hospital].astype(str).to_numpy()}
+    )
+    if roles.time:
+        sketch[roles.time] = frame[roles.time].to_numpy(float)
+    return trainer.sketch(sketch, feats, time_column=roles.time)
+
+
+def _fit_response_models_distributed(disc, conf, roles, covariates, cfg, trainer):
     """The response models through the federated or Dask trainer (no pooled tuning: the
     rows are not in one place; fixed, moderate hyperparameters)."""
-    import tempfile
-
-    from oncorwe.models.trainer import train_model
-
     X_cols = [*covariates, roles.treatment]
     params = {
         "max_depth": 4,
@@ -244,27 +256,12 @@ def _fit_response_models_distributed(disc, conf, roles, covariates, cfg):
         "min_child_weight": 5.0,
         "nthread": 1,
     }
-    scratch = Path(tempfile.mkdtemp(prefix="oncorwe-train-"))
-    fed = None
-    if cfg.training == "federated":
-        if not roles.hospital:
-            raise ValueError("federated training needs the hospital role (one process per site)")
-        sites = sorted(disc[roles.hospital].astype(str).unique())
-        fed = cfg.federated.config(sites, scratch)
-    common = dict(
-        params=params,
-        backend=cfg.training,
-        cluster=cfg.cluster,
-        federated=fed,
-        site_column=roles.hospital or "site",
-        min_cell=cfg.min_cell,
-    )
     models, metrics = {}, {}
     Xc = _feature_frame(conf, X_cols)
     for name, col in (("response", roles.response), ("toxicity", roles.toxicity)):
         if not col:
             continue
-        model = train_model("binary", disc, features=X_cols, label=col, **common)
+        model = trainer.fit("binary", disc, features=X_cols, label=col, params=params)
         ok = conf[col].notna().to_numpy()
         p = model.predict_proba(Xc[ok])[:, 1]
         y = conf.loc[ok, col].to_numpy(int)
@@ -275,7 +272,9 @@ def _fit_response_models_distributed(disc, conf, roles, covariates, cfg):
         }
         models[name] = model
     if roles.time:
-        model = train_model("cox", disc, features=X_cols, label=(roles.event, roles.time), **common)
+        model = trainer.fit(
+            "cox", disc, features=X_cols, label=(roles.event, roles.time), params=params
+        )
         risk = model.predict_risk(Xc)
         ev, t = conf[roles.event].to_numpy(int), conf[roles.time].to_numpy(float)
         metrics["pfs"] = {
@@ -333,13 +332,21 @@ def shap_summary(model, X: pd.DataFrame, strata: np.ndarray, n_rows: int, seed: 
 
 
 def effect_model(
-    X: pd.DataFrame, psi: np.ndarray, groups: np.ndarray, seed: int, threads: int, device: str
-) -> tuple[OutcomeRegressor | None, dict[str, float]]:
+    X: pd.DataFrame,
+    psi: np.ndarray,
+    groups: np.ndarray,
+    seed: int,
+    threads: int,
+    device: str,
+    trainer: Any = None,
+    sites: np.ndarray | None = None,
+) -> tuple[Any, dict[str, float]]:
     """The DR-learner's second stage: a regularized regressor of ``psi`` on X.
 
     Tuned on the held-out DR pseudo-outcome loss over a small grid and compared with the
     constant-zero and constant-mean effects (an untuned deep learner does worse than zero
-    on a rare effect).
+    on a rare effect). With a ``trainer`` (and each row's site in ``sites``) every fit
+    goes through it, without row subsampling.
     """
     from oncorwe.models.estimators import grouped_validation_split
 
@@ -353,6 +360,30 @@ def effect_model(
         "mean": dr_pseudo_outcome_loss(yo[va], np.full(len(va), yo[tr].mean())),
     }
     best, best_loss = None, np.inf
+    if trainer is not None:
+        F = Xo.assign(**{trainer.site_column: np.asarray(sites)[ok], "_psi": yo})
+
+        def fit(rows, prm):
+            return trainer.fit(
+                "regression", F.iloc[rows], features=list(X.columns), label="_psi", params=prm
+            )
+
+        for depth in (1, 2, 3):
+            for mcw in (50.0, 200.0):
+                prm = {
+                    "n_estimators": 60,
+                    "learning_rate": 0.1,
+                    "max_depth": depth,
+                    "min_child_weight": mcw,
+                    "reg_lambda": 50.0,
+                    "n_jobs": 1,
+                    "random_state": seed,
+                }
+                loss = dr_pseudo_outcome_loss(yo[va], fit(tr, prm).predict(Xo.iloc[va]))
+                losses[f"depth{depth}_mcw{int(mcw)}"] = loss
+                if loss < best_loss:
+                    best, best_loss = prm, loss
+        return fit(np.arange(len(yo)), best), {k: float(v) for k, v in losses.items()}
     for depth in (1, 2, 3):
         for mcw in (50.0, 200.0):
             m = OutcomeRegressor(
@@ -383,8 +414,27 @@ def run_hypothesis(
 
     Writes ``hypotheses.json`` (ranked), ``models/`` (response models), ``splits.parquet``
     (patient id -> part, for track 2) and ``summary.json`` (metrics, SHAP, audit inputs).
+    Every model (response, nuisance, effect) trains where ``cfg.training`` says: in this
+    process (pooled), or through one federated session or Dask client for the stage.
     Returns the summary.
     """
+    from oncorwe.models.trainer import stage_trainer
+
+    sites = frame[roles.hospital].astype(str).unique() if roles.hospital else None
+    with stage_trainer(
+        cfg.training,
+        sites=sites,
+        site_column=roles.hospital,
+        cluster=cfg.cluster,
+        federated_params=cfg.federated,
+        min_cell=cfg.min_cell,
+    ) as trainer:
+        return _run_hypothesis(frame, roles, cfg, Path(out_dir), trainer)
+
+
+def _run_hypothesis(
+    frame: pd.DataFrame, roles: Roles, cfg: TrackConfig, out_dir: Path, trainer: Any
+) -> dict:
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     dcfg = cfg.discovery or DiscoveryConfig()
@@ -413,7 +463,11 @@ def run_hypothesis(
     # the optuna study sits beside the output, not in it: the output folder is replaced
     # atomically, the study must survive an interrupted run to resume (not DVC-tracked)
     tuning_db = out_dir.parent / ".optuna" / f"{out_dir.name}.db"
-    models, model_metrics = fit_response_models(disc, conf, roles, covariates, cfg, tuning_db)
+    if trainer is not None:
+        sketch_contract(trainer, pd.concat([disc, conf], ignore_index=True), roles, nuis_cov)
+    models, model_metrics = fit_response_models(
+        disc, conf, roles, covariates, cfg, tuning_db, trainer
+    )
     _log(f"hypothesis: response models in {time.perf_counter() - t0:.0f}s")
 
     dcfg.model_params = {**(cfg.model_params or {}), "device": cfg.device}
@@ -424,6 +478,8 @@ def run_hypothesis(
         covariates=nuis_cov,
         id_col=roles.id,
         cfg=dcfg,
+        trainer=trainer,
+        site_col=roles.hospital if trainer is not None else None,
     )
     pa_disc = PartAnalysis(
         disc,
@@ -431,16 +487,20 @@ def run_hypothesis(
         outcomes=_outcomes(disc, roles, cfg.horizon_months),
         **common,
     )
-    candidates = discover(pa_disc, group_col=group_col, fields=fields, cfg=dcfg)
-    _log(
-        f"hypothesis: {len(candidates)} candidates after discovery ({time.perf_counter() - t0:.0f}s)"
-    )
+    # the confirmation part's nuisances depend on discovery only through which drugs are
+    # compared; building them first lets selection skip rules it could not estimate
     pa_conf = PartAnalysis(
         conf,
         comparator=comparator.iloc[conf_i],
         outcomes=_outcomes(conf, roles, cfg.horizon_months),
         drugs_by_group=pa_disc.drugs_by_group,
         **common,
+    )
+    candidates = discover(
+        pa_disc, group_col=group_col, fields=fields, cfg=dcfg, confirm_part=pa_conf
+    )
+    _log(
+        f"hypothesis: {len(candidates)} candidates after discovery ({time.perf_counter() - t0:.0f}s)"
     )
     hyps = confirm(candidates, pa_conf, cfg=dcfg, alpha=0.05)
     _log(
@@ -466,6 +526,12 @@ def run_hypothesis(
                 cfg.split_seed,
                 cfg.threads,
                 cfg.device,
+                trainer=trainer,
+                sites=(
+                    None
+                    if trainer is None
+                    else pa_disc.frame[roles.hospital].astype(str).to_numpy()[rows]
+                ),
             )
             model = effect_models[key][0]
             if model is not None and comp_c is not None:
@@ -546,6 +612,11 @@ def run_hypothesis(
         "shap": shap_models,
         "effect_distribution": effect_dist,
         "horizon_months": cfg.horizon_months,
+        "training": {
+            "backend": cfg.training,
+            "models_through_trainer": 0 if trainer is None else trainer.n_models,
+            "training_seconds": None if trainer is None else round(trainer.seconds, 1),
+        },
         "seconds": round(time.perf_counter() - t0, 1),
     }
     with atomic_path(out_dir) as tmp:

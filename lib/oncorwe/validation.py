@@ -53,6 +53,9 @@ class ValidationConfig:
     min_cell: int = 11
     threads: int = 2
     seed: int = 0
+    training: str = "pooled"  # compute.training: where the propensity and PFS models train
+    cluster: str = "local"
+    federated: Any = None  # config.FederatedComputeParams
 
 
 def _log(msg: str) -> None:
@@ -83,6 +86,7 @@ def emulate_hypothesis(
     hyp: dict[str, Any],
     cfg: ValidationConfig,
     covariates: list[str],
+    trainer: Any = None,
 ) -> dict[str, Any]:
     """Emulate drug vs comparator for one hypothesis on ``frame`` (the validation part)."""
     cond = Condition.parse(hyp["conditions"])
@@ -115,6 +119,7 @@ def emulate_hypothesis(
         min_arm_rows=cfg.min_arm_rows,
         n_jobs=1,
         seed=cfg.seed,
+        trainer=trainer,
     )
     out = res.to_dict()
     out["treated_value"] = hyp["drug"]
@@ -225,7 +230,12 @@ def adaptive_for(
 
 
 def transport_for(
-    frame: pd.DataFrame, roles: Roles, hyp: dict, covariates: list[str], cfg: ValidationConfig
+    frame: pd.DataFrame,
+    roles: Roles,
+    hyp: dict,
+    covariates: list[str],
+    cfg: ValidationConfig,
+    trainer: Any = None,
 ) -> dict:
     """PFS model of the hypothesis' cancer type: majority population -> the others."""
     if not roles.population:
@@ -251,6 +261,7 @@ def transport_for(
         groups=roles.id,
         n_jobs=1,
         seed=cfg.seed,
+        trainer=trainer,
     )
     out = res.to_dict()
     out.update({"available": True, "train_population": major, "test_population": "all others"})
@@ -298,7 +309,25 @@ def run_validation(
     cfg: ValidationConfig,
     out_path: str | Path,
 ) -> dict[str, Any]:
-    """Validate the top confirmed hypotheses on the validation part; write ``out_path``."""
+    """Validate the top confirmed hypotheses on the validation part; write ``out_path``.
+
+    The propensity and PFS models train where ``cfg.training`` says (pooled in this
+    process, or one federated session / Dask client for the stage)."""
+    from oncorwe.models.trainer import stage_trainer
+
+    sites = frame[roles.hospital].astype(str).unique() if roles.hospital else None
+    with stage_trainer(
+        cfg.training,
+        sites=sites,
+        site_column=roles.hospital,
+        cluster=cfg.cluster,
+        federated_params=cfg.federated,
+        min_cell=cfg.min_cell,
+    ) as trainer:
+        return _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer)
+
+
+def _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer) -> dict[str, Any]:
     t0 = time.perf_counter()
     ids = frame[roles.id].astype(str)
     part = ids.map(dict(zip(parts["id"].astype(str), parts["part"], strict=False)))
@@ -315,13 +344,17 @@ def run_validation(
             chosen.append(h)
             seen.add(key)
     _log(f"validation: {len(chosen)} hypotheses on {len(valid)} held-out rows")
+    if trainer is not None:
+        from oncorwe.hypothesis import sketch_contract
+
+        sketch_contract(trainer, frame, roles, covariates)
     results = []
     for h in chosen:
         entry: dict[str, Any] = {
             k: h[k] for k in ("rank", "drug", "subgroup", "conditions", "primary_endpoint")
         }
         try:
-            em = emulate_hypothesis(valid, roles, h, cfg, covariates)
+            em = emulate_hypothesis(valid, roles, h, cfg, covariates, trainer)
         except ValueError as err:
             entry.update({"decision": "no-go", "reasons": [f"emulation impossible: {err}"]})
             results.append(entry)
@@ -339,13 +372,14 @@ def run_validation(
                     {**h, "conditions": cancer},
                     cfg,
                     covariates,
+                    trainer,
                 )
             except ValueError:
                 rest = None
         trial = design_trial(em, cfg)
         adaptive = adaptive_for(em, rest, cfg)
         try:
-            tr = transport_for(frame, roles, h, covariates, cfg)
+            tr = transport_for(frame, roles, h, covariates, cfg, trainer)
         except ValueError as err:
             tr = {"available": False, "reason": str(err)}
         decision, reasons = decide(h, em, trial)
@@ -376,7 +410,16 @@ def run_validation(
         )
     payload = {
         "hypotheses": results,
-        "settings": {k: v for k, v in cfg.__dict__.items() if k not in ("threads",)},
+        "settings": {
+            k: v
+            for k, v in cfg.__dict__.items()
+            if k not in ("threads", "training", "cluster", "federated")
+        },
+        "training": {
+            "backend": cfg.training,
+            "models_through_trainer": 0 if trainer is None else trainer.n_models,
+            "training_seconds": None if trainer is None else round(trainer.seconds, 1),
+        },
         "n_go": sum(r.get("decision") == "go" for r in results),
     }
     write_json(out_path, payload)

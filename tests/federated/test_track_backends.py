@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from oncorwe.cohort.roles import read_table, roles_for_analysis_table
 from oncorwe.cohort.splits import assign_splits
-from oncorwe.hypothesis import fit_response_models
+from oncorwe.hypothesis import fit_response_models, sketch_contract
+from oncorwe.models.trainer import stage_trainer
 
 from ..conftest import small_track_config
 
@@ -33,7 +35,16 @@ def test_response_models_train_on_the_backend_and_match_pooled_quality(parts, ba
     disc, conf, roles, cov = parts
     pooled_cfg = small_track_config()
     cfg = replace(pooled_cfg, training=backend, federated=FederatedComputeParams(timeout_s=300))
-    models, metrics = fit_response_models(disc, conf, roles, cov, cfg, None)
+    both = pd.concat([disc, conf], ignore_index=True)
+    with stage_trainer(
+        backend,
+        sites=both[roles.hospital].unique(),
+        site_column=roles.hospital,
+        federated_params=cfg.federated,
+    ) as trainer:
+        sketch_contract(trainer, both, roles, cov)
+        models, metrics = fit_response_models(disc, conf, roles, cov, cfg, None, trainer)
+        assert trainer.n_models == 3
     assert set(models) == {"response", "toxicity", "pfs"}
     assert metrics["response"]["backend"] == backend
     _, pooled = fit_response_models(disc, conf, roles, cov, pooled_cfg, None)

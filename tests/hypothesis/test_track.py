@@ -45,6 +45,22 @@ def test_confirmed_hypotheses_pass_bh_and_keep_their_direction(track1):
         assert c["ci_low"] <= c["effect"] <= c["ci_high"]
 
 
+def test_every_candidate_is_estimated_on_the_confirmation_part(track1):
+    """Selection skips rules the confirmation part has too few rows per arm for: each
+    candidate sent on gets confirmation estimates (a slot is never spent on a sure miss)."""
+    out, res = track1
+    hyps = json.loads((out / "hypotheses.json").read_text())["hypotheses"]
+    assert hyps
+    for h in hyps:
+        assert h["confirmation"], h["subgroup"]
+        assert h["primary_endpoint"] in h["discovery"]
+    part = res["confirmation"]
+    from oncorwe.effects.discovery import DiscoveryConfig, confirmable
+
+    cfg = DiscoveryConfig()
+    assert all(confirmable(h, part, cfg) for h in res["hypotheses"])
+
+
 def test_planted_effects_are_recovered_with_covering_intervals(track1, focused_world):
     """NSCLC + liver world, 20k patients: the large planted rules are found, in direction."""
     _, res = track1

@@ -362,6 +362,28 @@ def test_xgboost_iptw_ci_covers_the_true_marginal_hr(xgboost_trial):
     assert res.ci_low <= truth["hr"] <= res.ci_high
 
 
+@pytest.fixture(scope="module")
+def trainer_trial(large_world):
+    """The propensity models through the stage trainer (the code path of federated and
+    Dask training; pooled here: the backends train the same trees)."""
+    from oncorwe.models.trainer import Trainer
+
+    feats, po, kappa = large_world
+    with Trainer("pooled", site_column="site") as tr:
+        tr.sketch(feats, NSCLC_COVARIATES)
+        frame, res = _planted_trial(feats, propensity="xgboost", seed=1, trainer=tr)
+        n_models = tr.n_models
+    return res, true_effects(po, frame.loc[res.analysed_index], DRUG, kappa), n_models
+
+
+def test_trainer_propensity_balances_and_covers_the_true_marginal_hr(trainer_trial):
+    res, truth, n_models = trainer_trial
+    assert n_models == 5  # one per cross-fitting fold
+    assert res.max_abs_smd_before > 0.5
+    assert res.max_abs_smd_after < 0.1
+    assert res.ci_low <= truth["hr"] <= res.ci_high
+
+
 def test_matching_balances_and_covers_the_true_marginal_hr(large_world):
     feats, po, kappa = large_world
     frame, res = _planted_trial(feats, propensity="logistic", method="matching")

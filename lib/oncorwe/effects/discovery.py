@@ -131,6 +131,47 @@ def _outcome_model(binary: bool, params: dict[str, Any], seed: int):
     return _nuisance_model(ResponseClassifier if binary else OutcomeRegressor, params, seed)
 
 
+TRAINER_PARAMS = ("n_estimators", "learning_rate", "max_depth", "min_child_weight", "reg_lambda")
+
+
+class _TrainerModels:
+    """The nuisance models through a :class:`~oncorwe.models.trainer.Trainer` (pooled,
+    federated or Dask: the caller does not know which). No row subsampling, so every
+    backend trains the same trees; one thread per model."""
+
+    def __init__(self, trainer: Any, sites: np.ndarray, params: dict[str, Any]) -> None:
+        self.trainer, self.sites = trainer, sites
+        self.params = {
+            **{k: NUISANCE_DEFAULTS[k] for k in TRAINER_PARAMS},
+            **{k: v for k, v in params.items() if k in TRAINER_PARAMS},
+            "n_jobs": 1,
+        }
+
+    def _frame(self, F: pd.DataFrame, rows: np.ndarray, **cols: Any) -> pd.DataFrame:
+        return F.iloc[rows].assign(**{self.trainer.site_column: self.sites[rows]}, **cols)
+
+    def propensity(self, F, rows, codes, n_classes, seed):
+        frame = self._frame(F, rows, _arm_code=codes)
+        return self.trainer.fit(
+            "multiclass",
+            frame,
+            features=list(F.columns),
+            label="_arm_code",
+            params={**self.params, "random_state": seed},
+            num_class=n_classes,
+        )
+
+    def outcome(self, F, rows, y, binary, seed):
+        frame = self._frame(F, rows, _y=y)
+        return self.trainer.fit(
+            "binary" if binary else "regression",
+            frame,
+            features=list(F.columns),
+            label="_y",
+            params={**self.params, "random_state": seed},
+        )
+
+
 def fit_nuisances(
     F: pd.DataFrame,
     arm: np.ndarray,
@@ -141,6 +182,8 @@ def fit_nuisances(
     n_splits: int,
     seed: int,
     model_params: dict[str, Any],
+    trainer: Any = None,
+    sites: np.ndarray | None = None,
 ) -> NuisanceFit:
     """Cross-fit (grouped by patient) the propensity and the pooled outcome models.
 
@@ -154,8 +197,16 @@ def fit_nuisances(
         Rows with a missing outcome are left out of that outcome's model only.
     groups : ndarray (n,)
         Patient ids: a patient's rows share a fold.
+    trainer : Trainer, optional
+        Train the models through it (``params.yaml`` ``compute.training``); ``sites``
+        gives each row's site. Default: in-process estimators (with row subsampling).
     """
     n, A = len(arm), len(arms)
+    via = None
+    if trainer is not None:
+        if sites is None:
+            raise ValueError("fit_nuisances: a trainer needs each row's site")
+        via = _TrainerModels(trainer, np.asarray(sites), model_params)
     folds = grouped_fold_ids(n, groups, n_splits=n_splits, seed=seed)
     e = np.full((n, A), np.nan)
     m = {o.name: np.full((n, A), np.nan) for o in outcomes}
@@ -170,9 +221,12 @@ def fit_nuisances(
             raise ValueError(f"fold {k} has fewer than two arms; too few rows per arm")
         # arms absent from a training fold get propensity 0 there (rows dropped later)
         codes = np.cumsum(present) - 1
-        prop = _propensity_model(model_params, seed + k).fit(
-            F.iloc[tr], codes[arm[tr]], groups=groups[tr]
-        )
+        if via is not None:
+            prop = via.propensity(F, tr, codes[arm[tr]], int(present.sum()), seed + k)
+        else:
+            prop = _propensity_model(model_params, seed + k).fit(
+                F.iloc[tr], codes[arm[tr]], groups=groups[tr]
+            )
         pk = prop.predict_proba(F.iloc[te])
         e[np.ix_(te, np.flatnonzero(present))] = pk
         e[np.ix_(te, np.flatnonzero(~present))] = 0.0
@@ -180,10 +234,13 @@ def fit_nuisances(
             ok = tr[~np.isnan(o.y[tr])]
             if len(ok) < 20 or (o.binary and np.unique(o.y[ok]).size < 2):
                 continue
-            Ftr = F.iloc[ok].assign(**{ARM: cats[ok]})
-            model = _outcome_model(o.binary, model_params, seed + 100 + k).fit(
-                Ftr, o.y[ok], groups=groups[ok]
-            )
+            if via is not None:
+                model = via.outcome(F.assign(**{ARM: cats}), ok, o.y[ok], o.binary, seed + 100 + k)
+            else:
+                Ftr = F.iloc[ok].assign(**{ARM: cats[ok]})
+                model = _outcome_model(o.binary, model_params, seed + 100 + k).fit(
+                    Ftr, o.y[ok], groups=groups[ok]
+                )
             for a in range(A):
                 Fa = F.iloc[te].assign(
                     **{ARM: pd.Categorical(np.full(len(te), a), categories=range(A))}
@@ -343,6 +400,8 @@ class PartAnalysis:
         id_col: str,
         cfg: DiscoveryConfig,
         drugs_by_group: dict[str, list[str]] | None = None,
+        trainer: Any = None,
+        site_col: str | None = None,
     ):
         self.frame = frame.reset_index(drop=True)
         self.comparisons: list[Comparison] = []
@@ -357,6 +416,7 @@ class PartAnalysis:
             else np.full(len(self.frame), "all", dtype=object)
         )
         ids = self.frame[id_col].to_numpy()
+        site_vals = None if site_col is None else self.frame[site_col].astype(str).to_numpy()
         F = _feature_frame(self.frame, covariates)
         stratum_key = (
             self.frame[strata].astype(str).agg("|".join, axis=1).to_numpy()
@@ -390,6 +450,8 @@ class PartAnalysis:
                 n_splits=cfg.n_splits,
                 seed=cfg.seed,
                 model_params=cfg.model_params,
+                trainer=trainer,
+                sites=None if site_vals is None else site_vals[rows],
             )
             self.drugs_by_group[g] = drugs
             for j, d in enumerate(drugs, start=1):
@@ -475,10 +537,39 @@ def _stats(mean: float, se: float, n: float) -> dict[str, float]:
     }
 
 
+def _arm_counts(h: Hypothesis, part: PartAnalysis) -> tuple[np.ndarray, int, int] | None:
+    """The hypothesis' rows in ``part`` (its comparison and subgroup) and the treated
+    and control counts; None when ``part`` has no such comparison."""
+    comp = part.comparison(h.group, h.drug)
+    if comp is None:
+        return None
+    mask = comp.rows & h.condition.mask(part.frame)
+    treated = part.is_treated[(h.group, h.drug)]
+    return mask, int((mask & treated).sum()), int((mask & ~treated).sum())
+
+
+def confirmable(h: Hypothesis, part: PartAnalysis, cfg: DiscoveryConfig) -> bool:
+    """Whether ``part`` holds at least ``min_arm_rows`` rows per arm in the hypothesis'
+    subgroup: :func:`confirm` estimates nothing otherwise. Reads the arms only, never
+    an outcome, so checking it before selection reveals nothing about the effect."""
+    counts = _arm_counts(h, part)
+    return counts is not None and min(counts[1], counts[2]) >= cfg.min_arm_rows
+
+
 def discover(
-    part: PartAnalysis, *, group_col: str | None, fields: list[str], cfg: DiscoveryConfig
+    part: PartAnalysis,
+    *,
+    group_col: str | None,
+    fields: list[str],
+    cfg: DiscoveryConfig,
+    confirm_part: PartAnalysis | None = None,
 ) -> list[Hypothesis]:
-    """Screen every candidate rule on the discovery part; return the selected ones."""
+    """Screen every candidate rule on the discovery part; return the selected ones.
+
+    With ``confirm_part``, a candidate the confirmation part cannot estimate (too few
+    rows per arm, :func:`confirmable`) gives its place to the next one of its
+    comparison: a slot spent on it could only be a miss (a rare subgroup whose broader
+    rule is confirmable would otherwise never be tested)."""
     frame = part.frame
     selected: list[Hypothesis] = []
     for comp in part.comparisons:
@@ -517,6 +608,15 @@ def discover(
                     sources.append("tree")
         conds = [Condition.parse(s) for s in specs]
         masks = np.array([c.mask(sub) for c in conds], dtype=bool).reshape(len(conds), len(sub))
+        # rules that select the same rows are one candidate: keep the simplest (specs are
+        # in order of complexity: the whole group, single clauses, pairs, tree rules)
+        first: dict[bytes, int] = {}
+        for i in range(len(conds)):
+            first.setdefault(np.packbits(masks[i]).tobytes(), i)
+        uniq = sorted(first.values())
+        conds = [conds[i] for i in uniq]
+        sources = [sources[i] for i in uniq]
+        masks = masks[uniq]
         n_t = (masks & treated[None, :]).sum(axis=1)
         n_c = (masks & ~treated[None, :]).sum(axis=1)
         big = (n_t >= cfg.min_arm_rows) & (n_c >= cfg.min_arm_rows)
@@ -550,12 +650,16 @@ def discover(
                     extras={"_score": float(score[i]), "_rows": rows[masks[i]]},
                 )
             )
-    # greedy de-duplication: strongest first; drop a same-drug rule overlapping a kept one
-    selected.sort(key=lambda h: -h.extras["_score"])
+    # greedy de-duplication: strongest first; drop a same-drug rule overlapping a kept one.
+    # Scores are compared to 9 significant digits, so that floating-point noise (models
+    # trained on another backend sum in another order) cannot reorder near-equal rules.
+    selected.sort(key=lambda h: -float(f"{h.extras['_score']:.9g}"))
     kept: list[Hypothesis] = []
     per_comp: dict[tuple[str, str], int] = {}
     for h in selected:
         if per_comp.get((h.group, h.drug), 0) >= cfg.max_per_comparison:
+            continue
+        if confirm_part is not None and not confirmable(h, confirm_part, cfg):
             continue
         rows_h = set(h.extras["_rows"].tolist())
         dup = False
@@ -589,13 +693,12 @@ def confirm(
     """Estimate each hypothesis on the confirmation part; BH over the efficacy tests."""
     tests: list[tuple[int, str, float]] = []
     for i, h in enumerate(hyps):
-        comp = part.comparison(h.group, h.drug)
         h.confirmation = {}
-        if comp is None:
+        counts = _arm_counts(h, part)
+        if counts is None:
             continue
-        mask = comp.rows & h.condition.mask(part.frame)
-        treated = part.is_treated[(h.group, h.drug)]
-        n_t, n_c = int((mask & treated).sum()), int((mask & ~treated).sum())
+        comp = part.comparison(h.group, h.drug)
+        mask, n_t, n_c = counts
         h.extras["n_treated"] = n_t
         h.extras["n_control"] = n_c
         if n_t < cfg.min_arm_rows or n_c < cfg.min_arm_rows:

@@ -39,12 +39,13 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ __all__ = [
     "TrainedModel",
     "Trainer",
     "discover_partitions",
+    "stage_trainer",
     "train_model",
     "xgboost_params",
 ]
@@ -886,7 +888,17 @@ class Trainer:
                 for f in frames.values()
             ]
         contract = contract_from_summaries(summaries, max_bin=self.max_bin, time_column=time_column)
-        self.contract = _order(contract, features)
+        # a feature no site can summarize (fewer than min_cell values everywhere, e.g. a
+        # marker never tested in these cancers) carries no information: one bin for all
+        self.contract = _order(
+            BinningContract(
+                numeric={**{c: () for c in numeric}, **contract.numeric},
+                categorical={**{c: () for c in categorical}, **contract.categorical},
+                max_bin=contract.max_bin,
+                time_grid=contract.time_grid,
+            ),
+            features,
+        )
         return self.contract
 
     def _contract_for(self, frame: pd.DataFrame, features: Sequence[str]) -> BinningContract:
@@ -952,3 +964,50 @@ class Trainer:
         self.n_models += 1
         self.seconds += float(model.info.get("seconds", 0.0))
         return model
+
+
+@contextlib.contextmanager
+def stage_trainer(
+    backend: str,
+    *,
+    sites: Sequence[str] | None,
+    site_column: str | None,
+    cluster: Any = "local",
+    federated_params: Any = None,
+    min_cell: int = 11,
+    max_bin: int = 64,
+) -> Iterator[Trainer | None]:
+    """The trainer of one pipeline stage (``params.yaml`` ``compute``), or None for
+    ``pooled``, where the analyses use their in-process estimators.
+
+    ``federated_params`` is the ``compute.federated`` section: throw-away TLS material
+    goes to a temporary folder removed on exit, with every process.
+    """
+    if backend == "pooled":
+        yield None
+        return
+    if not site_column or sites is None or len(sites) == 0:
+        raise OncorweError(
+            f"compute.training: {backend} training needs the hospital role (one site per hospital)"
+        )
+    sites = sorted(str(s) for s in sites)
+    with tempfile.TemporaryDirectory(prefix="oncorwe-trainer-") as scratch:
+        fed = None
+        if backend == "federated":
+            from oncorwe.federated.server import FederatedConfig
+
+            fed = (
+                federated_params.config(sites, Path(scratch))
+                if federated_params is not None
+                else FederatedConfig()
+            )
+        with Trainer(
+            backend,
+            cluster=cluster,
+            federated=fed,
+            sites=sites if fed is not None else None,
+            site_column=site_column,
+            min_cell=min_cell,
+            max_bin=max_bin,
+        ) as trainer:
+            yield trainer

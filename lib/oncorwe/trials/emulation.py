@@ -587,8 +587,36 @@ def _crossfit_propensity(
     model: str,
     seed: int,
     n_jobs: int,
+    trainer: Any = None,
 ) -> np.ndarray:
     e = np.empty(t.shape[0])
+    if model == "xgboost" and trainer is not None:
+        # through the stage's trainer (pooled, federated or Dask); no row subsampling
+        X = encoder.xgboost_frame(sub).assign(
+            **{trainer.site_column: sub[trainer.site_column].astype(str).to_numpy()},
+            _treated=t.astype(int),
+        )
+        params = {
+            "n_estimators": 150,
+            "learning_rate": 0.05,
+            "max_depth": 3,
+            "min_child_weight": 5.0,
+            "reg_lambda": 5.0,
+            "n_jobs": 1,
+        }
+        for k in np.unique(folds):
+            test = folds == k
+            if np.unique(t[~test]).size < 2:
+                raise ValueError("a cross-fitting fold leaves one arm without training rows")
+            clf = trainer.fit(
+                "binary",
+                X[~test],
+                features=list(encoder.covariates),
+                label="_treated",
+                params={**params, "random_state": seed + int(k)},
+            )
+            e[test] = clf.predict_proba(X[test])[:, 1]
+        return np.clip(e, _E_CLIP, 1 - _E_CLIP)
     if model == "xgboost":
         X = encoder.xgboost_frame(sub)
     else:
@@ -702,6 +730,7 @@ def emulate(
     alpha: float = 0.05,
     n_jobs: int = 2,
     seed: int = 0,
+    trainer: Any = None,
 ) -> EmulationResult:
     """Emulate a two-arm target trial of ``treated_value`` vs ``control_value``.
 
@@ -773,6 +802,10 @@ def emulate(
         XGBoost threads (1 is faster on a busy machine).
     seed : int, default 0
         Folds, XGBoost, matching order and bootstrap.
+    trainer : oncorwe.models.trainer.Trainer, optional
+        Train the ``"xgboost"`` propensity models through it (``compute.training``:
+        pooled, federated or Dask; the frame must hold its site column), with the same
+        trees but no row or column subsampling. Default: in-process XGBoost.
 
     Returns
     -------
@@ -863,7 +896,9 @@ def emulate(
     # ---- propensity (cross-fitted by patient)
     encoder = CovariateEncoder(covariates, categorical).fit(sub)
     folds = grouped_fold_ids(len(sub), grp_all, n_splits=n_splits, seed=seed)
-    e_all = _crossfit_propensity(encoder, sub, t_all, folds, propensity, seed, n_jobs)
+    if trainer is not None and trainer.site_column not in sub.columns:
+        raise ValueError(f"column {trainer.site_column!r} (site, for the trainer) is missing")
+    e_all = _crossfit_propensity(encoder, sub, t_all, folds, propensity, seed, n_jobs, trainer)
     equip = equipoise(e_all, t_all)
 
     # ---- trimming / matching -> analysed rows and weights

@@ -316,6 +316,7 @@ def transport(
     groups: str | None = None,
     n_jobs: int = 2,
     seed: int = 0,
+    trainer: Any = None,
 ) -> TransportResult:
     """Fit a survival model on ``train`` and evaluate it, unchanged, on ``test``.
 
@@ -343,6 +344,10 @@ def transport(
     n_jobs : int, default 2
         XGBoost threads.
     seed : int, default 0
+    trainer : oncorwe.models.trainer.Trainer, optional
+        ``"xgboost-cox"`` through the stage's trainer (``compute.training``; ``train``
+        holds its site column): the same trees for 300 rounds, no early stopping, risk
+        sets over every site. Default: in-process XGBoost.
 
     Returns
     -------
@@ -378,6 +383,30 @@ def transport(
         cph = CoxPHFitter(penalizer=penalizer).fit(df, duration_col="T", event_col="E")
         beta = cph.params_.to_numpy()
         lp_tr, lp_te = x_tr @ beta, design(test) @ beta
+    elif trainer is not None:
+        site = trainer.site_column
+        if site not in train.columns:
+            raise ValueError(f"train: column {site!r} (site, for the trainer) is missing")
+        frame = enc.xgboost_frame(train).assign(
+            **{site: train[site].astype(str).to_numpy(), "_event": ev_tr, "_time": tm_tr}
+        )
+        tm = trainer.fit(
+            "cox",
+            frame,
+            features=covariates,
+            label=("_event", "_time"),
+            params={
+                "n_estimators": 300,
+                "learning_rate": 0.05,
+                "max_depth": 3,
+                "min_child_weight": 5.0,
+                "reg_lambda": 5.0,
+                "n_jobs": 1,
+                "random_state": seed,
+            },
+        )
+        lp_tr = tm.predict_margin(enc.xgboost_frame(train)).astype(float)
+        lp_te = tm.predict_margin(enc.xgboost_frame(test)).astype(float)
     else:
         sm = SurvivalModel(
             objective="cox",
