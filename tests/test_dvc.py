@@ -44,9 +44,8 @@ def _tree_digest(folder: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    dst = tmp_path_factory.mktemp("project")
+def copy_project(dst: Path) -> dict:
+    """The pipeline's files copied to ``dst``; returns its params (to edit)."""
     for name in ("pyproject.toml", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
         shutil.copy2(ROOT / name, dst / name)
     shutil.copytree(ROOT / "notebooks", dst / "notebooks")
@@ -54,13 +53,24 @@ def project(tmp_path_factory) -> Path:
     shutil.copytree(
         ROOT / "lib", dst / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
     )
-    params = yaml.safe_load((dst / "params.yaml").read_text())
-    params["cohort"]["profile"] = "tiny"
+    return yaml.safe_load((dst / "params.yaml").read_text())
+
+
+def commit_and_repro(dst: Path, params: dict) -> None:
+    """Write ``params``, commit everything in a fresh git repo, run ``dvc repro``."""
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], dst)
     _run(["git", "add", "-A"], dst)
     _run(["git", "commit", "-qm", "init"], dst)
     _run(["dvc", "repro"], dst)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    dst = tmp_path_factory.mktemp("project")
+    params = copy_project(dst)
+    params["cohort"]["profile"] = "tiny"
+    commit_and_repro(dst, params)
     return dst
 
 

@@ -10,14 +10,12 @@ trees, so the science cannot depend on where the models trained.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from .conftest import ROOT
-from .test_dvc import _run
+from .test_dvc import _run, commit_and_repro, copy_project
 
 pytestmark = pytest.mark.slow
 
@@ -45,13 +43,7 @@ def project(tmp_path_factory) -> Path:
     from oncorwe.cohort.spec import default_spec_path
 
     dst = tmp_path_factory.mktemp("fedproject")
-    for name in ("pyproject.toml", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy2(ROOT / name, dst / name)
-    shutil.copytree(ROOT / "notebooks", dst / "notebooks")
-    shutil.copytree(ROOT / ".dvc", dst / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
-    shutil.copytree(
-        ROOT / "lib", dst / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-    )
+    params = copy_project(dst)
     spec = yaml.safe_load(Path(default_spec_path()).read_text())
     spec["hospitals"]["count"] = 4
     # mostly liver cancer, whose planted effect is large enough to be confirmed and
@@ -61,7 +53,6 @@ def project(tmp_path_factory) -> Path:
         spec["cancers"][c]["share"] = 0.3 / len(others)
     spec["cancers"]["liver"]["share"] = 0.7
     (dst / "world.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    params = yaml.safe_load((dst / "params.yaml").read_text())
     params["cohort"].update(profile="tiny", spec="world.yaml")
     params["cohort"]["profiles"]["tiny"] = 4000
     # small models: federated XGBoost all-reduces every tree level, and all sites share
@@ -71,11 +62,7 @@ def project(tmp_path_factory) -> Path:
     params["validation"].update(replicates=500, adaptive_trials=200)
     params["compute"].update(training="federated", threads=1)
     params["compute"]["federated"]["timeout_s"] = 600
-    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], dst)
-    _run(["git", "add", "-A"], dst)
-    _run(["git", "commit", "-qm", "init"], dst)
-    _run(["dvc", "repro"], dst)
+    commit_and_repro(dst, params)
     return dst
 
 

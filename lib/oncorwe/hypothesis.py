@@ -418,18 +418,33 @@ def run_hypothesis(
     process (pooled), or through one federated session or Dask client for the stage.
     Returns the summary.
     """
+    with track_trainer(cfg, frame, roles) as trainer:
+        return _run_hypothesis(frame, roles, cfg, Path(out_dir), trainer)
+
+
+def track_trainer(cfg: Any, frame: pd.DataFrame, roles: Roles):
+    """The stage trainer of a track (``cfg.training``, ``cluster``, ``federated``,
+    ``min_cell``): None for pooled; one site per hospital of ``frame``."""
     from oncorwe.models.trainer import stage_trainer
 
     sites = frame[roles.hospital].astype(str).unique() if roles.hospital else None
-    with stage_trainer(
+    return stage_trainer(
         cfg.training,
         sites=sites,
         site_column=roles.hospital,
         cluster=cfg.cluster,
         federated_params=cfg.federated,
         min_cell=cfg.min_cell,
-    ) as trainer:
-        return _run_hypothesis(frame, roles, cfg, Path(out_dir), trainer)
+    )
+
+
+def training_summary(backend: str, trainer: Any) -> dict[str, Any]:
+    """Where a stage's models trained, how many went through its trainer, how long."""
+    return {
+        "backend": backend,
+        "models_through_trainer": 0 if trainer is None else trainer.n_models,
+        "training_seconds": None if trainer is None else round(trainer.seconds, 1),
+    }
 
 
 def _run_hypothesis(
@@ -612,11 +627,7 @@ def _run_hypothesis(
         "shap": shap_models,
         "effect_distribution": effect_dist,
         "horizon_months": cfg.horizon_months,
-        "training": {
-            "backend": cfg.training,
-            "models_through_trainer": 0 if trainer is None else trainer.n_models,
-            "training_seconds": None if trainer is None else round(trainer.seconds, 1),
-        },
+        "training": training_summary(cfg.training, trainer),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     with atomic_path(out_dir) as tmp:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from oncorwe.cohort.roles import Roles
+from oncorwe.hypothesis import sketch_contract, track_trainer, training_summary
 from oncorwe.io import rounded, write_json
 from oncorwe.rules import Condition
 from oncorwe.trials.adaptive import AdaptiveDesign, simulate_adaptive
@@ -313,17 +314,7 @@ def run_validation(
 
     The propensity and PFS models train where ``cfg.training`` says (pooled in this
     process, or one federated session / Dask client for the stage)."""
-    from oncorwe.models.trainer import stage_trainer
-
-    sites = frame[roles.hospital].astype(str).unique() if roles.hospital else None
-    with stage_trainer(
-        cfg.training,
-        sites=sites,
-        site_column=roles.hospital,
-        cluster=cfg.cluster,
-        federated_params=cfg.federated,
-        min_cell=cfg.min_cell,
-    ) as trainer:
+    with track_trainer(cfg, frame, roles) as trainer:
         return _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer)
 
 
@@ -345,8 +336,6 @@ def _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer) -> 
             seen.add(key)
     _log(f"validation: {len(chosen)} hypotheses on {len(valid)} held-out rows")
     if trainer is not None:
-        from oncorwe.hypothesis import sketch_contract
-
         sketch_contract(trainer, frame, roles, covariates)
     results = []
     for h in chosen:
@@ -415,11 +404,7 @@ def _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer) -> 
             for k, v in cfg.__dict__.items()
             if k not in ("threads", "training", "cluster", "federated")
         },
-        "training": {
-            "backend": cfg.training,
-            "models_through_trainer": 0 if trainer is None else trainer.n_models,
-            "training_seconds": None if trainer is None else round(trainer.seconds, 1),
-        },
+        "training": training_summary(cfg.training, trainer),
         "n_go": sum(r.get("decision") == "go" for r in results),
     }
     write_json(out_path, payload)

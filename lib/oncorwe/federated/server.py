@@ -458,6 +458,45 @@ def _site_names(partitions: Mapping[str, Any]) -> list[str]:
     return names
 
 
+def _member(
+    cfg: FederatedConfig, work: Path, port_file: Path, site: str, rank: int, world: int
+) -> dict[str, Any]:
+    """What every site job carries: who it is, where the server is, its TLS files."""
+    return {
+        "site": site,
+        "rank": rank,
+        "world_size": world,
+        "server": {
+            "host": cfg.address,
+            "port_file": str(port_file),
+            "wait_s": float(cfg.start_timeout),
+        },
+        "tls": None if cfg.tls is None else cfg.tls.for_site(site),
+        "out_dir": str(work),
+        "parent_pid": os.getpid(),
+    }
+
+
+def _manifest(
+    sites: Sequence[str], statuses: Mapping[str, Mapping[str, Any]], partitions: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Per site: rank, pid, the partition given (None: no rows), the files it opened and
+    the rows it trained on / left out for a missing label."""
+    return {
+        s: {
+            "rank": r,
+            "pid": statuses[s].get("pid"),
+            "partition": (
+                None if partitions.get(s) is None else str(Path(partitions[s]).resolve())
+            ),
+            "opened": list(statuses[s].get("opened", [])),
+            "n_rows": statuses[s].get("n_rows"),
+            "n_unlabeled": statuses[s].get("n_unlabeled"),
+        }
+        for r, s in enumerate(sites)
+    }
+
+
 def _write_job(work: Path, site: str, job: Mapping[str, Any]) -> Path:
     path = work / f"job-{site}.json"
     path.write_text(json.dumps(job))
@@ -617,10 +656,8 @@ def federated_train(
                 # server's port file before it connects
                 for rank, s in enumerate(sites):
                     job = {
+                        **_member(cfg, work, port_file, s, rank, len(sites)),
                         "task": "train",
-                        "site": s,
-                        "rank": rank,
-                        "world_size": len(sites),
                         "partition": str(Path(partitions[s]).resolve()),
                         "kind": kind,
                         "features": list(features),
@@ -629,14 +666,6 @@ def federated_train(
                         "num_boost_round": int(num_boost_round),
                         "contract": None if contract is None else contract.to_dict(),
                         "time_grid": None if time_grid is None else [float(t) for t in time_grid],
-                        "server": {
-                            "host": cfg.address,
-                            "port_file": str(port_file),
-                            "wait_s": float(cfg.start_timeout),
-                        },
-                        "tls": None if cfg.tls is None else cfg.tls.for_site(s),
-                        "out_dir": str(work),
-                        "parent_pid": os.getpid(),
                     }
                     fleet.start(s, ["-m", "oncorwe.federated.site", str(_write_job(work, s, job))])
 
@@ -653,17 +682,7 @@ def federated_train(
                     shutil.copyfile(model_file, tmp)
         finally:
             fleet.stop_all()
-    manifest = {
-        s: {
-            "rank": r,
-            "pid": statuses[s].get("pid"),
-            "partition": str(Path(partitions[s]).resolve()),
-            "opened": list(statuses[s].get("opened", [])),
-            "n_rows": statuses[s].get("n_rows"),
-            "n_unlabeled": statuses[s].get("n_unlabeled"),
-        }
-        for r, s in enumerate(sites)
-    }
+    manifest = _manifest(sites, statuses, partitions)
     return FederatedRun(
         booster=booster,
         manifest=manifest,
@@ -742,19 +761,9 @@ class FederatedSession:
             def start_sites(port_file: Path) -> None:
                 for rank, s in enumerate(self.sites):
                     job = {
+                        **_member(cfg, self.work, port_file, s, rank, len(self.sites)),
                         "task": "serve",
-                        "site": s,
-                        "rank": rank,
-                        "world_size": len(self.sites),
                         "inbox": str(self.work / "inbox"),
-                        "server": {
-                            "host": cfg.address,
-                            "port_file": str(port_file),
-                            "wait_s": float(cfg.start_timeout),
-                        },
-                        "tls": None if cfg.tls is None else cfg.tls.for_site(s),
-                        "out_dir": str(self.work),
-                        "parent_pid": os.getpid(),
                     }
                     argv = ["-m", "oncorwe.federated.site", str(_write_job(self.work, s, job))]
                     self.fleet.start(s, argv)
@@ -894,17 +903,7 @@ class FederatedSession:
             raise OncorweError(f"federated training (task {n}) failed: rank 0 wrote no model")
         booster = xgb.Booster(model_file=str(model_file))
         model_file.unlink()
-        manifest = {
-            s: {
-                "rank": r,
-                "pid": statuses[s].get("pid"),
-                "partition": partitions.get(s),
-                "opened": list(statuses[s].get("opened", [])),
-                "n_rows": statuses[s].get("n_rows"),
-                "n_unlabeled": statuses[s].get("n_unlabeled"),
-            }
-            for r, s in enumerate(self.sites)
-        }
+        manifest = _manifest(self.sites, statuses, partitions)
         return FederatedRun(
             booster=booster,
             manifest=manifest,

@@ -648,31 +648,10 @@ def train_model(
             booster = _train_pooled(pooled, kind, features, label, resolved, prm, rounds, obj)
             if model_path is not None:
                 TrainedModel(booster, kind, features, resolved, backend).save(model_path)
-        elif backend == "federated" and session is not None:
-            run = session.train(
-                partitions,
-                kind=kind,
-                features=features,
-                label=label,
-                params=prm,
-                num_boost_round=rounds,
-                contract=resolved,
-                time_grid=time_grid,
-            )
-            booster = run.booster
-            info.update(
-                sites=list(session.sites),
-                manifest=run.manifest,
-                port=run.port,
-                n_rows=int(sum(m["n_rows"] or 0 for m in run.manifest.values())),
-            )
-            if model_path is not None:
-                TrainedModel(booster, kind, features, resolved, backend).save(model_path)
         elif backend == "federated":
             from oncorwe.federated.server import federated_train
 
-            run = federated_train(
-                partitions,
+            common = dict(
                 kind=kind,
                 features=features,
                 label=label,
@@ -680,17 +659,21 @@ def train_model(
                 num_boost_round=rounds,
                 contract=resolved,
                 time_grid=time_grid,
-                config=fed_cfg,
-                model_path=model_path,
             )
+            if session is not None:
+                run = session.train(partitions, **common)
+            else:
+                run = federated_train(partitions, **common, config=fed_cfg, model_path=model_path)
             booster = run.booster
             info.update(
-                sites=list(partitions),
+                sites=list(session.sites if session is not None else partitions),
                 manifest=run.manifest,
                 port=run.port,
                 n_rows=int(sum(m["n_rows"] or 0 for m in run.manifest.values())),
             )
-            if model_path is not None:
+            if model_path is not None and session is not None:
+                TrainedModel(booster, kind, features, resolved, backend).save(model_path)
+            elif model_path is not None:  # federated_train wrote the booster itself
                 TrainedModel(booster, kind, features, resolved, backend)._save_meta(model_path)
         else:
             files = (
