@@ -29,8 +29,8 @@ from oncorwe.features.build import build_features, pseudonym_key, write_features
 from oncorwe.hypothesis import run_hypothesis
 
 
-def run_world(spec, n: int, seed: int, work: Path, threads: int):
-    params = read_params()
+def run_world(spec, n: int, seed: int, work: Path, threads: int, params_path=None):
+    params = read_params(params_path)
     fcfg = params.features.feature_config()
     w = work / f"w{seed}"
     generate(spec, n, seed, w)
@@ -60,13 +60,16 @@ def main() -> None:
     ap.add_argument("--null-patients", type=int, default=None)
     ap.add_argument("--null-first-seed", type=int, default=1001)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--params", type=Path, default=None, help="a params.yaml (default: the project's)"
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="oncorwe-recovery-"))
     spec = load_spec()
     covered, matched_total = 0, 0
     try:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            res, ev, secs = run_world(spec, args.patients, seed, work, args.threads)
+            res, ev, secs = run_world(spec, args.patients, seed, work, args.threads, args.params)
             print(f"\n## planted world, {args.patients:,} patients, seed {seed} ({secs:.0f} s)")
             print(
                 f"recall {ev['recall']:.2f}  precision {ev['precision']}  confirmed {ev['n_confirmed']}"
@@ -106,7 +109,7 @@ def main() -> None:
             print("| seed | candidates | confirmed |")
             print("|------|------------|-----------|")
             for seed in range(args.null_first_seed, args.null_first_seed + args.null_seeds):
-                res, ev, secs = run_world(null, n, seed, work, args.threads)
+                res, ev, secs = run_world(null, n, seed, work, args.threads, args.params)
                 k = res["summary"]["n_confirmed"]
                 hits += k > 0
                 print(f"| {seed} | {res['summary']['n_candidates']} | {k} |")

@@ -2,8 +2,8 @@
 
 Parity (federated == pooled == Dask, predictions to 1e-6) is checked for the model kinds
 the analyses fit through :class:`oncorwe.models.trainer.Trainer`: multiclass propensity,
-regression (a pseudo-outcome), binary; a site without rows for a model takes part with a
-weight-0 placeholder row and changes nothing.
+regression (a pseudo-outcome), binary, Cox; a site without rows for a model takes part
+with a weight-0 placeholder row and changes nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ def _fits(trainer: Trainer, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     out["regression"] = m.predict(with_arm)
     m = trainer.fit("binary", frame, features=FEATURES, label="response", params=PARAMS)
     out["binary"] = m.predict_proba(frame)[:, 1]
+    # Cox risk sets span the sites; site C's placeholder row must not enter them
+    m = trainer.fit("cox", sub, features=FEATURES, label=("pfs_event", "pfs_months"), params=PARAMS)
+    out["cox"] = m.predict_margin(frame)
     out["n_models"] = trainer.n_models
     return out
 
@@ -75,14 +78,16 @@ def runs(data):
     return res
 
 
-@pytest.mark.parametrize("kind", ["multiclass", "regression", "binary"])
+@pytest.mark.parametrize("kind", ["multiclass", "regression", "binary", "cox"])
 @pytest.mark.parametrize("backend", ["federated", "dask"])
 def test_backends_equal_pooled_for_every_kind(runs, kind, backend):
     ref, got = runs["pooled"][kind], runs[backend][kind]
     assert ref.shape == got.shape
     assert np.isfinite(ref).all()
-    # float32 predictions: months (regression) agree to float32 resolution, 1e-6 relative
-    np.testing.assert_allclose(got, ref, rtol=1e-6 if kind == "regression" else 0, atol=1e-6)
+    # float32 predictions: months (regression) and log-hazards agree to float32
+    # resolution, 1e-6 relative
+    rtol = 1e-6 if kind in ("regression", "cox") else 0
+    np.testing.assert_allclose(got, ref, rtol=rtol, atol=1e-6)
 
 
 def test_models_learn_something(runs, data):
@@ -95,10 +100,14 @@ def test_models_learn_something(runs, data):
     assert np.corrcoef(p[:, 0], frame["albumin"])[0, 1] > 0.3
     pb = runs["pooled"]["binary"]
     assert pb[frame["response"] == 1].mean() > pb[frame["response"] == 0].mean() + 0.05
+    from oncorwe.models.metrics import harrell_c
+
+    risk = np.exp(runs["pooled"]["cox"])
+    assert harrell_c(frame["pfs_event"], frame["pfs_months"], risk) > 0.6
 
 
 def test_one_session_for_all_models_and_nothing_left(runs):
-    assert runs["federated"]["n_models"] == 3
+    assert runs["federated"]["n_models"] == 4
     # one process per site and a server, for the whole session, all stopped at the end
     assert len(runs["pids"]) == len(SITES) + 1
     deadline = time.monotonic() + 10

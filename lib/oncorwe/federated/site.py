@@ -206,8 +206,10 @@ class CoxRiskSetObjective:
     the identity, so pooled, federated and Dask training optimize the same likelihood;
     only the two vectors of bucket sums cross site boundaries, never an event time.
 
-    Labels are XGBoost's Cox labels (time, negative when censored); sample weights are
-    not used (as in XGBoost's risk sets).
+    Labels are XGBoost's Cox labels (time, negative when censored). A sample weight
+    scales its row's event, risk-set and gradient contributions: the training data here
+    carry none (all 1, as in XGBoost's own risk sets) except a site's weight-0
+    placeholder row, which so adds nothing.
     """
 
     def __init__(self, time_grid: Sequence[float]) -> None:
@@ -228,22 +230,24 @@ class CoxRiskSetObjective:
             return np.asarray(xgb.collective.allreduce(v, xgb.collective.Op.SUM), dtype=float)
         return v
 
-    def _setup(self, dtrain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _setup(self, dtrain) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         key = int(dtrain.handle.value or 0)
         hit = self._cache.get(key)
         if hit is None or hit[0].shape[0] != dtrain.num_row():
             y = dtrain.get_label().astype(float)
+            w = dtrain.get_weight().astype(float)
+            w = w if w.shape[0] == y.shape[0] else np.ones_like(y)
             g = np.searchsorted(self.time_grid, np.abs(y), side="left")
-            ev = (y > 0).astype(float)
+            ev = (y > 0).astype(float) * w
             m = self.time_grid.shape[0] + 1
             D = self._allreduce(np.bincount(g, weights=ev, minlength=m).astype(float))
-            hit = (g, ev, D)
+            hit = (g, ev, D, w)
             self._cache = {key: hit}
         return hit
 
     def __call__(self, preds: np.ndarray, dtrain) -> tuple[np.ndarray, np.ndarray]:
-        g, ev, D = self._setup(dtrain)
-        e = np.exp(np.asarray(preds, dtype=float).ravel())
+        g, ev, D, w = self._setup(dtrain)
+        e = np.exp(np.asarray(preds, dtype=float).ravel()) * w
         S = self._allreduce(np.bincount(g, weights=e, minlength=D.shape[0]).astype(float))
         R = np.cumsum(S[::-1])[::-1]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -360,7 +364,7 @@ def _training_data(job: Mapping[str, Any], status: _Status):
     status.update(
         stage="binning", opened=opened, n_rows=int(len(frame)), n_unlabeled=n_read - len(frame)
     )
-    if len(frame) == 0 and kind != "cox" and contract is not None:
+    if len(frame) == 0 and contract is not None:
         return placeholder_row(contract.apply(frame)[features], {})
     X = prepare_features(frame, features, contract)
     labels = make_labels(kind, frame, label, num_class=job["params"].get("num_class"))
