@@ -43,19 +43,28 @@ def bh_qvalues(p: Any) -> np.ndarray:
     >>> bh_qvalues([0.01, 0.04, 0.03, 0.005]).round(4).tolist()
     [0.02, 0.04, 0.04, 0.02]
     """
+
+    def step_up(x: np.ndarray) -> np.ndarray:
+        m = x.size
+        scaled = x * m / np.arange(1, m + 1)
+        # running minimum from the largest p down makes q monotone in p
+        return np.minimum.accumulate(scaled[::-1])[::-1]
+
+    return _adjust(p, step_up)
+
+
+def _adjust(p: Any, on_sorted) -> np.ndarray:
+    """Apply ``on_sorted`` (sorted p-values -> adjusted, same order) to the finite
+    p-values of ``p``; cap at 1, put them back in place, NaN elsewhere."""
     arr, ok = _pvalues(p)
     out = np.full(arr.shape, np.nan)
     x = arr[ok]
-    m = x.size
-    if m == 0:
+    if x.size == 0:
         return out
     order = np.argsort(x, kind="stable")
-    scaled = x[order] * m / np.arange(1, m + 1)
-    # running minimum from the largest p down makes q monotone in p
-    q_sorted = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
-    q = np.empty(m)
-    q[order] = q_sorted
-    out[ok] = q
+    adj = np.empty(x.size)
+    adj[order] = np.minimum(on_sorted(x[order]), 1.0)
+    out[ok] = adj
     return out
 
 
@@ -76,19 +85,11 @@ def holm_adjust(p: Any) -> np.ndarray:
     >>> holm_adjust([0.01, 0.04, 0.03, 0.005]).round(4).tolist()
     [0.03, 0.06, 0.06, 0.02]
     """
-    arr, ok = _pvalues(p)
-    out = np.full(arr.shape, np.nan)
-    x = arr[ok]
-    m = x.size
-    if m == 0:
-        return out
-    order = np.argsort(x, kind="stable")
-    scaled = x[order] * (m - np.arange(m))
-    adj_sorted = np.minimum(np.maximum.accumulate(scaled), 1.0)
-    adj = np.empty(m)
-    adj[order] = adj_sorted
-    out[ok] = adj
-    return out
+
+    def step_down(x: np.ndarray) -> np.ndarray:
+        return np.maximum.accumulate(x * (x.size - np.arange(x.size)))
+
+    return _adjust(p, step_down)
 
 
 def holm_reject(p: Any, alpha: float = 0.05) -> np.ndarray:
