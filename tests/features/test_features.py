@@ -244,6 +244,24 @@ def test_missing_omop_table_is_a_clear_error(world, feature_config, tmp_path):
         build_features(dst, feature_config)
 
 
+def test_a_patient_without_a_known_hospital_is_a_clear_error(world, feature_config, tmp_path):
+    """The table is built one hospital at a time: a line whose patient names no
+    care_site row must stop the stage, not vanish."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    dst = tmp_path / "omop"
+    shutil.copytree(world / "omop", dst)
+    person = pq.read_table(dst / "person.parquet")
+    ids = person.column("care_site_id")
+    first = pc.equal(pa.array(range(len(ids))), 0)
+    bad = pc.if_else(first, pa.scalar(-1, ids.type), ids)
+    person = person.set_column(person.schema.get_field_index("care_site_id"), "care_site_id", bad)
+    pq.write_table(person, dst / "person.parquet")
+    with pytest.raises(OncorweError, match="care_site"):
+        build_features(dst, feature_config)
+
+
 def test_metrics_suppress_small_cells(features, feature_config):
     table = pa.Table.from_pandas(features, preserve_index=False)
     metrics = feature_metrics(table, feature_config, min_cell=10**9)

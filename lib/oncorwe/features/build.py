@@ -114,8 +114,10 @@ def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def feature_sql(cfg: FeatureConfig, key: str) -> str:
-    """The SELECT that builds the analysis table (tables registered as views)."""
+def feature_sql(cfg: FeatureConfig, key: str, site: str | None = None) -> str:
+    """The SELECT that builds the analysis table (tables registered as views); with
+    ``site``, only the lines of that hospital's patients (every other part of the query
+    is per person or per line, so the union over sites is the whole table)."""
     markers = ", ".join(_q(b) for b in cfg.biomarkers) or "NULL"
     labs = ", ".join(_q(lab) for lab in cfg.labs) or "NULL"
     comorb = ", ".join(_q(c) for c in cfg.comorbidities) or "NULL"
@@ -178,11 +180,19 @@ def feature_sql(cfg: FeatureConfig, key: str) -> str:
             )
     soc = ("CASE " + " ".join(soc_cases) + " END") if soc_cases else "NULL"
     k = _q(key)
+    site_filter = (
+        ""
+        if site is None
+        else f"""
+      AND person_id IN (SELECT p.person_id FROM person p
+                        JOIN care_site cs ON cs.care_site_id = p.care_site_id
+                        WHERE cs.care_site_name = {_q(site)})"""
+    )
     return f"""
 WITH lines AS (
     SELECT episode_id AS line_id, person_id, episode_number AS line,
            episode_start_date AS index_date, episode_object_source_value AS drug
-    FROM episode WHERE episode_source_value = 'treatment line'
+    FROM episode WHERE episode_source_value = 'treatment line'{site_filter}
 ),
 nexts AS (
     SELECT line_id,
@@ -361,6 +371,7 @@ def build_features(
 ) -> pa.Table:
     """Run the feature SQL over ``omop_dir`` and return the validated Arrow table."""
     con = duckdb.connect()
+    key = pseudonym_key(cfg.pseudonym_key_env)
     try:
         if threads:
             con.execute(f"SET threads = {int(threads)}")
@@ -368,11 +379,34 @@ def build_features(
             con.execute(f"SET memory_limit = {_q(memory_limit)}")
         con.execute("SET preserve_insertion_order = true")
         _register(con, Path(omop_dir))
-        table = con.sql(feature_sql(cfg, pseudonym_key(cfg.pseudonym_key_env))).to_arrow_table()
+        # one hospital at a time: the whole-table join needs about 20 GB at the full
+        # profile (4.96M patients); a hospital's share needs a small fraction of it. The
+        # sites come in the final ORDER BY's order, so the result is the same table.
+        orphans = con.sql(
+            "SELECT count(*) FROM episode WHERE episode_source_value = 'treatment line' "
+            "AND person_id NOT IN (SELECT p.person_id FROM person p "
+            "JOIN care_site cs ON cs.care_site_id = p.care_site_id)"
+        ).fetchall()[0][0]
+        if orphans:
+            raise OncorweError(
+                f"OMOP input {omop_dir}: some treatment lines belong to persons without a "
+                "known hospital (person.care_site_id must name a row of care_site)"
+            )
+        sites = [
+            r[0]
+            for r in con.sql(
+                "SELECT DISTINCT care_site_name FROM care_site ORDER BY care_site_name"
+            ).fetchall()
+        ]
+        parts = []
+        for site in sites:
+            part = con.sql(feature_sql(cfg, key, site)).to_arrow_table()
+            parts.append(part.read_all() if hasattr(part, "read_all") else part)
     finally:
         con.close()
-    if hasattr(table, "read_all"):
-        table = table.read_all()
+    table = pa.concat_tables(parts) if parts else None
+    if table is None:
+        raise OncorweError(f"OMOP input {omop_dir}: care_site lists no hospital")
     schema = FeatureSchema.for_config(cfg)
     validate_table(table, schema, source=str(omop_dir))
     return table
