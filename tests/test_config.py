@@ -80,3 +80,16 @@ def test_dvc_yaml_declares_every_section_a_stage_reads():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert set(params) <= set(STAGES)
     assert set(Params.model_fields) == set(STAGES)
+
+
+def test_missing_empty_or_broken_params_files_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="parameter file .*nope.yaml does not exist"):
+        read_params(tmp_path / "nope.yaml")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="empty.yaml: expected a mapping"):
+        read_params(empty)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("cohort: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
+        read_params(broken)

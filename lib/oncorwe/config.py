@@ -17,10 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from oncorwe.errors import ConfigError, format_validation_error
+from oncorwe.errors import ConfigError, format_validation_error, load_yaml_model
 from oncorwe.paths import resolve
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
@@ -301,18 +300,10 @@ STAGES = tuple(Params.model_fields)
 def read_params(path: str | Path | None = None) -> Params:
     """Read and validate the whole parameter file (default: the project's params.yaml)."""
     p = resolve(path) if path is not None else resolve("params.yaml")
-    if not p.is_file():
-        raise ConfigError(f"parameter file {p} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML: {err}") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a mapping of sections at the top level")
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, p.name)) from err
+    # errors name the file as users know it (params.yaml: section.key: ...)
+    return load_yaml_model(
+        p, Params, "parameter file", lambda err, _: format_validation_error(err, p.name)
+    )
 
 
 def load_params(stage: str, path: str | Path | None = None) -> BaseModel:
