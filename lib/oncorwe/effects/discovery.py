@@ -211,6 +211,7 @@ def fit_nuisances(
     e = np.full((n, A), np.nan)
     m = {o.name: np.full((n, A), np.nan) for o in outcomes}
     cats = pd.Categorical(arm, categories=range(A))
+    F_arm = F.assign(**{ARM: cats}) if via is not None else None  # once, not per fold
     for k in range(n_splits):
         tr, te = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
         if not len(te):
@@ -235,7 +236,7 @@ def fit_nuisances(
             if len(ok) < 20 or (o.binary and np.unique(o.y[ok]).size < 2):
                 continue
             if via is not None:
-                model = via.outcome(F.assign(**{ARM: cats}), ok, o.y[ok], o.binary, seed + 100 + k)
+                model = via.outcome(F_arm, ok, o.y[ok], o.binary, seed + 100 + k)
             else:
                 Ftr = F.iloc[ok].assign(**{ARM: cats[ok]})
                 model = _outcome_model(o.binary, model_params, seed + 100 + k).fit(
