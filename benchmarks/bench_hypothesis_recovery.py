@@ -48,7 +48,7 @@ def run_world(spec, n: int, seed: int, work: Path, threads: int, params_path=Non
     t0 = time.perf_counter()
     res = run_hypothesis(frame, roles, cfg, w / "hypothesis")
     secs = time.perf_counter() - t0
-    truth = Truth.load(w, pseudonym_key(fcfg.pseudonym_key_env))
+    truth = Truth.load(w, pseudonym_key(fcfg.pseudonym_key_env), cancers=cancers)
     ev = evaluate(res, truth, horizon=cfg.horizon_months)
     if cancers:
         kept = {

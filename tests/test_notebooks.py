@@ -32,3 +32,4 @@ def test_hypothesis_notebook_reports_the_stage_results(track1, tmp_path):
     html = report.html.read_text()
     assert_no_cdn(html)
     assert "Bias audit" in html and "ranked hypotheses" in html
+    assert "Signals the data cannot yet test" in html

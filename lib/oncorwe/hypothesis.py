@@ -511,8 +511,14 @@ def _run_hypothesis(
         drugs_by_group=pa_disc.drugs_by_group,
         **common,
     )
+    untestable: list = []
     candidates = discover(
-        pa_disc, group_col=group_col, fields=fields, cfg=dcfg, confirm_part=pa_conf
+        pa_disc,
+        group_col=group_col,
+        fields=fields,
+        cfg=dcfg,
+        confirm_part=pa_conf,
+        untestable=untestable,
     )
     _log(
         f"hypothesis: {len(candidates)} candidates after discovery ({time.perf_counter() - t0:.0f}s)"
@@ -621,6 +627,7 @@ def _run_hypothesis(
         "n_rows": suppress(len(frame), cfg.min_cell),
         "parts": {k: suppress(int((part == k).sum()), cfg.min_cell) for k in cfg.fractions},
         "n_candidates": len(candidates),
+        "n_not_testable": len(untestable),
         "n_confirmed": sum(h.confirmed for h in hyps),
         "comparisons": [{"group": c.group, "drug": c.drug} for c in pa_disc.comparisons],
         "models": model_metrics,
@@ -656,6 +663,7 @@ def _run_hypothesis(
             tmp / "hypotheses.json",
             {
                 "hypotheses": ranked,
+                "not_testable": not_testable(untestable, dcfg.min_arm_rows, cfg.min_cell),
                 "horizon_months": cfg.horizon_months,
                 "endpoints": {
                     "response": "risk difference (drug - comparator)",
@@ -666,6 +674,32 @@ def _run_hypothesis(
         )
         write_json(tmp / "summary.json", summary)
     return {"summary": summary, "hypotheses": hyps, "parts": part, "confirmation": pa_conf}
+
+
+def not_testable(hyps: list[Hypothesis], min_arm_rows: int, min_cell: int) -> list[dict[str, Any]]:
+    """Signals that passed the discovery screen but that the confirmation part cannot
+    test (fewer than ``min_arm_rows`` rows in an arm of the subgroup), strongest first.
+    They are leads for more data, not findings: nothing was confirmed. Counts under
+    ``min_cell`` are suppressed."""
+    out = []
+    for h in sorted(hyps, key=lambda h: -h.extras.get("_score", 0.0)):
+        d = dict(h.discovery.get(h.primary or "", {}))
+        if "n" in d:
+            d["n"] = suppress(d["n"], min_cell)
+        arms = h.extras.get("confirmation_arms", {})
+        out.append(
+            {
+                "drug": h.drug,
+                "group": h.group,
+                "subgroup": h.condition.describe(),
+                "conditions": h.condition.to_spec(),
+                "primary_endpoint": h.primary,
+                "discovery": d,
+                "confirmation_arms": {k: suppress(int(v), min_cell) for k, v in arms.items()},
+                "min_arm_rows": min_arm_rows,
+            }
+        )
+    return out
 
 
 def rank(hyps: list[Hypothesis]) -> list[dict[str, Any]]:

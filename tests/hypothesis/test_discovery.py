@@ -69,3 +69,76 @@ def test_tree_rules_propose_the_planted_conjunction():
     names = [("A", "positive"), ("B", "positive"), ("C", "positive"), ("D", "positive")]
     rules = tree_rules(X, names, target, min_leaf=100, depth=2)
     assert {"A": "positive", "C": "positive"} in rules
+
+
+def _part(seed: int, p_drug_pos: float, n: int = 3000):
+    """One data part: BRCA-positive patients (20 %) gain 0.35 in response on the drug;
+    ``p_drug_pos`` of them get it (a third of the others do)."""
+    from oncorwe.effects.discovery import OutcomeData
+
+    rng = np.random.default_rng(seed)
+    pos = rng.random(n) < 0.2
+    drug = rng.random(n) < np.where(pos, p_drug_pos, 0.33)
+    y = (rng.random(n) < 0.3 + 0.35 * (pos & drug)).astype(float)
+    frame = pd.DataFrame(
+        {
+            "pid": [f"{seed}-{i}" for i in range(n)],
+            "cancer": "x",
+            "line": 2,
+            "age": rng.normal(60, 10, n),
+            "bm_brca": pos.astype(float),
+            "treatment": np.where(drug, "drug", "soc"),
+        }
+    )
+    return frame, [OutcomeData("response", y, True)]
+
+
+def _analysis(frame, outcomes, cfg, drugs_by_group=None):
+    from oncorwe.effects.discovery import PartAnalysis
+
+    return PartAnalysis(
+        frame,
+        treatment="treatment",
+        comparator=pd.Series("soc", index=frame.index),
+        group_col="cancer",
+        strata=["line"],
+        covariates=["age", "bm_brca"],
+        outcomes=outcomes,
+        id_col="pid",
+        cfg=cfg,
+        drugs_by_group=drugs_by_group,
+    )
+
+
+def test_a_signal_the_confirmation_part_cannot_test_is_reported_not_kept():
+    from oncorwe.effects.discovery import DiscoveryConfig, _arm_counts, discover
+
+    cfg = DiscoveryConfig(
+        n_splits=2, pairs=False, model_params={"n_estimators": 40, "device": "cpu"}
+    )
+    disc = _analysis(*_part(1, 0.6), cfg)
+    # in the confirmation part nearly every BRCA-positive patient gets the drug
+    conf = _analysis(*_part(2, 0.97), cfg, drugs_by_group=disc.drugs_by_group)
+    plain = discover(disc, group_col="cancer", fields=["BRCA"], cfg=cfg, confirm_part=conf)
+    untestable: list = []
+    kept = discover(
+        disc, group_col="cancer", fields=["BRCA"], cfg=cfg, confirm_part=conf, untestable=untestable
+    )
+    assert [h.condition.to_spec() for h in kept] == [h.condition.to_spec() for h in plain]
+    brca = [h for h in untestable if h.condition.to_spec().get("BRCA") == "positive"]
+    assert len(brca) == 1, [h.condition.describe() for h in untestable]
+    h = brca[0]
+    assert all(k.condition.to_spec().get("BRCA") != "positive" for k in kept)
+    # the screen saw the planted gain; the counts are the confirmation part's own
+    assert h.primary == "response" and h.discovery["response"]["effect"] > 0.2
+    _, n_t, n_c = _arm_counts(h, conf)
+    assert h.extras["confirmation_arms"] == {"treated": n_t, "control": n_c}
+    assert n_c < cfg.min_arm_rows <= n_t
+    # with a confirmation part that can test it, it is a candidate again
+    conf_ok = _analysis(*_part(3, 0.6), cfg, drugs_by_group=disc.drugs_by_group)
+    again: list = []
+    kept_ok = discover(
+        disc, group_col="cancer", fields=["BRCA"], cfg=cfg, confirm_part=conf_ok, untestable=again
+    )
+    assert any(k.condition.to_spec().get("BRCA") == "positive" for k in kept_ok)
+    assert not any(k.condition.to_spec().get("BRCA") == "positive" for k in again)

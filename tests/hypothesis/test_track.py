@@ -59,6 +59,16 @@ def test_every_candidate_is_estimated_on_the_confirmation_part(track1):
 
     cfg = DiscoveryConfig()
     assert all(confirmable(h, part, cfg) for h in res["hypotheses"])
+    # what selection skipped is reported, and is indeed beyond the confirmation part
+    from oncorwe.effects.discovery import Hypothesis
+    from oncorwe.rules import Condition
+
+    data = json.loads((out / "hypotheses.json").read_text())
+    assert isinstance(data["not_testable"], list)
+    for item in data["not_testable"]:
+        h = Hypothesis(item["drug"], item["group"], Condition.parse(item["conditions"]), "", {})
+        assert not confirmable(h, part, cfg), item["subgroup"]
+        assert item["discovery"]["p_value"] < cfg.discovery_p
 
 
 def test_planted_effects_are_recovered_with_covering_intervals(track1, focused_world):
@@ -81,7 +91,8 @@ def test_planted_effects_are_recovered_with_covering_intervals(track1, focused_w
 def _small_counts(obj, found: list) -> list:
     if isinstance(obj, dict):
         for k, v in obj.items():
-            if k in ("n", "n_treated", "n_control") and v is not None and v < 11:
+            counts = ("n", "n_treated", "n_control", "treated", "control")
+            if k in counts and isinstance(v, int) and v < 11:
                 found.append((k, v))
             _small_counts(v, found)
     elif isinstance(obj, list):

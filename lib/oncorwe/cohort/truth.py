@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from scipy.special import gamma, gammainc
 
 from oncorwe.rules import Condition
@@ -45,27 +46,41 @@ def weibull_rmst(eta: np.ndarray, kappa: float, horizon: float) -> np.ndarray:
 @dataclass
 class Truth:
     lines: pd.DataFrame  # one row per line, with line_key
-    po: pd.DataFrame  # potential outcomes, with line_key
+    po: pd.DataFrame  # potential outcomes, indexed by (line_key, drug)
     rules: list[dict[str, Any]]
     kappa: float
 
     @classmethod
-    def load(cls, world: str | Path, key: str) -> Truth:
-        world = Path(world)
-        lines = pd.read_parquet(world / "truth" / "lines.parquet")
-        po = pd.read_parquet(world / "truth" / "potential_outcomes.parquet")
-        keys = {i: line_key(i, key) for i in lines["line_id"].unique()}
-        lines["line_key"] = lines["line_id"].map(keys)
+    def load(cls, world: str | Path, key: str, cancers: list[str] | None = None) -> Truth:
+        """Read the truth of ``world``, keyed like the analysis table; with ``cancers``,
+        only those cancer types' lines. Only the columns recovery needs are read (the
+        full profile's truth has 8.4M lines and 26M potential outcomes)."""
+        world = Path(world) / "truth"
+        rule_cols = [
+            c for c in pq.read_schema(world / "lines.parquet").names if c.startswith("rule_")
+        ]
+        lines = pd.read_parquet(world / "lines.parquet", columns=["line_id", "cancer", *rule_cols])
+        po = pd.read_parquet(
+            world / "potential_outcomes.parquet",
+            columns=["line_id", "drug", "p_response", "pfs_log_hazard", "p_toxicity"],
+        )
+        if cancers is not None:
+            lines = lines[lines["cancer"].isin(cancers)].reset_index(drop=True)
+            po = po[po["line_id"].isin(lines["line_id"])].reset_index(drop=True)
+        keys = pd.Series([line_key(i, key) for i in lines["line_id"]], index=lines["line_id"])
+        lines["line_key"] = keys.to_numpy()
         po["line_key"] = po["line_id"].map(keys)
-        rules = json.loads((world / "truth" / "planted_effects.json").read_text())
-        meta = json.loads((world / "truth" / "world.json").read_text())
+        po["drug"] = po["drug"].astype("category")
+        po = po.drop(columns="line_id").set_index(["line_key", "drug"])
+        rules = json.loads((world / "planted_effects.json").read_text())
+        meta = json.loads((world / "world.json").read_text())
         return cls(lines, po, rules, float(meta["weibull_shape"]))
 
     def true_effects(
         self, keys: np.ndarray, drug: str, comparator: np.ndarray, horizon: float
     ) -> dict[str, float]:
         """Mean potential-outcome contrasts of ``drug`` vs each row's comparator."""
-        po = self.po.set_index(["line_key", "drug"])
+        po = self.po  # indexed by (line_key, drug)
         idx_d = pd.MultiIndex.from_arrays([keys, np.full(len(keys), drug)])
         idx_c = pd.MultiIndex.from_arrays([keys, comparator])
         d, c = po.reindex(idx_d), po.reindex(idx_c)

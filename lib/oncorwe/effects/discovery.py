@@ -564,13 +564,17 @@ def discover(
     fields: list[str],
     cfg: DiscoveryConfig,
     confirm_part: PartAnalysis | None = None,
+    untestable: list[Hypothesis] | None = None,
 ) -> list[Hypothesis]:
     """Screen every candidate rule on the discovery part; return the selected ones.
 
     With ``confirm_part``, a candidate the confirmation part cannot estimate (too few
     rows per arm, :func:`confirmable`) gives its place to the next one of its
     comparison: a slot spent on it could only be a miss (a rare subgroup whose broader
-    rule is confirmable would otherwise never be tested)."""
+    rule is confirmable would otherwise never be tested). Such a candidate is appended
+    to ``untestable`` (when given) with its confirmation arm counts in
+    ``extras["confirmation_arms"]``: a signal the data cannot yet test is reported, not
+    dropped in silence."""
     frame = part.frame
     selected: list[Hypothesis] = []
     for comp in part.comparisons:
@@ -657,30 +661,43 @@ def discover(
     selected.sort(key=lambda h: -float(f"{h.extras['_score']:.9g}"))
     kept: list[Hypothesis] = []
     per_comp: dict[tuple[str, str], int] = {}
-    for h in selected:
-        if per_comp.get((h.group, h.drug), 0) >= cfg.max_per_comparison:
-            continue
-        if confirm_part is not None and not confirmable(h, confirm_part, cfg):
-            continue
-        rows_h = set(h.extras["_rows"].tolist())
-        dup = False
-        for k in kept:
+    skipped: list[Hypothesis] = []
+
+    def overlaps(h: Hypothesis, others: list[Hypothesis]) -> bool:
+        rows_h = h.extras["_rows_set"]
+        for k in others:
             if k.drug != h.drug or k.group != h.group:
                 continue
             rows_k = k.extras["_rows_set"]
-            inter = len(rows_h & rows_k)
-            if inter / max(1, len(rows_h | rows_k)) > cfg.max_overlap:
-                dup = True
-                break
-        if not dup:
-            h.extras["_rows_set"] = rows_h
-            kept.append(h)
-            per_comp[(h.group, h.drug)] = per_comp.get((h.group, h.drug), 0) + 1
+            if len(rows_h & rows_k) / max(1, len(rows_h | rows_k)) > cfg.max_overlap:
+                return True
+        return False
+
+    for h in selected:
+        if per_comp.get((h.group, h.drug), 0) >= cfg.max_per_comparison:
+            continue
+        h.extras["_rows_set"] = set(h.extras["_rows"].tolist())
+        if overlaps(h, kept):
+            continue
+        if confirm_part is not None and not confirmable(h, confirm_part, cfg):
+            if untestable is not None and not overlaps(h, skipped):
+                counts = _arm_counts(h, confirm_part)
+                h.extras["confirmation_arms"] = (
+                    {"treated": 0, "control": 0}
+                    if counts is None
+                    else {"treated": counts[1], "control": counts[2]}
+                )
+                skipped.append(h)
+            continue
+        kept.append(h)
+        per_comp[(h.group, h.drug)] = per_comp.get((h.group, h.drug), 0) + 1
         if len(kept) >= cfg.max_candidates:
             break
-    for h in kept:
+    for h in [*kept, *skipped]:
         for k in ("_rows", "_rows_set"):
             h.extras.pop(k, None)
+    if untestable is not None:
+        untestable.extend(skipped)
     return kept
 
 

@@ -71,6 +71,48 @@ def hypotheses_table(hyps: list[dict], top: int = 30) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def not_testable_table(hypothesis_dir: str | Path) -> pd.DataFrame:
+    """Signals the discovery screen found but the confirmation part cannot test: too
+    few patients in an arm of the subgroup. Leads for more data, not findings.
+    Suppressed counts show as ``<NA>``."""
+    d = Path(hypothesis_dir)
+    items = json.loads((d / "hypotheses.json").read_text()).get("not_testable", [])
+    rows = []
+    for h in items:
+        disc = h.get("discovery", {})
+        arms = h.get("confirmation_arms", {})
+        est = (
+            f"{disc['effect']:+.3f} [{disc['effect'] - 1.96 * disc['se']:+.3f}, "
+            f"{disc['effect'] + 1.96 * disc['se']:+.3f}] p={disc['p_value']:.3g}"
+            if "effect" in disc
+            else ""
+        )
+        rows.append(
+            {
+                "drug": h["drug"],
+                "subgroup": h["subgroup"],
+                "primary": h.get("primary_endpoint") or "",
+                "discovery estimate": est,
+                "confirmation rows on drug": arms.get("treated"),
+                "confirmation rows on comparator": arms.get("control"),
+                "rows needed per arm": h["min_arm_rows"],
+            }
+        )
+    cols = [
+        "drug",
+        "subgroup",
+        "primary",
+        "discovery estimate",
+        "confirmation rows on drug",
+        "confirmation rows on comparator",
+        "rows needed per arm",
+    ]
+    out = pd.DataFrame(rows, columns=cols)
+    for c in ("confirmation rows on drug", "confirmation rows on comparator"):
+        out[c] = out[c].astype("Int64")
+    return out
+
+
 def forest_rows(hyps: list[dict], endpoint: str, *, confirmed_only: bool = True) -> pd.DataFrame:
     """Rows for :func:`oncorwe.report.figures.forest_plot` on one endpoint."""
     rows = []
