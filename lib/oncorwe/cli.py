@@ -308,14 +308,48 @@ def trial_sim(
         Path, typer.Option("--design", help="trial design YAML (see examples/trial_design.yaml)")
     ],
     out: Annotated[Path, typer.Option("--out", help="output folder; trial.json is written there")],
+    cohort: Annotated[
+        Path | None,
+        typer.Option(
+            "--cohort",
+            help="outcomes.source model: the real-world patients (CSV, Parquet or a folder "
+            "of Parquet) whose eligible rows are resampled as virtual patients",
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="outcomes.source model: a saved model with the treatment among its "
+            "features, e.g. data/hypothesis/models/pfs.json",
+        ),
+    ] = None,
 ) -> None:
     """Simulate a trial design file: power, events, HR distribution, beside the formulas."""
+    from oncorwe.cohort.roles import read_table
     from oncorwe.io import write_json
-    from oncorwe.trials.design_file import load_design, run_design
+    from oncorwe.models.estimators import load_estimator
+    from oncorwe.trials.design_file import ModelOutcomes, load_design, run_design
 
     t0 = time.perf_counter()
     spec = load_design(design)
-    res = run_design(spec)
+    outcomes = None
+    if spec.outcomes.source == "model":
+        if cohort is None or model is None:
+            raise OncorweError(
+                f"{design}: outcomes.source model needs --cohort (the patients) and "
+                "--model (the fitted model)"
+            )
+        try:
+            outcomes = ModelOutcomes.from_design(spec, read_table(cohort), load_estimator(model))
+        except ValueError as err:  # the model and the cohort or design do not fit together
+            raise OncorweError(f"{design} with --model {model}: {err}") from err
+    elif cohort is not None or model is not None:
+        raise OncorweError(
+            f"{design}: outcomes.source is parametric; --cohort and --model are used only "
+            "with source model"
+        )
+    res = run_design(spec, model_outcomes=outcomes)
     write_json(out / "trial.json", res)
     formula = res["formula_power"]
     _log(

@@ -20,7 +20,6 @@ Everything it writes is aggregate: counts under the suppression threshold are re
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -641,21 +640,9 @@ def _run_hypothesis(
         tmp.mkdir(parents=True)
         (tmp / "models").mkdir()
         for name, model in models.items():
-            if not hasattr(model, "booster_"):  # a federated / Dask TrainedModel
-                model.save(tmp / "models" / f"{name}.json")
-                continue
-            model.booster_.save_model(tmp / "models" / f"{name}.json")
-            (tmp / "models" / f"{name}.features.json").write_text(
-                json.dumps(
-                    {
-                        "features": model.feature_names_,
-                        "categories": {
-                            k: [str(x) for x in v] for k, v in model.categories_.items()
-                        },
-                    },
-                    indent=1,
-                )
-            )
+            # an estimator also writes <name>.features.json (load_estimator reads both);
+            # a federated / Dask TrainedModel writes its own format
+            model.save(tmp / "models" / f"{name}.json")
         pd.DataFrame(
             {"id": frame[roles.id].astype(str), "part": part}
         ).drop_duplicates().to_parquet(tmp / "splits.parquet", index=False)

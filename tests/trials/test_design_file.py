@@ -362,3 +362,77 @@ def test_one_sided_formula_power_of_a_harmful_arm_is_below_alpha():
     res = run_design(TrialDesignSpec.model_validate(_pfs(outcomes=outcomes, replicates=1000)))
     assert res["formula_power"] < 0.025
     assert res["power"] < 0.01
+
+
+def test_trial_sim_command_runs_a_model_design_from_saved_files(effect_model, pool, tmp_path):
+    """``oncorwe trial-sim --cohort --model`` gives the numbers of the Python API with the
+    in-memory model: the saved model (with its Breslow baseline) predicts as it did."""
+    import json
+    import subprocess
+    import sys
+
+    effect_model.save(tmp_path / "pfs.json")
+    pool.to_parquet(tmp_path / "cohort.parquet")
+    spec = _model_spec(replicates=400)
+    design = _write(tmp_path, spec.model_dump(mode="json", exclude_none=True))
+    cmd = [sys.executable, "-m", "oncorwe.cli", "trial-sim", "--design", str(design)]
+    out = tmp_path / "t"
+    run = subprocess.run(
+        [
+            *cmd,
+            "--cohort",
+            str(tmp_path / "cohort.parquet"),
+            "--model",
+            str(tmp_path / "pfs.json"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    got = json.loads((out / "trial.json").read_text())
+    api = run_design(
+        spec,
+        model_outcomes=ModelOutcomes(
+            pool, effect_model, treatment_column="treated", experimental=1, control=0
+        ),
+    )
+    assert got["power"] == pytest.approx(api["power"], abs=1e-12)
+    assert got["hazard_ratio_distribution"] == pytest.approx(api["hazard_ratio_distribution"])
+    # without the model, or with one on a parametric design: a named error, nothing written
+    bad = subprocess.run([*cmd, "--out", str(tmp_path / "u")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--cohort" in bad.stderr and "--model" in bad.stderr
+    assert not (tmp_path / "u").exists()
+    par = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "oncorwe.cli",
+            "trial-sim",
+            "--design",
+            str(EXAMPLES / "trial_design.yaml"),
+            "--model",
+            str(tmp_path / "pfs.json"),
+            "--out",
+            str(tmp_path / "v"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert par.returncode == 2 and "parametric" in par.stderr
+    (tmp_path / "pfs.features.json").unlink()
+    gone = subprocess.run(
+        [
+            *cmd,
+            "--cohort",
+            str(tmp_path / "cohort.parquet"),
+            "--model",
+            str(tmp_path / "pfs.json"),
+            "--out",
+            str(tmp_path / "w"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert gone.returncode == 2 and "pfs.features.json" in gone.stderr

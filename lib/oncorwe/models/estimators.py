@@ -23,7 +23,9 @@ Early stopping needs held-out rows: ``eval_set`` gives them, or else ``fit`` hol
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,8 @@ __all__ = [
     "ResponseClassifier",
     "SurvivalModel",
     "grouped_validation_split",
+    "load_estimator",
+    "sidecar_path",
     "validate_survival",
     "xgboost_survival_labels",
 ]
@@ -390,6 +394,39 @@ class _XGBoostEstimator(BaseEstimator):
             dm, output_margin=output_margin, iteration_range=(0, self.best_iteration_ + 1)
         )
 
+    # ---- persistence
+    def _state(self) -> dict[str, Any]:
+        """What predicting needs beyond the booster and the features (per class)."""
+        return {}
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        pass
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted model: XGBoost's JSON at ``path`` and, beside it,
+        ``<stem>.features.json`` (class, parameters, features, categories and the state
+        the class predicts with, such as a Cox model's Breslow baseline). Each file is
+        written to a temporary path, then renamed; :func:`load_estimator` reads them."""
+        from oncorwe.io import atomic_path
+
+        if not hasattr(self, "booster_"):
+            raise AttributeError(f"this {type(self).__name__} is not fitted yet; call fit first")
+        path = Path(path)
+        params = {k: v for k, v in self.get_params().items() if k != "callbacks"}
+        meta = {
+            "format": "oncorwe-estimator/1",
+            "class": type(self).__name__,
+            "params": params,
+            "features": list(self.feature_names_),
+            "categories": {k: _json_values(v) for k, v in self.categories_.items()},
+            "best_iteration": int(self.best_iteration_),
+            "state": self._state(),
+        }
+        with atomic_path(path) as tmp:
+            self.booster_.save_model(str(tmp))
+        with atomic_path(sidecar_path(path)) as tmp:
+            tmp.write_text(json.dumps(meta, indent=1))
+
     def shap_values(self, X: Any, *, approximate: bool = False) -> pd.DataFrame:
         """Per-row feature contributions on the margin scale (XGBoost's TreeSHAP).
 
@@ -496,6 +533,12 @@ class ResponseClassifier(ClassifierMixin, _XGBoostEstimator):
             groups=groups,
         )
         return self
+
+    def _state(self) -> dict[str, Any]:
+        return {"classes": _json_values(self.classes_)}
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        self.classes_ = np.asarray(state["classes"])
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (n, n_classes), columns in ``classes_`` order."""
@@ -725,6 +768,19 @@ class SurvivalModel(_XGBoostEstimator):
             )
         return self
 
+    def _state(self) -> dict[str, Any]:
+        if self.objective != "cox":
+            return {}
+        return {
+            "baseline_times": self.baseline_times_.tolist(),
+            "baseline_cumhazard": self.baseline_cumhazard_.tolist(),
+        }
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        if self.objective == "cox":
+            self.baseline_times_ = np.asarray(state["baseline_times"], float)
+            self.baseline_cumhazard_ = np.asarray(state["baseline_cumhazard"], float)
+
     def predict_margin(self, X: Any) -> np.ndarray:
         """The raw score f(x): log hazard ratio (cox) or predicted log time (aft)."""
         return self._predict_raw(X, output_margin=True)
@@ -767,3 +823,64 @@ def _breslow(
     keep = d_by_time > 0
     increments = d_by_time[keep] / at_risk[first][keep]
     return uniq[keep], np.cumsum(increments)
+
+
+# --------------------------------------------------------------------------- persistence
+def _json_values(values: Any) -> list:
+    """Category levels or classes as JSON values of their own type (an int stays an int)."""
+    return [v.item() if hasattr(v, "item") else v for v in np.asarray(values, dtype=object)]
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """Where :meth:`_XGBoostEstimator.save` writes what the booster file does not hold."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.features.json")
+
+
+ESTIMATORS = {c.__name__: c for c in (ResponseClassifier, OutcomeRegressor, SurvivalModel)}
+
+
+def load_estimator(path: str | Path) -> ResponseClassifier | OutcomeRegressor | SurvivalModel:
+    """Read a model written by :meth:`~_XGBoostEstimator.save`; it predicts as it did.
+
+    Raises
+    ------
+    OncorweError
+        Naming the file, when the model or its ``.features.json`` is missing, or was not
+        written by ``save`` (a model trained through a federated or Dask trainer is saved
+        without the state, such as a Cox model's baseline hazard, some uses need).
+    """
+    from oncorwe.errors import OncorweError
+
+    path = Path(path)
+    side = sidecar_path(path)
+    for f in (path, side):
+        if not f.is_file():
+            raise OncorweError(f"model file {f} does not exist")
+    try:
+        meta = json.loads(side.read_text())
+    except ValueError as err:
+        raise OncorweError(f"model file {side}: not JSON ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != "oncorwe-estimator/1":
+        raise OncorweError(
+            f"model file {side}: not written by an oncorwe estimator's save() (expected "
+            "format 'oncorwe-estimator/1'; models trained through a federated or Dask "
+            "trainer carry no baseline and cannot be loaded as estimators)"
+        )
+    cls = ESTIMATORS.get(meta["class"])
+    if cls is None:
+        raise OncorweError(f"model file {side}: unknown class {meta['class']!r}")
+    model = cls(**meta["params"])
+    booster = xgb.Booster()
+    try:
+        booster.load_model(str(path))
+    except xgb.core.XGBoostError as err:
+        raise OncorweError(f"model file {path}: XGBoost cannot read it ({err})") from err
+    model.booster_ = booster
+    model.best_iteration_ = int(meta["best_iteration"])
+    model.feature_names_ = list(meta["features"])
+    model.n_features_in_ = len(model.feature_names_)
+    model.categories_ = {k: pd.Index(v) for k, v in meta["categories"].items()}
+    model.device_ = resolve_device(model.device)
+    model._set_state(meta["state"])
+    return model

@@ -1030,8 +1030,8 @@ def run_design(design: TrialDesignSpec, *, model_outcomes: ModelOutcomes | None 
     if model and model_outcomes is None:
         raise OncorweError(
             f"design {design.name!r} has outcomes.source model: pass model_outcomes "
-            "(ModelOutcomes.from_design(design, cohort, fitted_model)); the command line "
-            "runs parametric designs only"
+            "(ModelOutcomes.from_design(design, cohort, fitted_model)); on the command "
+            "line, --cohort and --model"
         )
     if not model and model_outcomes is not None:
         raise OncorweError(
