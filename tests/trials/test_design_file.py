@@ -368,30 +368,21 @@ def test_trial_sim_command_runs_a_model_design_from_saved_files(effect_model, po
     """``oncorwe trial-sim --cohort --model`` gives the numbers of the Python API with the
     in-memory model: the saved model (with its Breslow baseline) predicts as it did."""
     import json
-    import subprocess
-    import sys
+
+    from tests.test_cli import oncorwe
 
     effect_model.save(tmp_path / "pfs.json")
     pool.to_parquet(tmp_path / "cohort.parquet")
     spec = _model_spec(replicates=400)
     design = _write(tmp_path, spec.model_dump(mode="json", exclude_none=True))
-    cmd = [sys.executable, "-m", "oncorwe.cli", "trial-sim", "--design", str(design)]
-    out = tmp_path / "t"
-    run = subprocess.run(
-        [
-            *cmd,
-            "--cohort",
-            str(tmp_path / "cohort.parquet"),
-            "--model",
-            str(tmp_path / "pfs.json"),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    files = ("--cohort", tmp_path / "cohort.parquet", "--model", tmp_path / "pfs.json")
+
+    def sim(out: str, *args, design=design):
+        return oncorwe("trial-sim", "--design", design, "--out", tmp_path / out, *args)
+
+    run = sim("t", *files)
     assert run.returncode == 0, run.stderr
-    got = json.loads((out / "trial.json").read_text())
+    got = json.loads((tmp_path / "t" / "trial.json").read_text())
     api = run_design(
         spec,
         model_outcomes=ModelOutcomes(
@@ -401,38 +392,12 @@ def test_trial_sim_command_runs_a_model_design_from_saved_files(effect_model, po
     assert got["power"] == pytest.approx(api["power"], abs=1e-12)
     assert got["hazard_ratio_distribution"] == pytest.approx(api["hazard_ratio_distribution"])
     # without the model, or with one on a parametric design: a named error, nothing written
-    bad = subprocess.run([*cmd, "--out", str(tmp_path / "u")], capture_output=True, text=True)
+    bad = sim("u")
     assert bad.returncode == 2 and "--cohort" in bad.stderr and "--model" in bad.stderr
     assert not (tmp_path / "u").exists()
-    par = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "oncorwe.cli",
-            "trial-sim",
-            "--design",
-            str(EXAMPLES / "trial_design.yaml"),
-            "--model",
-            str(tmp_path / "pfs.json"),
-            "--out",
-            str(tmp_path / "v"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    par = sim("v", *files[2:], design=EXAMPLES / "trial_design.yaml")
     assert par.returncode == 2 and "parametric" in par.stderr
     (tmp_path / "pfs.features.json").unlink()
-    gone = subprocess.run(
-        [
-            *cmd,
-            "--cohort",
-            str(tmp_path / "cohort.parquet"),
-            "--model",
-            str(tmp_path / "pfs.json"),
-            "--out",
-            str(tmp_path / "w"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    gone = sim("w", *files)
     assert gone.returncode == 2 and "pfs.features.json" in gone.stderr
+    assert not any((tmp_path / d).exists() for d in ("u", "v", "w"))
