@@ -164,7 +164,7 @@ def fit_response_models(
     if roles.time:
         ev_d = disc[roles.event].to_numpy(int)
         t_d = disc[roles.time].to_numpy(float)
-        base = SurvivalModel(objective="cox", **base_kw)
+        base = SurvivalModel(objective="cox", baseline_min_events=cfg.min_cell, **base_kw)
         best, study = tune(
             base,
             Xd[sub],

@@ -86,3 +86,25 @@ def test_loading_names_the_missing_or_foreign_file(data, tmp_path):
     with pytest.raises(AttributeError, match="not fitted"):
         SurvivalModel().save(tmp_path / "x.json")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_cox_baseline_can_keep_only_steps_of_enough_events(data, tmp_path):
+    """``baseline_min_events``: each step of the saved baseline stands for at least that
+    many events, and H0 at the steps kept is the full Breslow estimate there."""
+    X, e, t = data
+    kw = {"n_estimators": 25, "n_jobs": 1, "device": "cpu"}
+    full = SurvivalModel(**kw).fit(X, e, t)
+    thin = SurvivalModel(baseline_min_events=11, **kw).fit(X, e, t)
+    thin.save(tmp_path / "pfs.json")
+    saved = json.loads(sidecar_path(tmp_path / "pfs.json").read_text())["state"]
+    knots = np.asarray(saved["baseline_times"])
+    assert 0 < len(knots) <= e.sum() // 11 < len(full.baseline_times_)
+    event_times = np.sort(t[e == 1])
+    per_step = np.diff(np.searchsorted(event_times, np.concatenate([[0.0], knots]), "right"))
+    assert per_step.min() >= 11
+    at = np.searchsorted(full.baseline_times_, knots)
+    np.testing.assert_allclose(saved["baseline_cumhazard"], full.baseline_cumhazard_[at])
+    np.testing.assert_allclose(
+        load_estimator(tmp_path / "pfs.json").predict_survival(X[:50], knots),
+        full.predict_survival(X[:50], knots),
+    )

@@ -648,6 +648,11 @@ class SurvivalModel(_XGBoostEstimator):
         Distribution of the AFT error Z (XGBoost's ``aft_loss_distribution``).
     aft_sigma : float, default 1.0
         Scale of the AFT error (``aft_loss_distribution_scale``).
+    baseline_min_events : int, default 1
+        Cox: the Breslow baseline keeps a step only where the running count of events
+        crosses a multiple of this, so no step of the model (or of its saved file) stands
+        for fewer patients; set it to the suppression threshold for a model that leaves
+        the data's secure environment.
     **others
         The shared XGBoost hyperparameters, see :class:`_XGBoostEstimator`.
 
@@ -676,6 +681,7 @@ class SurvivalModel(_XGBoostEstimator):
         objective: str = "cox",
         aft_distribution: str = "normal",
         aft_sigma: float = 1.0,
+        baseline_min_events: int = 1,
         *,
         n_estimators: int = 300,
         learning_rate: float = 0.05,
@@ -695,6 +701,7 @@ class SurvivalModel(_XGBoostEstimator):
         self.objective = objective
         self.aft_distribution = aft_distribution
         self.aft_sigma = aft_sigma
+        self.baseline_min_events = baseline_min_events
         super().__init__(
             n_estimators=n_estimators,
             learning_rate=learning_rate,
@@ -764,7 +771,7 @@ class SurvivalModel(_XGBoostEstimator):
             ev, tm = validate_survival(event, time)
             w = np.ones(tm.shape[0]) if sample_weight is None else np.asarray(sample_weight, float)
             self.baseline_times_, self.baseline_cumhazard_ = _breslow(
-                ev, tm, self._predict_raw(df, output_margin=True), w
+                ev, tm, self._predict_raw(df, output_margin=True), w, self.baseline_min_events
             )
         return self
 
@@ -810,9 +817,24 @@ class SurvivalModel(_XGBoostEstimator):
 
 
 def _breslow(
-    event: np.ndarray, time: np.ndarray, margin: np.ndarray, weight: np.ndarray
+    event: np.ndarray,
+    time: np.ndarray,
+    margin: np.ndarray,
+    weight: np.ndarray,
+    min_events: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Breslow cumulative baseline hazard at the distinct event times (ties summed)."""
+    """Breslow cumulative baseline hazard at the distinct event times (ties summed).
+
+    With ``min_events`` > 1 only the times where the running count of events crosses a
+    multiple of ``min_events`` are kept (H0 there is exact; between them it steps less
+    often), so that no step stands for fewer events than that.
+
+    Examples
+    --------
+    >>> t = np.arange(1.0, 7.0)
+    >>> _breslow(np.ones(6), t, np.zeros(6), np.ones(6), min_events=3)[0].tolist()
+    [3.0, 6.0]
+    """
     order = np.argsort(time, kind="stable")
     t, d, r = time[order], (event * weight)[order], (np.exp(margin) * weight)[order]
     # risk-set sum at t_i = sum over j with t_j >= t_i: a reversed cumulative sum, read at
@@ -821,8 +843,13 @@ def _breslow(
     uniq, first = np.unique(t, return_index=True)
     d_by_time = np.add.reduceat(d, first)
     keep = d_by_time > 0
-    increments = d_by_time[keep] / at_risk[first][keep]
-    return uniq[keep], np.cumsum(increments)
+    times, cumhaz = uniq[keep], np.cumsum(d_by_time[keep] / at_risk[first][keep])
+    if min_events > 1:
+        seen = np.cumsum(np.add.reduceat(((event > 0) & (weight > 0))[order], first)[keep])
+        before = np.concatenate([[0], seen[:-1]])
+        step = seen // min_events > before // min_events
+        times, cumhaz = times[step], cumhaz[step]
+    return times, cumhaz
 
 
 # --------------------------------------------------------------------------- persistence
