@@ -96,13 +96,17 @@ def main() -> None:
             print(
                 f"recall {ev['recall']:.2f}  precision {ev['precision']}  confirmed {ev['n_confirmed']}"
             )
-            print(f"\n| {'planted rule':<36} | share of cancer | recovered | best rank |")
-            print(f"|{'-' * 38}|-----------------|-----------|-----------|")
+            print(
+                f"\n| {'planted rule':<36} | share of cancer | recovered | best rank "
+                "| listed not testable |"
+            )
+            print(f"|{'-' * 38}|-----------------|-----------|-----------|---------------------|")
             for r in ev["rules"]:
                 flag = "" if r["eligible"] else " (<2%)"
                 print(
                     f"| {r['rule']:<36} | {r['share_of_cancer']:>14.3f}{flag:>1} | "
-                    f"{'yes' if r['recovered'] else 'no':>9} | {str(r['rank'] or '-'):>9} |"
+                    f"{'yes' if r['recovered'] else 'no':>9} | {str(r['rank'] or '-'):>9} | "
+                    f"{'yes' if r['not_testable'] else '':>19} |"
                 )
             print(f"\n| {'confirmed hypothesis':<60} | primary | estimate [CI] | truth | covered |")
             print(f"|{'-' * 62}|---------|---------------|-------|---------|")

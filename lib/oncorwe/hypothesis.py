@@ -660,7 +660,13 @@ def _run_hypothesis(
             },
         )
         write_json(tmp / "summary.json", summary)
-    return {"summary": summary, "hypotheses": hyps, "parts": part, "confirmation": pa_conf}
+    return {
+        "summary": summary,
+        "hypotheses": hyps,
+        "not_testable": untestable,
+        "parts": part,
+        "confirmation": pa_conf,
+    }
 
 
 def not_testable(hyps: list[Hypothesis], min_arm_rows: int, min_cell: int) -> list[dict[str, Any]]:

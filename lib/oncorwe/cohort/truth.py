@@ -153,6 +153,25 @@ def evaluate(
     for h in hyps:
         comp = part.comparison(h.group, h.drug)
         rows_of[id(h)] = np.flatnonzero(comp.rows & h.condition.mask(frame))
+    untested = list(result.get("not_testable", []))
+    for h in untested:
+        comp = part.comparison(h.group, h.drug)
+        rows_of[id(h)] = (
+            np.flatnonzero(comp.rows & h.condition.mask(frame)) if comp else np.array([], int)
+        )
+
+    def match(h, r, in_rule: np.ndarray, effect: float) -> bool:
+        comp = part.comparison(h.group, h.drug)
+        rows = rows_of[id(h)]
+        if h.drug != r["drug"] or comp is None:
+            return False
+        rule_rows = np.flatnonzero(comp.rows & in_rule)
+        if not len(rows) or not len(rule_rows):
+            return False
+        inside = in_rule[rows].mean()
+        covered = np.isin(rule_rows, rows).mean()
+        return (inside >= overlap or covered >= overlap) and _direction_ok(r, h.primary, effect)
+
     matches: dict[int, list[str]] = {id(h): [] for h in hyps}
     per_rule = []
     for r in truth.rules:
@@ -160,21 +179,13 @@ def evaluate(
         in_rule = lines.reindex(frame["line_key"])[col].fillna(False).to_numpy(bool)
         found, rank = False, None
         for h in hyps:
-            if h.drug != r["drug"]:
-                continue
-            comp = part.comparison(h.group, h.drug)
-            rows = rows_of[id(h)]
-            rule_rows = np.flatnonzero(comp.rows & in_rule)
-            if not len(rows) or not len(rule_rows):
-                continue
-            inside = in_rule[rows].mean()
-            covered = np.isin(rule_rows, rows).mean()
-            effect = h.confirmation[h.primary]["effect"]
-            if (inside >= overlap or covered >= overlap) and _direction_ok(r, h.primary, effect):
+            if match(h, r, in_rule, h.confirmation[h.primary]["effect"]):
                 matches[id(h)].append(r["name"])
                 found = True
                 rk = ranked.index(h) + 1
                 rank = rk if rank is None else min(rank, rk)
+        # a signal screened in but beyond the confirmation part (too few rows per arm)
+        flagged = any(match(h, r, in_rule, h.discovery[h.primary]["effect"]) for h in untested)
         per_rule.append(
             {
                 "rule": r["name"],
@@ -182,6 +193,7 @@ def evaluate(
                 "eligible": shares[r["name"]] >= min_share,
                 "recovered": found,
                 "rank": rank,
+                "not_testable": flagged,
             }
         )
     coverage = []
