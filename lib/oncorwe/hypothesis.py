@@ -78,8 +78,16 @@ def _outcomes(frame: pd.DataFrame, roles: Roles, horizon: float) -> list[Outcome
     if roles.response:
         out.append(OutcomeData("response", frame[roles.response].to_numpy(float), True))
     if roles.time:
+        strata = (
+            frame[roles.censoring_strata].astype(str).agg("|".join, axis=1).to_numpy()
+            if roles.censoring_strata
+            else None
+        )
         y = ipcw_rmst(
-            frame[roles.time].to_numpy(float), frame[roles.event].to_numpy(float), horizon
+            frame[roles.time].to_numpy(float),
+            frame[roles.event].to_numpy(float),
+            horizon,
+            strata=strata,
         )
         out.append(OutcomeData("pfs", y, False))
     if roles.toxicity:

@@ -59,6 +59,9 @@ class Roles(BaseModel):
     hospital: str | None = None
     population: str | None = None
     stratum: list[str] = Field(default_factory=list)
+    # columns within whose levels censoring is independent of the outcome (what sets a
+    # row's follow-up, e.g. the index year): the PFS censoring model is fitted per level
+    censoring_strata: list[str] = Field(default_factory=list)
     covariates: list[str] | None = None
     categorical: list[str] | None = None
     subgroups: list[str] | None = None
@@ -177,6 +180,7 @@ def validate_cohort(frame: pd.DataFrame, roles: Roles, source: str) -> pd.DataFr
             problems.append(f"{source}: roles.{role} names column {col!r}, which is missing")
     for group, cols in (
         ("stratum", roles.stratum),
+        ("censoring_strata", roles.censoring_strata),
         ("covariates", roles.covariates or []),
         ("categorical", roles.categorical or []),
         ("subgroups", roles.subgroups or []),

@@ -46,18 +46,35 @@ EFFICACY = ("response", "pfs")
 
 
 # --------------------------------------------------------------------------- outcomes
-def ipcw_rmst(time: np.ndarray, event: np.ndarray, horizon: float) -> np.ndarray:
+def ipcw_rmst(
+    time: np.ndarray,
+    event: np.ndarray,
+    horizon: float,
+    strata: np.ndarray | None = None,
+    min_followup: float = 0.05,
+) -> np.ndarray:
     """IPCW outcome whose conditional mean is the RMST up to ``horizon``.
 
     ``Y* = min(T, tau) * D / G(min(T, tau)-)`` with ``D = 1`` when the event was seen or
-    follow-up reached ``tau``, and ``G`` the Kaplan–Meier survival of the censoring time
-    (censoring taken as independent of the outcome). ``E[Y* | X] = E[min(T*, tau) | X]``.
+    follow-up reached ``tau``, and ``G`` the Kaplan–Meier survival of the censoring time.
+    ``E[Y* | X] = E[min(T*, tau) | X]`` when censoring is independent of the outcome
+    within each level of ``strata`` (one KM per level; without ``strata``, one for all).
+    A pooled KM is biased wherever follow-up differs by subgroup: rows that started
+    near the data cut-off, or in later lines, are censored sooner than average, and
+    their RMST (and an effect within them) is underestimated.
+
+    A level whose censoring survival at the horizon is under ``min_followup`` cannot
+    reach it (e.g. lines started in the last year of data): its rows get NaN, so they
+    leave the PFS analysis (not the others). Elsewhere ``G`` is floored there.
 
     Parameters
     ----------
     time : ndarray (n,), > 0
     event : ndarray (n,), 1 = event, 0 = censored
     horizon : float
+    strata : ndarray (n,), optional
+        Censoring strata (any hashable labels).
+    min_followup : float, default 0.05
 
     Returns
     -------
@@ -70,6 +87,19 @@ def ipcw_rmst(time: np.ndarray, event: np.ndarray, horizon: float) -> np.ndarray
     """
     time = np.asarray(time, float)
     event = np.asarray(event, float)
+    if strata is None:
+        return _ipcw_rmst_one(time, event, horizon, min_followup)
+    out = np.full(len(time), np.nan)
+    codes = pd.factorize(pd.Series(strata), use_na_sentinel=False)[0]
+    for k in np.unique(codes):
+        rows = np.flatnonzero(codes == k)
+        out[rows] = _ipcw_rmst_one(time[rows], event[rows], horizon, min_followup)
+    return out
+
+
+def _ipcw_rmst_one(
+    time: np.ndarray, event: np.ndarray, horizon: float, min_followup: float
+) -> np.ndarray:
     t = np.minimum(time, horizon)
     seen = (event == 1) | (time >= horizon)
     # KM of censoring: censoring "events" are the rows with event == 0 before the horizon
@@ -83,7 +113,10 @@ def ipcw_rmst(time: np.ndarray, event: np.ndarray, horizon: float) -> np.ndarray
     # G evaluated just before t: the product over censoring times strictly below t
     idx = np.searchsorted(uniq, t, side="left") - 1
     g = np.where(idx >= 0, surv[np.clip(idx, 0, None)], 1.0)
-    g = np.maximum(g, 0.05)  # bound the weights where follow-up is thin
+    at_h = np.searchsorted(uniq, horizon, side="left") - 1
+    if at_h >= 0 and surv[at_h] < min_followup:
+        return np.full(len(time), np.nan)  # follow-up does not reach the horizon here
+    g = np.maximum(g, min_followup)  # bound the weights where follow-up is thin
     return np.where(seen, t / g, 0.0)
 
 

@@ -118,6 +118,8 @@ class FeatureSchema:
             "treatment": "treatment",
             "comparator_column": "standard_of_care",
             "stratum": ["cancer", "line"],
+            # follow-up ends at the data cut-off: it is set by when the line started
+            "censoring_strata": ["index_year", "line"],
             "response": "response",
             "toxicity": "toxicity",
             "time": "pfs_months",
