@@ -79,7 +79,7 @@ def _outcomes(frame: pd.DataFrame, roles: Roles, horizon: float) -> list[Outcome
         out.append(OutcomeData("response", frame[roles.response].to_numpy(float), True))
     if roles.time:
         strata = (
-            frame[roles.censoring_strata].astype(str).agg("|".join, axis=1).to_numpy()
+            frame.groupby(roles.censoring_strata, dropna=False, sort=False).ngroup().to_numpy()
             if roles.censoring_strata
             else None
         )

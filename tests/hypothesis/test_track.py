@@ -92,7 +92,7 @@ def _small_counts(obj, found: list) -> list:
     if isinstance(obj, dict):
         for k, v in obj.items():
             counts = ("n", "n_treated", "n_control", "treated", "control")
-            if k in counts and isinstance(v, int) and v < 11:
+            if k in counts and isinstance(v, int | float) and v < 11:
                 found.append((k, v))
             _small_counts(v, found)
     elif isinstance(obj, list):

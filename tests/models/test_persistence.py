@@ -108,3 +108,11 @@ def test_a_cox_baseline_can_keep_only_steps_of_enough_events(data, tmp_path):
         load_estimator(tmp_path / "pfs.json").predict_survival(X[:50], knots),
         full.predict_survival(X[:50], knots),
     )
+
+
+def test_a_model_saved_by_a_trainer_is_named_as_such(data, tmp_path):
+    X, e, t = data
+    _fit("binary", X, e, t).booster_.save_model(str(tmp_path / "m.json"))
+    (tmp_path / "m.json.meta.json").write_text("{}")  # what a federated / Dask model has
+    with pytest.raises(OncorweError, match="m.json: trained through a federated or Dask"):
+        load_estimator(tmp_path / "m.json")

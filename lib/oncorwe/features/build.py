@@ -398,15 +398,15 @@ def build_features(
                 "SELECT DISTINCT care_site_name FROM care_site ORDER BY care_site_name"
             ).fetchall()
         ]
+        if not sites:
+            raise OncorweError(f"OMOP input {omop_dir}: care_site lists no hospital")
         parts = []
         for site in sites:
             part = con.sql(feature_sql(cfg, key, site)).to_arrow_table()
             parts.append(part.read_all() if hasattr(part, "read_all") else part)
     finally:
         con.close()
-    table = pa.concat_tables(parts) if parts else None
-    if table is None:
-        raise OncorweError(f"OMOP input {omop_dir}: care_site lists no hospital")
+    table = pa.concat_tables(parts)
     schema = FeatureSchema.for_config(cfg)
     validate_table(table, schema, source=str(omop_dir))
     return table

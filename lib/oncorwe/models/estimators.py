@@ -881,6 +881,12 @@ def load_estimator(path: str | Path) -> ResponseClassifier | OutcomeRegressor | 
 
     path = Path(path)
     side = sidecar_path(path)
+    if path.is_file() and not side.is_file() and path.with_name(path.name + ".meta.json").is_file():
+        raise OncorweError(
+            f"model file {path}: trained through a federated or Dask trainer (it has "
+            f"{path.name}.meta.json, not {side.name}); such a model carries no baseline "
+            "hazard and cannot be loaded as an estimator"
+        )
     for f in (path, side):
         if not f.is_file():
             raise OncorweError(f"model file {f} does not exist")

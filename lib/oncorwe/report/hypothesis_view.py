@@ -81,11 +81,10 @@ def not_testable_table(hypothesis_dir: str | Path) -> pd.DataFrame:
     for h in items:
         disc = h.get("discovery", {})
         arms = h.get("confirmation_arms", {})
+        # the screen's own estimate and nominal p, no interval: it was selected for being
+        # large, so an interval around it would over-state (the winner's curse)
         est = (
-            f"{disc['effect']:+.3f} [{disc['effect'] - 1.96 * disc['se']:+.3f}, "
-            f"{disc['effect'] + 1.96 * disc['se']:+.3f}] p={disc['p_value']:.3g}"
-            if "effect" in disc
-            else ""
+            f"{disc['effect']:+.3f} (screening p={disc['p_value']:.3g})" if "effect" in disc else ""
         )
         rows.append(
             {
