@@ -16,6 +16,7 @@ confirmed. Prints tables; the figures in issue notes come from here.
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import tempfile
 import time
@@ -34,10 +35,14 @@ def run_world(spec, n: int, seed: int, work: Path, threads: int, params_path=Non
     params = read_params(params_path)
     fcfg = params.features.feature_config()
     w = work / f"w{seed}"
+    peak = {}  # this process' peak RSS so far after each step (GB): what set the peak
     generate(spec, n, seed, w)
+    peak["world"] = _peak_rss_gb()
     write_features(build_features(w / "omop", fcfg), w / "analysis", fcfg)
+    peak["features"] = _peak_rss_gb()
     roles = roles_for_analysis_table(w / "analysis")
     frame = read_table(w / "analysis")
+    peak["table read"] = _peak_rss_gb()
     if cancers:  # track 1 on these cancer types only (a larger world at the same cost)
         frame = frame[frame["cancer"].isin(cancers)].reset_index(drop=True)
     compute = params.compute.model_copy(update={"threads": threads})
@@ -48,6 +53,7 @@ def run_world(spec, n: int, seed: int, work: Path, threads: int, params_path=Non
     t0 = time.perf_counter()
     res = run_hypothesis(frame, roles, cfg, w / "hypothesis")
     secs = time.perf_counter() - t0
+    peak["track 1"] = _peak_rss_gb()
     truth = Truth.load(w, pseudonym_key(fcfg.pseudonym_key_env), cancers=cancers)
     ev = evaluate(res, truth, horizon=cfg.horizon_months)
     if cancers:
@@ -60,7 +66,11 @@ def run_world(spec, n: int, seed: int, work: Path, threads: int, params_path=Non
         eligible = [r for r in ev["rules"] if r["eligible"]]
         ev["recall"] = sum(r["recovered"] for r in eligible) / max(1, len(eligible))
     shutil.rmtree(w, ignore_errors=True)
-    return res, ev, secs
+    return res, ev, secs, peak
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
 
 
 def _as_list(v) -> list:
@@ -89,13 +99,15 @@ def main() -> None:
     covered, matched_total = 0, 0
     try:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            res, ev, secs = run_world(
+            res, ev, secs, peak = run_world(
                 spec, args.patients, seed, work, args.threads, args.params, cancers
             )
             print(f"\n## planted world, {args.patients:,} patients, seed {seed} ({secs:.0f} s)")
             print(
                 f"recall {ev['recall']:.2f}  precision {ev['precision']}  confirmed {ev['n_confirmed']}"
             )
+            steps = ", ".join(f"{k} {v:.1f}" for k, v in peak.items())
+            print(f"peak RSS of this process so far, GB, after each step: {steps}")
             print(
                 f"\n| {'planted rule':<36} | share of cancer | recovered | best rank "
                 "| listed not testable |"
@@ -135,7 +147,7 @@ def main() -> None:
             print("| seed | candidates | confirmed |")
             print("|------|------------|-----------|")
             for seed in range(args.null_first_seed, args.null_first_seed + args.null_seeds):
-                res, ev, secs = run_world(null, n, seed, work, args.threads, args.params)
+                res, ev, secs, _ = run_world(null, n, seed, work, args.threads, args.params)
                 k = res["summary"]["n_confirmed"]
                 hits += k > 0
                 print(f"| {seed} | {res['summary']['n_candidates']} | {k} |")
