@@ -36,6 +36,7 @@ __all__ = [
     "crossfit_nuisances",
     "default_outcome_model",
     "default_propensity_model",
+    "nuisance_models",
     "predict_nuisances",
 ]
 
@@ -198,6 +199,15 @@ def default_outcome_model(
         colsample_bytree=0.8,
         random_state=random_state,
     )
+
+
+def nuisance_models(
+    propensity_model: Any, outcome_model: Any, binary: bool, random_state: int | None
+) -> tuple[Any, Any]:
+    """The given propensity and outcome models, or the defaults where one is None."""
+    prop = default_propensity_model(random_state) if propensity_model is None else propensity_model
+    outm = default_outcome_model(binary, random_state) if outcome_model is None else outcome_model
+    return prop, outm
 
 
 def _as_frame(A: Any, prefix: str) -> pd.DataFrame:
@@ -473,15 +483,8 @@ class AIPWEstimator:
         if not (Y_arr.shape[0] == T_arr.shape[0] == F.shape[0]):
             raise ValueError("Y, T and X must have the same number of rows")
         binary = is_binary_outcome(Y_arr, self.outcome_type)
-        prop = (
-            default_propensity_model(self.random_state)
-            if self.propensity_model is None
-            else self.propensity_model
-        )
-        outm = (
-            default_outcome_model(binary, self.random_state)
-            if self.outcome_model is None
-            else self.outcome_model
+        prop, outm = nuisance_models(
+            self.propensity_model, self.outcome_model, binary, self.random_state
         )
         nuis = crossfit_nuisances(
             Y_arr,

@@ -37,8 +37,8 @@ from oncorwe.effects.aipw import (
     combine_features,
     crossfit_nuisances,
     default_outcome_model,
-    default_propensity_model,
     is_binary_outcome,
+    nuisance_models,
     predict_nuisances,
 )
 from oncorwe.models.estimators import OutcomeRegressor
@@ -368,15 +368,8 @@ class DRLearner(_CateMixin):
         if not (Y_arr.shape[0] == codes.shape[0] == F.shape[0]):
             raise ValueError("Y, T and X must have the same number of rows")
         binary = is_binary_outcome(Y_arr, self.outcome_type)
-        prop = (
-            default_propensity_model(self.random_state)
-            if self.propensity_model is None
-            else self.propensity_model
-        )
-        outm = (
-            default_outcome_model(binary, self.random_state)
-            if self.outcome_model is None
-            else self.outcome_model
+        prop, outm = nuisance_models(
+            self.propensity_model, self.outcome_model, binary, self.random_state
         )
         final = (
             default_final_model(self.random_state) if self.final_model is None else self.final_model
