@@ -75,13 +75,14 @@ from oncorwe.trials.simulate import (
     STREAM_BLOCK,
     BinaryTrialDesign,
     SurvivalTrialDesign,
-    _allocation_block,
     _analyse_binary,
     _analyse_survival,
     _binary_block_draws,
+    _block_template,
     _check_randomization,
     _critical,
     _jsonable,
+    _mean_arms,
     _run_chunks,
     _summarise_hr,
     _survival_block_draws,
@@ -688,19 +689,6 @@ class ModelOutcomes:
 
 
 # --------------------------------------------------------------------------- simulation
-def _block_template(design: SurvivalTrialDesign | BinaryTrialDesign) -> np.ndarray | None:
-    if design.randomization != "block":
-        return None
-    return _allocation_block(design.allocation, design.block_size)
-
-
-def _mean_arms(reps: dict[str, np.ndarray]) -> dict[str, float]:
-    return {
-        "experimental": float(reps["n_experimental"].mean()),
-        "control": float(reps["n_control"].mean()),
-    }
-
-
 def _simulate_model_survival(
     spec: TrialDesignSpec, outcomes: ModelOutcomes, n: int, n_replicates: int, seed: int
 ) -> dict[str, Any]:

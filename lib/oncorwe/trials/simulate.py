@@ -567,6 +567,41 @@ def _check_replicates(n_replicates: int) -> int:
     return _check_n("n_replicates", n_replicates, minimum=1)
 
 
+def _block_template(design: SurvivalTrialDesign | BinaryTrialDesign) -> np.ndarray | None:
+    if design.randomization != "block":
+        return None
+    return _allocation_block(design.allocation, design.block_size)
+
+
+def _mean_arms(reps: dict[str, np.ndarray]) -> dict[str, float]:
+    return {
+        "experimental": float(reps["n_experimental"].mean()),
+        "control": float(reps["n_control"].mean()),
+    }
+
+
+def _simulate(design, n_replicates: int, seed: int | None, draws, analyse, *, benefit_below: bool):
+    """Run the replicates of a trial design; each gets its test statistic ``z`` and
+    ``reject``. One-sided tests reject in the benefit's tail: below ``-z`` for a log-HR
+    (``benefit_below``), above ``z`` for a risk difference.
+
+    Returns the replicates, the replicate count, the seed used and the power."""
+    n_replicates = _check_replicates(n_replicates)
+    template = _block_template(design)
+    reps, entropy = _run_chunks(
+        design.n_patients,
+        n_replicates,
+        seed,
+        lambda s: draws(design, s, template),
+        lambda *a: analyse(design, *a),
+    )
+    crit = _critical(design.alpha, design.sided)
+    z = reps["z"]
+    one_sided = (z <= -crit) if benefit_below else (z >= crit)
+    reps["reject"] = one_sided if design.sided == 1 else (np.abs(z) >= crit)
+    return reps, n_replicates, seed if seed is not None else entropy, float(reps["reject"].mean())
+
+
 def simulate_survival_trial(
     design: SurvivalTrialDesign, n_replicates: int = 10_000, seed: int | None = 0
 ) -> SurvivalSimulationResult:
@@ -592,38 +627,21 @@ def simulate_survival_trial(
     """
     if not isinstance(design, SurvivalTrialDesign):
         raise ValueError(f"design must be a SurvivalTrialDesign, got {type(design).__name__}")
-    n_replicates = _check_replicates(n_replicates)
-    template = (
-        _allocation_block(design.allocation, design.block_size)
-        if design.randomization == "block"
-        else None
+    reps, n_replicates, seed, power = _simulate(
+        design, n_replicates, seed, _survival_block_draws, _analyse_survival, benefit_below=True
     )
-    reps, entropy = _run_chunks(
-        design.n_patients,
-        n_replicates,
-        seed,
-        lambda s: _survival_block_draws(design, s, template),
-        lambda *a: _analyse_survival(design, *a),
-    )
-    crit = _critical(design.alpha, design.sided)
-    z = reps["z"]
-    reps["reject"] = (z <= -crit) if design.sided == 1 else (np.abs(z) >= crit)
-    power = float(reps["reject"].mean())
     mean_log_hr, hr_q = _summarise_hr(reps["log_hr"])
     return SurvivalSimulationResult(
         design=design,
         n_replicates=n_replicates,
-        seed=seed if seed is not None else entropy,
+        seed=seed,
         power=power,
         power_se=math.sqrt(power * (1 - power) / n_replicates),
         mean_events=float(reps["events"].mean()),
         median_duration_months=float(np.median(reps["duration"])),
         mean_log_hr=mean_log_hr,
         hr_quantiles=hr_q,
-        n_per_arm={
-            "experimental": float(reps["n_experimental"].mean()),
-            "control": float(reps["n_control"].mean()),
-        },
+        n_per_arm=_mean_arms(reps),
         replicates=reps,
     )
 
@@ -674,38 +692,21 @@ def simulate_binary_trial(
     """
     if not isinstance(design, BinaryTrialDesign):
         raise ValueError(f"design must be a BinaryTrialDesign, got {type(design).__name__}")
-    n_replicates = _check_replicates(n_replicates)
-    template = (
-        _allocation_block(design.allocation, design.block_size)
-        if design.randomization == "block"
-        else None
+    reps, n_replicates, seed, power = _simulate(
+        design, n_replicates, seed, _binary_block_draws, _analyse_binary, benefit_below=False
     )
-    reps, entropy = _run_chunks(
-        design.n_patients,
-        n_replicates,
-        seed,
-        lambda s: _binary_block_draws(design, s, template),
-        lambda *a: _analyse_binary(design, *a),
-    )
-    crit = _critical(design.alpha, design.sided)
-    z = reps["z"]
-    reps["reject"] = (z >= crit) if design.sided == 1 else (np.abs(z) >= crit)
-    power = float(reps["reject"].mean())
     rd = reps["risk_difference"]
     finite = rd[np.isfinite(rd)]
     qs = np.quantile(finite, [q for _, q in _QUANTILES]) if finite.size else [math.nan] * 5
     return BinarySimulationResult(
         design=design,
         n_replicates=n_replicates,
-        seed=seed if seed is not None else entropy,
+        seed=seed,
         power=power,
         power_se=math.sqrt(power * (1 - power) / n_replicates),
         mean_risk_difference=float(finite.mean()) if finite.size else math.nan,
         risk_difference_quantiles={k: float(v) for (k, _), v in zip(_QUANTILES, qs, strict=True)},
-        n_per_arm={
-            "experimental": float(reps["n_experimental"].mean()),
-            "control": float(reps["n_control"].mean()),
-        },
+        n_per_arm=_mean_arms(reps),
         replicates=reps,
     )
 
