@@ -88,6 +88,17 @@ def _internal() -> Any:
 
 
 # --------------------------------------------------------------------------- survival
+def _exported_dict(self) -> dict[str, Any]:
+    """JSON-safe dict of a result's exported fields (NaN -> None)."""
+    out: dict[str, Any] = {}
+    for f in fields(self):
+        if not f.metadata.get("export", True):
+            continue
+        v = getattr(self, f.name)
+        out[f.name] = v.to_dict() if hasattr(v, "to_dict") else v
+    return _clean(out)
+
+
 @dataclass(frozen=True)
 class SurvivalPerformance:
     """Discrimination and calibration of a survival model's ``lp`` on one data set.
@@ -263,15 +274,7 @@ class TransportResult:
     baseline_times: np.ndarray = _internal()
     baseline_cumhazard: np.ndarray = _internal()
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict of the exported fields (NaN -> None)."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            if not f.metadata.get("export", True):
-                continue
-            v = getattr(self, f.name)
-            out[f.name] = v.to_dict() if hasattr(v, "to_dict") else v
-        return _clean(out)
+    to_dict = _exported_dict
 
 
 def _check_frame(frame: pd.DataFrame, label: str, named: dict[str, Sequence[str]]) -> None:
@@ -561,15 +564,7 @@ class BinaryTransportResult:
     p_train: np.ndarray = _internal()
     p_test: np.ndarray = _internal()
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict of the exported fields (NaN -> None)."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            if not f.metadata.get("export", True):
-                continue
-            v = getattr(self, f.name)
-            out[f.name] = v.to_dict() if hasattr(v, "to_dict") else v
-        return _clean(out)
+    to_dict = _exported_dict
 
 
 def transport_binary(
