@@ -151,6 +151,13 @@ def main() -> None:
                 k = res["summary"]["n_confirmed"]
                 hits += k > 0
                 print(f"| {seed} | {res['summary']['n_candidates']} | {k} |")
+                for h in (h for h in res["hypotheses"] if h.confirmed):  # each false one
+                    c = h.confirmation[h.primary]
+                    print(
+                        f"|  | {h.drug}: {h.condition.describe()} | {h.primary} "
+                        f"{c['effect']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}], "
+                        f"q {c['q_value']:.3g} |"
+                    )
             print(f"\nnull worlds with any confirmed hypothesis: {hits}/{args.null_seeds}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -269,3 +269,36 @@ def test_metrics_suppress_small_cells(features, feature_config):
     assert all(v is None for v in metrics["lines_per_cancer"].values())
     ok = feature_metrics(table, feature_config, min_cell=11)
     assert ok["lines"] == len(features)
+
+
+def test_no_covariate_changes_with_the_lines_own_treatment(world, feature_config, tmp_path):
+    """A covariate is fixed before the drug is chosen. Give a later line its prior line's
+    drug: the treatment and the new-user flag change, no declared covariate may."""
+    ep = pd.read_parquet(world / "omop" / "episode.parquet")
+    lines = ep[ep["episode_source_value"] == "treatment line"]
+    prev = lines.assign(episode_number=lines["episode_number"] + 1)[
+        ["person_id", "episode_number", "episode_object_source_value"]
+    ].rename(columns={"episode_object_source_value": "prior"})
+    later = lines.merge(prev, on=["person_id", "episode_number"])
+    target = later[later["episode_object_source_value"] != later["prior"]].iloc[0]
+    dst = tmp_path / "omop"
+    shutil.copytree(world / "omop", dst)
+    edited = ep.copy()
+    edited.loc[edited["episode_id"] == target["episode_id"], "episode_object_source_value"] = (
+        target["prior"]
+    )
+    pq.write_table(
+        pa.Table.from_pandas(
+            edited, schema=pq.read_schema(dst / "episode.parquet"), preserve_index=False
+        ),
+        dst / "episode.parquet",
+    )
+    key = _key(int(target["episode_id"]), "line")
+    before = (
+        build_features(world / "omop", feature_config).to_pandas().set_index("line_key").loc[key]
+    )
+    after = build_features(dst, feature_config).to_pandas().set_index("line_key").loc[key]
+    assert after["treatment"] == target["prior"] != before["treatment"]
+    assert (before["prior_same_drug"], after["prior_same_drug"]) == (0, 1)
+    covariates = FeatureSchema.for_config(feature_config).covariates
+    pd.testing.assert_series_equal(before[covariates], after[covariates])

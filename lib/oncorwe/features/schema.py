@@ -64,7 +64,10 @@ class FeatureSchema:
             "line",
             "n_prior_lines",
             "prior_drug",
-            "prior_same_drug",
+            # not prior_same_drug: it is the line's own treatment read back (1 only when the
+            # drug repeats the prior one), so a propensity model separates the arms with it
+            # and effect estimates lose their overlap; prior_drug carries what confounds.
+            # The column stays for track 2's new-user eligibility.
             "months_since_diagnosis",
         ]
         for b, kind in cfg.biomarkers.items():
