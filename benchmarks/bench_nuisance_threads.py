@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from oncorwe.cohort.roles import read_table, roles_for_analysis_table
-from oncorwe.effects.discovery import _feature_frame, fit_nuisances
+from oncorwe.effects.discovery import _feature_frame, arm_codes, fit_nuisances
 from oncorwe.hypothesis import _outcomes
 
 
@@ -65,10 +65,7 @@ def main() -> None:
         treat = frame[roles.treatment].astype(str).to_numpy()
         ctl = treat == roles.comparator_of(frame).astype(str).to_numpy()
         drugs = pd.Series(treat[~ctl]).value_counts().index[: args.arms - 1].tolist()
-        arm = np.full(len(frame), -1)
-        arm[ctl] = 0
-        for j, d in enumerate(drugs, start=1):
-            arm[(treat == d) & ~ctl] = j
+        arm = arm_codes(treat, ctl, drugs)
         keep = arm >= 0
         frame, arm = frame[keep].reset_index(drop=True), arm[keep]
         F = _feature_frame(frame, covariates)

@@ -9,7 +9,9 @@ import pandas as pd
 from oncorwe.report import hypothesis_view as hv
 
 
-def test_not_testable_table_shows_the_discovery_interval_and_hides_small_counts(tmp_path):
+def test_not_testable_table_shows_the_screening_estimate_without_interval_and_hides_small_counts(
+    tmp_path,
+):
     item = {
         "drug": "olaparib",
         "group": "ovarian",

@@ -468,10 +468,7 @@ class PartAnalysis:
             if not drugs or ctl_g.sum() < cfg.min_drug_rows:
                 continue
             arms = ["<comparator>", *drugs]
-            arm = np.full(len(gi), -1)
-            arm[ctl_g] = 0
-            for j, d in enumerate(drugs, start=1):
-                arm[(t_g == d) & ~ctl_g] = j
+            arm = arm_codes(t_g, ctl_g, drugs)
             keep = arm >= 0  # rows on a drug not compared here leave the group's models
             rows = gi[keep]
             arm_k = arm[keep]
@@ -516,6 +513,16 @@ class PartAnalysis:
             if c.group == group and c.drug == drug:
                 return c
         return None
+
+
+def arm_codes(treatment: np.ndarray, is_control: np.ndarray, drugs: list[str]) -> np.ndarray:
+    """Each row's arm in a comparison: 0 the comparator, j the j-th of ``drugs``, -1 a drug
+    not compared here."""
+    arm = np.full(len(treatment), -1)
+    arm[is_control] = 0
+    for j, d in enumerate(drugs, start=1):
+        arm[(treatment == d) & ~is_control] = j
+    return arm
 
 
 def _feature_frame(frame: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
