@@ -33,3 +33,5 @@ def test_hypothesis_notebook_reports_the_stage_results(track1, tmp_path):
     assert_no_cdn(html)
     assert "Bias audit" in html and "ranked hypotheses" in html
     assert "Signals the data cannot yet test" in html
+    n_comp = len(json.loads((out / "summary.json").read_text())["overlap"]["comparisons"])
+    assert f"of {n_comp} comparisons have poor overlap" in html

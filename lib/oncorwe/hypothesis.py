@@ -530,6 +530,7 @@ def _run_hypothesis(
     _log(
         f"hypothesis: {len(candidates)} candidates after discovery ({time.perf_counter() - t0:.0f}s)"
     )
+    overlap = overlap_table(pa_disc, pa_conf, dcfg, cfg.min_cell)
     hyps = confirm(candidates, pa_conf, cfg=dcfg, alpha=0.05)
     _log(
         f"hypothesis: {sum(h.confirmed for h in hyps)} confirmed ({time.perf_counter() - t0:.0f}s)"
@@ -579,6 +580,7 @@ def _run_hypothesis(
         mask = None
         if comp_c is not None:
             mask = comp_c.rows & h.condition.mask(pa_conf.frame)
+            h.extras["overlap"] = comp_c.overlap(dcfg.overlap_warn, mask, cfg.min_cell)
         if model is not None and mask is not None and mask.any():
             rows = np.flatnonzero(mask)
             rng = np.random.default_rng(cfg.split_seed)
@@ -637,6 +639,7 @@ def _run_hypothesis(
         "n_not_testable": len(untestable),
         "n_confirmed": sum(h.confirmed for h in hyps),
         "comparisons": [{"group": c.group, "drug": c.drug} for c in pa_disc.comparisons],
+        "overlap": {"eps": dcfg.eps, "warn_share": dcfg.overlap_warn, "comparisons": overlap},
         "models": model_metrics,
         "shap": shap_models,
         "effect_distribution": effect_dist,
@@ -675,6 +678,36 @@ def _run_hypothesis(
         "parts": part,
         "confirmation": pa_conf,
     }
+
+
+def overlap_table(
+    pa_disc: PartAnalysis, pa_conf: PartAnalysis, dcfg: DiscoveryConfig, min_cell: int
+) -> list[dict[str, Any]]:
+    """Propensity overlap of each comparison in both parts; logs a warning for each one
+    whose share of rows outside ``[eps, 1 - eps]`` exceeds ``overlap_warn``. There AIPW
+    leans on the outcome models' extrapolation: a covariate that records the treatment
+    (or comes after the index date) separates the arms and biases the effects."""
+    out = []
+    for c in pa_disc.comparisons:
+        entry: dict[str, Any] = {"group": c.group, "drug": c.drug}
+        for name, pa in (("discovery", pa_disc), ("confirmation", pa_conf)):
+            comp = pa.comparison(c.group, c.drug)
+            if comp is not None:
+                entry[name] = comp.overlap(dcfg.overlap_warn, min_cell=min_cell)
+        out.append(entry)
+        poor = [k for k in ("discovery", "confirmation") if entry.get(k, {}).get("poor_overlap")]
+        if poor:
+            shares = ", ".join(
+                f"{k} {entry[k]['outside_share']:.0%}"
+                for k in poor
+                if entry[k]["outside_share"] is not None
+            )
+            _log(
+                f"hypothesis: WARNING poor overlap, {c.drug} vs comparator in {c.group}: "
+                f"rows with a propensity outside [{dcfg.eps:g}, {1 - dcfg.eps:g}] ({shares}); "
+                "check the covariates for one that records the treatment or follows the index date"
+            )
+    return out
 
 
 def not_testable(hyps: list[Hypothesis], min_arm_rows: int, min_cell: int) -> list[dict[str, Any]]:

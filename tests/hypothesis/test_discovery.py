@@ -93,7 +93,7 @@ def _part(seed: int, p_drug_pos: float, n: int = 3000):
     return frame, [OutcomeData("response", y, True)]
 
 
-def _analysis(frame, outcomes, cfg, drugs_by_group=None):
+def _analysis(frame, outcomes, cfg, drugs_by_group=None, covariates=("age", "bm_brca")):
     from oncorwe.effects.discovery import PartAnalysis
 
     return PartAnalysis(
@@ -102,7 +102,7 @@ def _analysis(frame, outcomes, cfg, drugs_by_group=None):
         comparator=pd.Series("soc", index=frame.index),
         group_col="cancer",
         strata=["line"],
-        covariates=["age", "bm_brca"],
+        covariates=list(covariates),
         outcomes=outcomes,
         id_col="pid",
         cfg=cfg,
@@ -172,3 +172,41 @@ def test_ipcw_rmst_per_censoring_stratum_removes_the_follow_up_bias():
         m = stratum == s
         se = pooled[m].std() / np.sqrt(m.sum())
         assert sign * (pooled[m].mean() - truth) > 10 * se, s
+
+
+def test_overlap_flags_a_covariate_that_records_the_treatment(capsys):
+    """A covariate that is the treatment read back separates the arms: the
+    propensities of most rows leave [eps, 1 - eps] (two thirds measured) and the
+    comparison is flagged. Without it the propensities (a third to 0.6, by BRCA) stay
+    inside and nothing is flagged. The nuisance models are discovery's own defaults."""
+    from oncorwe.effects.discovery import DiscoveryConfig
+
+    cfg = DiscoveryConfig(n_splits=2, pairs=False, model_params={"device": "cpu"})
+    frame, outcomes = _part(5, 0.6)
+    clean = _analysis(frame, outcomes, cfg).comparison("x", "drug")
+    ok = clean.overlap(cfg.overlap_warn, min_cell=11)
+    assert ok["rows"] == len(frame) and not ok["poor_overlap"]
+    assert ok["outside_share"] is None or ok["outside_share"] < cfg.overlap_warn
+    leaky = frame.assign(on_drug_before=(frame["treatment"] == "drug").astype(float))
+    bad = _analysis(leaky, outcomes, cfg, covariates=("age", "bm_brca", "on_drug_before"))
+    res = bad.comparison("x", "drug").overlap(cfg.overlap_warn, min_cell=11)
+    assert res["poor_overlap"] and res["outside_share"] > 0.5, res
+    from oncorwe.hypothesis import overlap_table
+
+    table = overlap_table(bad, bad, cfg, 11)
+    assert table[0]["discovery"] == res and table[0]["confirmation"] == res
+    assert "WARNING poor overlap, drug vs comparator in x" in capsys.readouterr().out
+    overlap_table(_analysis(frame, outcomes, cfg), _analysis(frame, outcomes, cfg), cfg, 11)
+    assert "WARNING" not in capsys.readouterr().out
+    # within a subgroup mask, and small counts withheld with the share made from them
+    pos = frame["bm_brca"].to_numpy() == 1
+    sub = bad.comparison("x", "drug").overlap(cfg.overlap_warn, mask=pos, min_cell=11)
+    assert sub["rows"] == pos.sum() and sub["outside_share"] > 0.5
+    tiny = np.zeros(len(frame), dtype=bool)
+    tiny[:5] = True
+    assert bad.comparison("x", "drug").overlap(0.05, mask=tiny, min_cell=11) == {
+        "rows": None,
+        "outside_rows": None,
+        "outside_share": None,
+        "poor_overlap": True,
+    }

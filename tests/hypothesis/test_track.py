@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from oncorwe.cohort.truth import Truth, evaluate
 from oncorwe.features.build import DEV_KEY
@@ -159,3 +160,31 @@ def test_population_effects_add_up_to_the_subgroup_effect(track1):
         assert h["population_heterogeneity"][0]["df"] == len(pops) - 1
         checked += 1
     assert checked >= 1
+
+
+def test_overlap_is_reported_per_comparison_and_per_hypothesis(track1):
+    """summary.json gives each comparison's propensity overlap in both parts; each
+    hypothesis carries its own subgroup's, counted on the confirmation part."""
+    out, res = track1
+    summary = json.loads((out / "summary.json").read_text())
+    ov = summary["overlap"]
+    assert [(c["group"], c["drug"]) for c in ov["comparisons"]] == [
+        (c["group"], c["drug"]) for c in summary["comparisons"]
+    ]
+    part = res["confirmation"]
+    flagged = 0
+    for c in ov["comparisons"]:
+        conf = c["confirmation"]
+        comp = part.comparison(c["group"], c["drug"])
+        n, k = int(comp.rows.sum()), int(comp.outside.sum())
+        assert conf["rows"] == (n if n >= 11 else None)
+        assert conf["outside_share"] == (pytest.approx(k / n, rel=1e-6) if k >= 11 else None)
+        assert conf["poor_overlap"] == (k / n > ov["warn_share"])
+        flagged += conf["poor_overlap"]
+    # the default world's covariates hold no record of the treatment (0 of 5 measured)
+    assert flagged == 0
+    hyps = json.loads((out / "hypotheses.json").read_text())["hypotheses"]
+    for h in hyps:
+        o = h["overlap"]
+        assert set(o) == {"rows", "outside_rows", "outside_share", "poor_overlap"}
+        assert o["rows"] is None or o["rows"] >= 11

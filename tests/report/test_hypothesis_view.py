@@ -37,3 +37,30 @@ def test_not_testable_table_shows_the_screening_estimate_without_interval_and_hi
 def test_not_testable_table_is_empty_for_an_older_stage_output(tmp_path):
     (tmp_path / "hypotheses.json").write_text(json.dumps({"hypotheses": []}))
     assert hv.not_testable_table(tmp_path).empty
+
+
+def test_overlap_table_puts_flagged_comparisons_first_and_keeps_withheld_shares_missing():
+    def part(rows, share, poor):
+        k = None if share is None else round(rows * share)
+        return {"rows": rows, "outside_rows": k, "outside_share": share, "poor_overlap": poor}
+
+    def comparison(group, drug, disc, conf):
+        return {"group": group, "drug": drug, "discovery": disc, "confirmation": conf}
+
+    summary = {
+        "overlap": {
+            "eps": 0.01,
+            "warn_share": 0.05,
+            "comparisons": [
+                comparison("nsclc", "a", part(900, None, False), part(1200, None, False)),
+                comparison("nsclc", "b", part(900, 0.02, False), part(1200, 0.26, True)),
+                comparison("breast", "c", part(500, 0.03, False), part(700, 0.04, False)),
+            ],
+        }
+    }
+    t = hv.overlap_table(summary)
+    assert t["drug"].tolist() == ["b", "c", "a"]
+    assert t["poor overlap"].tolist() == [True, False, False]
+    assert t.loc[0, "outside, confirmation"] == 0.26
+    assert pd.isna(t.loc[2, "outside, confirmation"]) and t.loc[2, "lines"] == 1200
+    assert hv.overlap_table({}).empty  # an older stage output

@@ -35,6 +35,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.tree import DecisionTreeRegressor
 
+from oncorwe.cohort.sources import suppress
 from oncorwe.effects.aipw import aipw_effect
 from oncorwe.effects.multiplicity import bh_qvalues
 from oncorwe.effects.splits import grouped_fold_ids
@@ -403,6 +404,7 @@ class DiscoveryConfig:
     tree_depth: int = 3
     n_splits: int = 3
     eps: float = 0.01
+    overlap_warn: float = 0.05  # flag a comparison with more rows outside [eps, 1 - eps]
     seed: int = 0
     model_params: dict[str, Any] = field(default_factory=dict)
 
@@ -416,6 +418,23 @@ class Comparison:
     arm: int
     rows: np.ndarray  # bool over the part's rows: in strata where the drug is used, arm in {a, 0}
     psi: dict[str, np.ndarray]
+    # bool over the part's rows: the comparison's rows whose two-arm propensity (before
+    # clipping) is outside [eps, 1 - eps], where AIPW extrapolates from the outcome models
+    outside: np.ndarray | None = None
+
+    def overlap(self, warn: float, mask: np.ndarray | None = None, min_cell: int = 0) -> dict:
+        """Rows of the comparison (within ``mask``), how many are outside the propensity
+        bounds, and whether their share exceeds ``warn``. Counts under ``min_cell``
+        (zero included) are withheld as None, and so is the share computed from them."""
+        rows = self.rows if mask is None else self.rows & mask
+        n = int(rows.sum())
+        k = int((rows & self.outside).sum()) if self.outside is not None else 0
+        return {
+            "rows": suppress(n, min_cell),
+            "outside_rows": suppress(k, min_cell),
+            "outside_share": float(k / n) if n and k >= min_cell else None,
+            "poor_overlap": bool(n and k / n > warn),
+        }
 
 
 class PartAnalysis:
@@ -493,13 +512,16 @@ class PartAnalysis:
                 two = ((arm_k == j) | (arm_k == 0)) & in_strata
                 mask = np.zeros(len(self.frame), dtype=bool)
                 mask[rows[two]] = True
+                e2 = fit.e[:, j] / np.maximum(fit.e[:, j] + fit.e[:, 0], 1e-12)
+                outside = np.zeros(len(self.frame), dtype=bool)
+                outside[rows[two]] = (e2[two] < cfg.eps) | (e2[two] > 1 - cfg.eps)
                 psi = {}
                 for o in outcomes:
                     full = np.full(len(self.frame), np.nan)
                     sc = aipw_psi(o.y[rows], arm_k, j, fit.e, fit.m[o.name], eps=cfg.eps)
                     full[rows] = np.where(two, sc, np.nan)
                     psi[o.name] = full
-                self.comparisons.append(Comparison(g, d, j, mask, psi))
+                self.comparisons.append(Comparison(g, d, j, mask, psi, outside))
                 self.strata_by_drug[(g, d)] = (
                     [dict(zip(strata, s.split("|"), strict=True)) for s in sorted(ok_strata)]
                     if strata

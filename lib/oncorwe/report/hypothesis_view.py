@@ -66,9 +66,46 @@ def hypotheses_table(hyps: list[dict], top: int = 30) -> pd.DataFrame:
                 "drivers of benefit": ", ".join(
                     f["feature"] for f in h.get("top_features", [])[:3]
                 ),
+                "poor overlap": "yes" if h.get("overlap", {}).get("poor_overlap") else "",
             }
         )
     return pd.DataFrame(rows)
+
+
+def overlap_table(summary: dict) -> pd.DataFrame:
+    """Propensity overlap of each comparison: the share of its rows whose estimated
+    probability of the drug (against the comparator) is outside ``[eps, 1 - eps]``, per
+    data part. Flagged comparisons first. A share made from fewer rows than the
+    suppression threshold shows as ``<NA>``."""
+    ov = summary.get("overlap", {})
+    rows = []
+    for c in ov.get("comparisons", []):
+        disc, conf = c.get("discovery", {}), c.get("confirmation", {})
+        rows.append(
+            {
+                "cancer": c["group"],
+                "drug": c["drug"],
+                "lines": conf.get("rows"),
+                "outside, discovery": disc.get("outside_share"),
+                "outside, confirmation": conf.get("outside_share"),
+                "poor overlap": bool(disc.get("poor_overlap") or conf.get("poor_overlap")),
+            }
+        )
+    cols = [
+        "cancer",
+        "drug",
+        "lines",
+        "outside, discovery",
+        "outside, confirmation",
+        "poor overlap",
+    ]
+    out = pd.DataFrame(rows, columns=cols)
+    out["lines"] = out["lines"].astype("Int64")
+    for c in ("outside, discovery", "outside, confirmation"):
+        out[c] = out[c].astype("Float64")
+    return out.sort_values(
+        ["poor overlap", "outside, confirmation"], ascending=False, na_position="last"
+    ).reset_index(drop=True)
 
 
 def not_testable_table(hypothesis_dir: str | Path) -> pd.DataFrame:
