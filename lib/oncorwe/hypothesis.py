@@ -493,6 +493,7 @@ def _run_hypothesis(
     _log(f"hypothesis: response models in {time.perf_counter() - t0:.0f}s")
 
     dcfg.model_params = {**(cfg.model_params or {}), "device": cfg.device}
+    dcfg.threads = cfg.threads
     common = dict(
         treatment=roles.treatment,
         group_col=group_col,

@@ -210,3 +210,21 @@ def test_overlap_flags_a_covariate_that_records_the_treatment(capsys):
         "outside_share": None,
         "poor_overlap": True,
     }
+
+
+def test_nuisance_threads_for_large_groups_leave_the_scores_unchanged():
+    """A stratum group of at least ``parallel_rows`` rows fits its nuisance models with
+    ``threads`` XGBoost threads: the scores are the same as with one."""
+    from oncorwe.effects.discovery import DiscoveryConfig
+
+    frame, outcomes = _part(6, 0.6)
+    params = {"n_estimators": 40, "device": "cpu"}
+    one = _analysis(frame, outcomes, DiscoveryConfig(n_splits=2, model_params=params))
+    two = _analysis(
+        frame,
+        outcomes,
+        DiscoveryConfig(n_splits=2, model_params=params, threads=2, parallel_rows=len(frame)),
+    )
+    a, b = one.comparison("x", "drug"), two.comparison("x", "drug")
+    np.testing.assert_allclose(a.psi["response"], b.psi["response"], rtol=1e-6, equal_nan=True)
+    assert (a.outside == b.outside).all()

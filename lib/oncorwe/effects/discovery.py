@@ -405,6 +405,11 @@ class DiscoveryConfig:
     n_splits: int = 3
     eps: float = 0.01
     overlap_warn: float = 0.05  # flag a comparison with more rows outside [eps, 1 - eps]
+    # nuisance fits run one XGBoost thread each (many small fits: more threads stall in
+    # OpenMP); a stratum group of at least parallel_rows rows fits with `threads` (1.43x
+    # with 2 threads at 192k rows, 1.02x at 19k: benchmarks/bench_nuisance_threads.py)
+    threads: int = 1
+    parallel_rows: int = 100_000
     seed: int = 0
     model_params: dict[str, Any] = field(default_factory=dict)
 
@@ -491,6 +496,9 @@ class PartAnalysis:
             keep = arm >= 0  # rows on a drug not compared here leave the group's models
             rows = gi[keep]
             arm_k = arm[keep]
+            params = cfg.model_params
+            if trainer is None and len(rows) >= cfg.parallel_rows and cfg.threads > 1:
+                params = {**params, "n_jobs": cfg.threads}
             fit = fit_nuisances(
                 F.iloc[rows].reset_index(drop=True),
                 arm_k,
@@ -499,7 +507,7 @@ class PartAnalysis:
                 ids[rows],
                 n_splits=cfg.n_splits,
                 seed=cfg.seed,
-                model_params=cfg.model_params,
+                model_params=params,
                 trainer=trainer,
                 sites=None if site_vals is None else site_vals[rows],
             )
