@@ -687,10 +687,19 @@ def overlap_table(
     """Propensity overlap of each comparison in both parts; logs a warning for each one
     whose share of rows outside ``[eps, 1 - eps]`` exceeds ``overlap_warn``. There AIPW
     leans on the outcome models' extrapolation: a covariate that records the treatment
-    (or comes after the index date) separates the arms and biases the effects."""
+    (or comes after the index date) separates the arms and biases the effects. Each
+    entry names the covariates the discovery part's propensity model leans on most
+    (share of its total gain), where to look first."""
     out = []
     for c in pa_disc.comparisons:
-        entry: dict[str, Any] = {"group": c.group, "drug": c.drug}
+        gain = pa_disc.propensity_gain.get(c.group, {})
+        entry: dict[str, Any] = {
+            "group": c.group,
+            "drug": c.drug,
+            "propensity_drivers": [
+                {"feature": f, "gain_share": round(v, 4)} for f, v in list(gain.items())[:3]
+            ],
+        }
         for name, pa in (("discovery", pa_disc), ("confirmation", pa_conf)):
             comp = pa.comparison(c.group, c.drug)
             if comp is not None:
@@ -703,10 +712,14 @@ def overlap_table(
                 for k in poor
                 if entry[k]["outside_share"] is not None
             )
+            drivers = ", ".join(
+                f"{d['feature']} ({d['gain_share']:.0%})" for d in entry["propensity_drivers"]
+            )
             _log(
                 f"hypothesis: WARNING poor overlap, {c.drug} vs comparator in {c.group}: "
                 f"rows with a propensity outside [{dcfg.eps:g}, {1 - dcfg.eps:g}] ({shares}); "
-                "check the covariates for one that records the treatment or follows the index date"
+                "check the covariates for one that records the treatment or follows the index "
+                f"date; the propensity model leans most on: {drivers or 'unknown'}"
             )
     return out
 

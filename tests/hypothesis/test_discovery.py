@@ -195,7 +195,11 @@ def test_overlap_flags_a_covariate_that_records_the_treatment(capsys):
 
     table = overlap_table(bad, bad, cfg, 11)
     assert table[0]["discovery"] == res and table[0]["confirmation"] == res
-    assert "WARNING poor overlap, drug vs comparator in x" in capsys.readouterr().out
+    log = capsys.readouterr().out
+    assert "WARNING poor overlap, drug vs comparator in x" in log
+    # the covariate that separates the arms is named first
+    assert table[0]["propensity_drivers"][0]["feature"] == "on_drug_before"
+    assert "leans most on: on_drug_before (" in log
     overlap_table(_analysis(frame, outcomes, cfg), _analysis(frame, outcomes, cfg), cfg, 11)
     assert "WARNING" not in capsys.readouterr().out
     # within a subgroup mask, and small counts withheld with the share made from them

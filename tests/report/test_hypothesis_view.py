@@ -45,7 +45,17 @@ def test_overlap_table_puts_flagged_comparisons_first_and_keeps_withheld_shares_
         return {"rows": rows, "outside_rows": k, "outside_share": share, "poor_overlap": poor}
 
     def comparison(group, drug, disc, conf):
-        return {"group": group, "drug": drug, "discovery": disc, "confirmation": conf}
+        drivers = [
+            {"feature": "prior_drug", "gain_share": 0.62},
+            {"feature": "age", "gain_share": 0.1},
+        ]
+        return {
+            "group": group,
+            "drug": drug,
+            "discovery": disc,
+            "confirmation": conf,
+            "propensity_drivers": drivers,
+        }
 
     summary = {
         "overlap": {
@@ -63,4 +73,5 @@ def test_overlap_table_puts_flagged_comparisons_first_and_keeps_withheld_shares_
     assert t["poor overlap"].tolist() == [True, False, False]
     assert t.loc[0, "outside, confirmation"] == 0.26
     assert pd.isna(t.loc[2, "outside, confirmation"]) and t.loc[2, "lines"] == 1200
+    assert t.loc[0, "propensity leans on"] == "prior_drug (62%), age (10%)"
     assert hv.overlap_table({}).empty  # an older stage output

@@ -138,6 +138,9 @@ class NuisanceFit:
     arms: list[str]  # arm 0 = control
     e: np.ndarray  # (n, A)
     m: dict[str, np.ndarray]  # outcome -> (n, A)
+    # each covariate's share of the propensity models' total gain, over the folds
+    # (in-process models only: a federated or Dask model reports none)
+    propensity_gain: dict[str, float] = field(default_factory=dict)
 
 
 NUISANCE_DEFAULTS = {
@@ -246,6 +249,7 @@ def fit_nuisances(
     m = {o.name: np.full((n, A), np.nan) for o in outcomes}
     cats = pd.Categorical(arm, categories=range(A))
     F_arm = F.assign(**{ARM: cats}) if via is not None else None  # once, not per fold
+    gain: dict[str, float] = {}
     for k in range(n_splits):
         tr, te = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
         if not len(te):
@@ -262,6 +266,10 @@ def fit_nuisances(
             prop = _propensity_model(model_params, seed + k).fit(
                 F.iloc[tr], codes[arm[tr]], groups=groups[tr]
             )
+        booster = getattr(prop, "booster_", None)
+        if booster is not None:
+            for f, v in booster.get_score(importance_type="total_gain").items():
+                gain[f] = gain.get(f, 0.0) + v
         pk = prop.predict_proba(F.iloc[te])
         e[np.ix_(te, np.flatnonzero(present))] = pk
         e[np.ix_(te, np.flatnonzero(~present))] = 0.0
@@ -281,7 +289,9 @@ def fit_nuisances(
                     **{ARM: pd.Categorical(np.full(len(te), a), categories=range(A))}
                 )
                 m[o.name][te, a] = model.predict_proba(Fa)[:, 1] if o.binary else model.predict(Fa)
-    return NuisanceFit(arms=list(arms), e=e, m=m)
+    total = sum(gain.values())
+    shares = {f: v / total for f, v in sorted(gain.items(), key=lambda kv: -kv[1])} if total else {}
+    return NuisanceFit(arms=list(arms), e=e, m=m, propensity_gain=shares)
 
 
 def aipw_psi(
@@ -465,6 +475,7 @@ class PartAnalysis:
         self.comparisons: list[Comparison] = []
         self.drugs_by_group: dict[str, list[str]] = {}
         self.strata_by_drug: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.propensity_gain: dict[str, dict[str, float]] = {}  # group -> covariate -> share
         treat = self.frame[treatment].astype(str).to_numpy()
         comp = comparator.reset_index(drop=True).astype(str).to_numpy()
         is_ctl = treat == comp
@@ -512,6 +523,7 @@ class PartAnalysis:
                 sites=None if site_vals is None else site_vals[rows],
             )
             self.drugs_by_group[g] = drugs
+            self.propensity_gain[g] = fit.propensity_gain
             for j, d in enumerate(drugs, start=1):
                 # strata where the drug is used: compare only there (positivity)
                 used = pd.Series(key_g[keep][arm_k == j]).value_counts()

@@ -75,8 +75,9 @@ def hypotheses_table(hyps: list[dict], top: int = 30) -> pd.DataFrame:
 def overlap_table(summary: dict) -> pd.DataFrame:
     """Propensity overlap of each comparison: the share of its rows whose estimated
     probability of the drug (against the comparator) is outside ``[eps, 1 - eps]``, per
-    data part. Flagged comparisons first. A share made from fewer rows than the
-    suppression threshold shows as ``<NA>``."""
+    data part, and the covariates the cancer type's propensity model leans on most
+    (share of its gain). Flagged comparisons first. A share made from fewer rows than
+    the suppression threshold shows as ``<NA>``."""
     ov = summary.get("overlap", {})
     rows = []
     for c in ov.get("comparisons", []):
@@ -89,6 +90,10 @@ def overlap_table(summary: dict) -> pd.DataFrame:
                 "outside, discovery": disc.get("outside_share"),
                 "outside, confirmation": conf.get("outside_share"),
                 "poor overlap": bool(disc.get("poor_overlap") or conf.get("poor_overlap")),
+                "propensity leans on": ", ".join(
+                    f"{d['feature']} ({d['gain_share']:.0%})"
+                    for d in c.get("propensity_drivers", [])
+                ),
             }
         )
     cols = [
@@ -98,6 +103,7 @@ def overlap_table(summary: dict) -> pd.DataFrame:
         "outside, discovery",
         "outside, confirmation",
         "poor overlap",
+        "propensity leans on",
     ]
     out = pd.DataFrame(rows, columns=cols)
     out["lines"] = out["lines"].astype("Int64")
