@@ -687,7 +687,8 @@ def overlap_table(
     """Propensity overlap of each comparison in both parts; logs a warning for each one
     whose share of rows outside ``[eps, 1 - eps]`` exceeds ``overlap_warn``. There AIPW
     leans on the outcome models' extrapolation: a covariate that records the treatment
-    (or comes after the index date) separates the arms and biases the effects. Each
+    (or comes after the index date) separates the arms and biases the effects; a drug
+    given almost only on its indication leaves too few comparable patients. Each
     entry names the covariates the discovery part's propensity model leans on most
     (share of its total gain), where to look first."""
     out = []
@@ -718,8 +719,9 @@ def overlap_table(
             _log(
                 f"hypothesis: WARNING poor overlap, {c.drug} vs comparator in {c.group}: "
                 f"rows with a propensity outside [{dcfg.eps:g}, {1 - dcfg.eps:g}] ({shares}); "
-                "check the covariates for one that records the treatment or follows the index "
-                f"date; the propensity model leans most on: {drivers or 'unknown'}"
+                "its effects lean on extrapolation. Check the covariates for one that records "
+                "the treatment or follows the index date (if none, the drug is given almost "
+                f"only on indication here); the propensity model leans most on: {drivers or '-'}"
             )
     return out
 
