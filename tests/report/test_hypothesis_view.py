@@ -70,7 +70,7 @@ def test_overlap_table_puts_flagged_comparisons_first_and_keeps_withheld_shares_
     }
     t = hv.overlap_table(summary)
     assert t["drug"].tolist() == ["b", "c", "a"]
-    assert t["poor overlap"].tolist() == [True, False, False]
+    assert t["poor overlap"].tolist() == ["yes", "", ""]
     assert t.loc[0, "outside, confirmation"] == 0.26
     assert pd.isna(t.loc[2, "outside, confirmation"]) and t.loc[2, "lines"] == 1200
     assert t.loc[0, "propensity leans on"] == "prior_drug (62%), age (10%)"

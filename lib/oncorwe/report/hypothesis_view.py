@@ -89,7 +89,9 @@ def overlap_table(summary: dict) -> pd.DataFrame:
                 "lines": conf.get("rows"),
                 "outside, discovery": disc.get("outside_share"),
                 "outside, confirmation": conf.get("outside_share"),
-                "poor overlap": bool(disc.get("poor_overlap") or conf.get("poor_overlap")),
+                "poor overlap": "yes"
+                if disc.get("poor_overlap") or conf.get("poor_overlap")
+                else "",
                 "propensity leans on": ", ".join(
                     f"{d['feature']} ({d['gain_share']:.0%})"
                     for d in c.get("propensity_drivers", [])
