@@ -531,7 +531,7 @@ def _run_hypothesis(
     _log(
         f"hypothesis: {len(candidates)} candidates after discovery ({time.perf_counter() - t0:.0f}s)"
     )
-    overlap = overlap_table(pa_disc, pa_conf, dcfg, cfg.min_cell)
+    overlap = overlap_summary(pa_disc, pa_conf, dcfg, cfg.min_cell)
     hyps = confirm(candidates, pa_conf, cfg=dcfg, alpha=0.05)
     _log(
         f"hypothesis: {sum(h.confirmed for h in hyps)} confirmed ({time.perf_counter() - t0:.0f}s)"
@@ -681,7 +681,7 @@ def _run_hypothesis(
     }
 
 
-def overlap_table(
+def overlap_summary(
     pa_disc: PartAnalysis, pa_conf: PartAnalysis, dcfg: DiscoveryConfig, min_cell: int
 ) -> list[dict[str, Any]]:
     """Propensity overlap of each comparison in both parts; logs a warning for each one
@@ -710,8 +710,9 @@ def overlap_table(
         if poor:
             shares = ", ".join(
                 f"{k} {entry[k]['outside_share']:.0%}"
-                for k in poor
                 if entry[k]["outside_share"] is not None
+                else f"{k} under {min_cell} rows"
+                for k in poor
             )
             drivers = ", ".join(
                 f"{d['feature']} ({d['gain_share']:.0%})" for d in entry["propensity_drivers"]

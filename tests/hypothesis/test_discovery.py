@@ -191,16 +191,16 @@ def test_overlap_flags_a_covariate_that_records_the_treatment(capsys):
     bad = _analysis(leaky, outcomes, cfg, covariates=("age", "bm_brca", "on_drug_before"))
     res = bad.comparison("x", "drug").overlap(cfg.overlap_warn, min_cell=11)
     assert res["poor_overlap"] and res["outside_share"] > 0.5, res
-    from oncorwe.hypothesis import overlap_table
+    from oncorwe.hypothesis import overlap_summary
 
-    table = overlap_table(bad, bad, cfg, 11)
+    table = overlap_summary(bad, bad, cfg, 11)
     assert table[0]["discovery"] == res and table[0]["confirmation"] == res
     log = capsys.readouterr().out
     assert "WARNING poor overlap, drug vs comparator in x" in log
     # the covariate that separates the arms is named first
     assert table[0]["propensity_drivers"][0]["feature"] == "on_drug_before"
     assert "leans most on: on_drug_before (" in log
-    overlap_table(_analysis(frame, outcomes, cfg), _analysis(frame, outcomes, cfg), cfg, 11)
+    overlap_summary(_analysis(frame, outcomes, cfg), _analysis(frame, outcomes, cfg), cfg, 11)
     assert "WARNING" not in capsys.readouterr().out
     # within a subgroup mask, and small counts withheld with the share made from them
     pos = frame["bm_brca"].to_numpy() == 1
@@ -232,3 +232,33 @@ def test_nuisance_threads_for_large_groups_leave_the_scores_unchanged():
     a, b = one.comparison("x", "drug"), two.comparison("x", "drug")
     np.testing.assert_allclose(a.psi["response"], b.psi["response"], rtol=1e-6, equal_nan=True)
     assert (a.outside == b.outside).all()
+
+
+def test_overlap_share_matches_the_planted_propensities():
+    """A quarter of the patients (BRCA-positive) almost never get the drug (true
+    propensity 0.002), the rest get it half the time: the rows outside [0.01, 0.99] are
+    the BRCA-positive ones, and the reported share is theirs."""
+    from oncorwe.effects.discovery import DiscoveryConfig, OutcomeData
+
+    rng = np.random.default_rng(7)
+    n = 40_000
+    pos = rng.random(n) < 0.25
+    drug = rng.random(n) < np.where(pos, 0.002, 0.5)
+    frame = pd.DataFrame(
+        {
+            "pid": [f"p{i}" for i in range(n)],
+            "cancer": "x",
+            "line": 2,
+            "age": rng.normal(60, 10, n),
+            "bm_brca": pos.astype(float),
+            "treatment": np.where(drug, "drug", "soc"),
+        }
+    )
+    y = (rng.random(n) < 0.3).astype(float)
+    cfg = DiscoveryConfig(n_splits=2, model_params={"device": "cpu"})
+    comp = _analysis(frame, [OutcomeData("response", y, True)], cfg).comparison("x", "drug")
+    res = comp.overlap(cfg.overlap_warn, min_cell=11)
+    truly_outside = pos  # true two-arm propensity 0.002 < 0.01; 0.5 inside
+    assert (comp.outside == truly_outside).mean() > 0.99  # 1.0 measured
+    assert abs(res["outside_share"] - truly_outside.mean()) < 0.01
+    assert res["poor_overlap"]

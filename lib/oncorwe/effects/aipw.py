@@ -37,6 +37,7 @@ __all__ = [
     "default_outcome_model",
     "default_propensity_model",
     "nuisance_models",
+    "outside_bounds",
     "predict_nuisances",
 ]
 
@@ -112,6 +113,13 @@ def aipw_scores(y: Any, t: Any, e: Any, m1: Any, m0: Any, *, eps: float = 0.01) 
         raise ValueError("t must be 0/1")
     e_ = np.clip(e_, eps, 1.0 - eps)
     return m1_ - m0_ + t_ * (y_ - m1_) / e_ - (1.0 - t_) * (y_ - m0_) / (1.0 - e_)
+
+
+def outside_bounds(e: Any, eps: float) -> np.ndarray:
+    """Rows whose propensity is outside ``[eps, 1 - eps]``: where :func:`aipw_scores`
+    clips it, and the scores lean on the outcome models (no overlap)."""
+    e = np.asarray(e, dtype=float)
+    return (e < eps) | (e > 1.0 - eps)
 
 
 def aipw_effect(
@@ -502,9 +510,7 @@ class AIPWEstimator:
         self.propensity_ = nuis["e"][:, 1]
         self.mu0_, self.mu1_ = nuis["m"][:, 0], nuis["m"][:, 1]
         self.psi_ = aipw_scores(Y_arr, T_arr, self.propensity_, self.mu1_, self.mu0_, eps=self.eps)
-        self.n_clipped_ = int(
-            np.sum((self.propensity_ < self.eps) | (self.propensity_ > 1 - self.eps))
-        )
+        self.n_clipped_ = int(outside_bounds(self.propensity_, self.eps).sum())
         self.fold_ids_ = nuis["fold_ids"]
         self.models_ = nuis["models"]
         self.groups_ = None if groups is None else np.asarray(groups)

@@ -36,7 +36,7 @@ from scipy import stats
 from sklearn.tree import DecisionTreeRegressor
 
 from oncorwe.cohort.sources import suppress
-from oncorwe.effects.aipw import aipw_effect
+from oncorwe.effects.aipw import aipw_effect, aipw_scores, outside_bounds
 from oncorwe.effects.multiplicity import bh_qvalues
 from oncorwe.effects.splits import grouped_fold_ids
 from oncorwe.models.estimators import OutcomeRegressor, ResponseClassifier
@@ -297,18 +297,23 @@ def fit_nuisances(
 def aipw_psi(
     y: np.ndarray, arm: np.ndarray, a: int, e: np.ndarray, m: np.ndarray, *, eps: float = 0.01
 ) -> np.ndarray:
-    """AIPW scores of arm ``a`` vs control on the rows of those two arms (NaN elsewhere).
+    """AIPW scores (:func:`~oncorwe.effects.aipw.aipw_scores`) of arm ``a`` vs control on
+    the rows of those two arms (NaN elsewhere).
 
-    ``e`` and ``m`` are (n, A); the two-arm propensity is ``e_a / (e_a + e_0)``, clipped to
+    ``e`` and ``m`` are (n, A); the propensity is :func:`two_arm_propensity`, clipped to
     ``[eps, 1 - eps]``. Rows whose outcome is missing get NaN.
     """
     two = (arm == a) | (arm == 0)
-    ea = e[:, a] / np.maximum(e[:, a] + e[:, 0], 1e-12)
-    ea = np.clip(ea, eps, 1 - eps)
     t = (arm == a).astype(float)
-    psi = m[:, a] - m[:, 0] + t * (y - m[:, a]) / ea - (1 - t) * (y - m[:, 0]) / (1 - ea)
+    psi = aipw_scores(y, t, two_arm_propensity(e, a), m[:, a], m[:, 0], eps=eps)
     ok = two & ~np.isnan(y) & ~np.isnan(psi)
     return np.where(ok, psi, np.nan)
+
+
+def two_arm_propensity(e: np.ndarray, a: int) -> np.ndarray:
+    """``P(arm a | x, arm in {a, control})`` from the multi-arm propensities ``e`` (n, A):
+    ``e_a / (e_a + e_0)``."""
+    return e[:, a] / np.maximum(e[:, a] + e[:, 0], 1e-12)
 
 
 # --------------------------------------------------------------------------- candidates
@@ -435,7 +440,7 @@ class Comparison:
     psi: dict[str, np.ndarray]
     # bool over the part's rows: the comparison's rows whose two-arm propensity (before
     # clipping) is outside [eps, 1 - eps], where AIPW extrapolates from the outcome models
-    outside: np.ndarray | None = None
+    outside: np.ndarray
 
     def overlap(self, warn: float, mask: np.ndarray | None = None, min_cell: int = 0) -> dict:
         """Rows of the comparison (within ``mask``), how many are outside the propensity
@@ -443,7 +448,7 @@ class Comparison:
         (zero included) are withheld as None, and so is the share computed from them."""
         rows = self.rows if mask is None else self.rows & mask
         n = int(rows.sum())
-        k = int((rows & self.outside).sum()) if self.outside is not None else 0
+        k = int((rows & self.outside).sum())
         return {
             "rows": suppress(n, min_cell),
             "outside_rows": suppress(k, min_cell),
@@ -532,9 +537,8 @@ class PartAnalysis:
                 two = ((arm_k == j) | (arm_k == 0)) & in_strata
                 mask = np.zeros(len(self.frame), dtype=bool)
                 mask[rows[two]] = True
-                e2 = fit.e[:, j] / np.maximum(fit.e[:, j] + fit.e[:, 0], 1e-12)
                 outside = np.zeros(len(self.frame), dtype=bool)
-                outside[rows[two]] = (e2[two] < cfg.eps) | (e2[two] > 1 - cfg.eps)
+                outside[rows[two]] = outside_bounds(two_arm_propensity(fit.e, j)[two], cfg.eps)
                 psi = {}
                 for o in outcomes:
                     full = np.full(len(self.frame), np.nan)
