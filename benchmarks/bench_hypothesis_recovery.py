@@ -151,7 +151,9 @@ def main() -> None:
                 k = res["summary"]["n_confirmed"]
                 hits += k > 0
                 print(f"| {seed} | {res['summary']['n_candidates']} | {k} |")
-                for h in (h for h in res["hypotheses"] if h.confirmed):  # each false one
+                for h in res["hypotheses"]:  # each confirmation here is a false one
+                    if not h.confirmed:
+                        continue
                     c = h.confirmation[h.primary]
                     print(
                         f"|  | {h.drug}: {h.condition.describe()} | {h.primary} "

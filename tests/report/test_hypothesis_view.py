@@ -75,3 +75,26 @@ def test_overlap_table_puts_flagged_comparisons_first_and_keeps_withheld_shares_
     assert pd.isna(t.loc[2, "outside, confirmation"]) and t.loc[2, "lines"] == 1200
     assert t.loc[0, "propensity leans on"] == "prior_drug (62%), age (10%)"
     assert hv.overlap_table({}).empty  # an older stage output
+
+
+def test_hypotheses_table_marks_a_subgroup_with_poor_overlap():
+    def hyp(rank, poor):
+        ci = {"effect": 0.1, "ci_low": 0.05, "ci_high": 0.15, "q_value": 0.01}
+        return {
+            "rank": rank,
+            "drug": "d",
+            "subgroup": "cancer = x",
+            "confirmed": True,
+            "primary_endpoint": "response",
+            "confirmation": {"response": ci},
+            "overlap": {
+                "rows": 500,
+                "outside_rows": 40,
+                "outside_share": 0.08,
+                "poor_overlap": poor,
+            },
+        }
+
+    t = hv.hypotheses_table([hyp(1, True), hyp(2, False), {**hyp(3, False), "overlap": {}}])
+    assert t["poor overlap"].tolist() == ["yes", "", ""]
+    assert t.loc[0, "response RD"] == "+0.100 [+0.050, +0.150] q=0.01"
