@@ -71,15 +71,15 @@ def test_tree_rules_propose_the_planted_conjunction():
     assert {"A": "positive", "C": "positive"} in rules
 
 
-def _part(seed: int, p_drug_pos: float, n: int = 3000):
-    """One data part: BRCA-positive patients (20 %) gain 0.35 in response on the drug;
-    ``p_drug_pos`` of them get it (a third of the others do)."""
+def _part(seed, p_drug_pos, n=3000, *, share_pos=0.2, p_drug_neg=0.33, gain=0.35):
+    """One data part: BRCA-positive patients (``share_pos``) gain ``gain`` in response on
+    the drug; ``p_drug_pos`` of them get it (``p_drug_neg`` of the others do)."""
     from oncorwe.effects.discovery import OutcomeData
 
     rng = np.random.default_rng(seed)
-    pos = rng.random(n) < 0.2
-    drug = rng.random(n) < np.where(pos, p_drug_pos, 0.33)
-    y = (rng.random(n) < 0.3 + 0.35 * (pos & drug)).astype(float)
+    pos = rng.random(n) < share_pos
+    drug = rng.random(n) < np.where(pos, p_drug_pos, p_drug_neg)
+    y = (rng.random(n) < 0.3 + gain * (pos & drug)).astype(float)
     frame = pd.DataFrame(
         {
             "pid": [f"{seed}-{i}" for i in range(n)],
@@ -238,25 +238,12 @@ def test_overlap_share_matches_the_planted_propensities():
     """A quarter of the patients (BRCA-positive) almost never get the drug (true
     propensity 0.002), the rest get it half the time: the rows outside [0.01, 0.99] are
     the BRCA-positive ones, and the reported share is theirs."""
-    from oncorwe.effects.discovery import DiscoveryConfig, OutcomeData
+    from oncorwe.effects.discovery import DiscoveryConfig
 
-    rng = np.random.default_rng(7)
-    n = 40_000
-    pos = rng.random(n) < 0.25
-    drug = rng.random(n) < np.where(pos, 0.002, 0.5)
-    frame = pd.DataFrame(
-        {
-            "pid": [f"p{i}" for i in range(n)],
-            "cancer": "x",
-            "line": 2,
-            "age": rng.normal(60, 10, n),
-            "bm_brca": pos.astype(float),
-            "treatment": np.where(drug, "drug", "soc"),
-        }
-    )
-    y = (rng.random(n) < 0.3).astype(float)
+    frame, outcomes = _part(7, 0.002, 40_000, share_pos=0.25, p_drug_neg=0.5, gain=0.0)
+    pos = frame["bm_brca"].to_numpy() == 1
     cfg = DiscoveryConfig(n_splits=2, model_params={"device": "cpu"})
-    comp = _analysis(frame, [OutcomeData("response", y, True)], cfg).comparison("x", "drug")
+    comp = _analysis(frame, outcomes, cfg).comparison("x", "drug")
     res = comp.overlap(cfg.overlap_warn, min_cell=11)
     truly_outside = pos  # true two-arm propensity 0.002 < 0.01; 0.5 inside
     assert (comp.outside == truly_outside).mean() > 0.99  # 1.0 measured
