@@ -32,6 +32,7 @@ apparent (optimistic) for that data; hold part of it out to judge them honestly.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -39,8 +40,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter
+from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 from scipy import special, stats
 from sklearn.linear_model import LogisticRegression
+from xgboost.core import XGBoostError
 
 from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
 from oncorwe.models.metrics import (
@@ -67,9 +70,17 @@ __all__ = [
     "survival_performance",
     "transport",
     "transport_binary",
+    "transport_models",
 ]
 
-SURVIVAL_MODELS = ("xgboost-cox", "cox")
+SURVIVAL_MODELS = ("cox", "xgboost")
+# "xgboost-cox" was the XGBoost model's first name; validation.py and older configs
+# still pass it, so it stays accepted and is reported under the canonical name.
+SURVIVAL_MODEL_ALIASES = {"xgboost-cox": "xgboost"}
+MIN_ROWS = 10
+# beyond this a covariate is a sentinel or a unit error, not a measurement: its square
+# overflows float64, so standardization and Newton steps would return inf/NaN silently
+ABSURD_COVARIATE = 1e300
 BINARY_MODELS = ("xgboost", "logistic")
 
 
@@ -298,6 +309,79 @@ def _survival_outcome(frame: pd.DataFrame, label: str, time: str, event: str):
     return ev, tm
 
 
+def _canonical_model(model: str) -> str:
+    name = SURVIVAL_MODEL_ALIASES.get(model, model)
+    if name not in SURVIVAL_MODELS:
+        accepted = SURVIVAL_MODELS + tuple(SURVIVAL_MODEL_ALIASES)
+        raise ValueError(f"model must be one of {accepted}; got {model!r}")
+    return name
+
+
+def _check_horizon(horizon_months: float) -> float:
+    try:
+        h = float(horizon_months)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"horizon_months must be a number of months; got {horizon_months!r}"
+        ) from None
+    if not math.isfinite(h) or h <= 0:
+        raise ValueError(f"horizon_months must be a finite number of months > 0; got {h:g}")
+    return h
+
+
+def _check_outcome(
+    ev: np.ndarray, tm: np.ndarray, label: str, time: str, event: str, horizon: float
+) -> None:
+    """Refuse outcomes on which the fit or the evaluation would be undefined.
+
+    Each check stands for a failure that would otherwise surface as a lifelines or
+    XGBoost traceback, or as a silent NaN in the report, far from its cause.
+    """
+    n = int(ev.size)
+    if n < MIN_ROWS:
+        raise ValueError(f"the {label} frame has {n} row(s); transport needs at least {MIN_ROWS}")
+    if ev.sum() == 0:
+        raise ValueError(
+            f"column {event!r} (event) has no events in the {label} frame (every row is "
+            "censored): neither a model nor its calibration can be estimated"
+        )
+    longest = float(tm.max())
+    if horizon > longest:
+        # past the last follow-up the Kaplan-Meier risk and H0 are extrapolations
+        raise ValueError(
+            f"horizon_months {horizon:g} is beyond the longest follow-up in column {time!r} "
+            f"of the {label} frame ({longest:g} months); choose a horizon <= {longest:g}"
+        )
+    # Harrell's C compares a row with an event to a row still at risk later: with
+    # every event at one time and no follow-up after it, no pair can be ordered
+    if float(tm[ev == 1].min()) >= longest:
+        raise ValueError(
+            f"column {time!r} of the {label} frame has every event at the same time "
+            f"({longest:g} months) and no follow-up after it: no pair of rows can be "
+            "ordered, so the C-index is undefined"
+        )
+
+
+def _check_covariates(enc: CovariateEncoder, frame: pd.DataFrame, label: str) -> None:
+    # NaN is missing (imputed or routed by XGBoost); +-inf and overflow-sized values
+    # are not, and would otherwise turn the fit into NaNs or a lifelines traceback
+    for col in enc.numeric_:
+        try:
+            x = pd.to_numeric(frame[col], errors="raise").to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"column {col!r} (covariate) must be numeric in the {label} frame, as it "
+                "is in the train frame"
+            ) from None
+        bad = np.isinf(x) | (np.abs(np.nan_to_num(x)) > ABSURD_COVARIATE)
+        if bad.any():
+            raise ValueError(
+                f"column {col!r} (covariate) has {int(bad.sum())} infinite or absurd "
+                f"value(s) (|x| > {ABSURD_COVARIATE:g}) in the {label} frame, e.g. "
+                f"{x[bad][0]:g}; recode them as missing or fix their units"
+            )
+
+
 def _standardized(enc: CovariateEncoder, train: pd.DataFrame):
     d = enc.design(train)
     mean, sd = d.mean(), d.std()
@@ -313,7 +397,7 @@ def transport(
     event: str,
     covariates: Sequence[str],
     categorical: Sequence[str] = (),
-    model: str = "xgboost-cox",
+    model: str = "xgboost",
     horizon_months: float = 12.0,
     penalizer: float = 0.01,
     groups: str | None = None,
@@ -333,13 +417,15 @@ def transport(
         Baseline predictors; object columns and ``categorical`` are one-hot encoded (cox)
         or native categories (XGBoost).
     categorical : sequence of str, default ()
-    model : {"xgboost-cox", "cox"}, default "xgboost-cox"
-        ``"xgboost-cox"``: :class:`~oncorwe.models.estimators.SurvivalModel`
+    model : {"xgboost", "cox"}, default "xgboost"
+        ``"xgboost"``: :class:`~oncorwe.models.estimators.SurvivalModel`
         (``survival:cox``, 300 depth-3 trees, learning rate 0.05, lambda 5), ``lp`` its
-        margin. ``"cox"``: lifelines ``CoxPHFitter(penalizer=penalizer)`` (ridge) on
-        standardized one-hot covariates, median-imputed with missing indicators, ``lp``
-        the fitted ``x' beta``.
+        margin; ``"xgboost-cox"`` is accepted as an alias (its former name) and
+        reported as ``"xgboost"``. ``"cox"``: lifelines
+        ``CoxPHFitter(penalizer=penalizer)`` (ridge) on standardized one-hot covariates,
+        median-imputed with missing indicators, ``lp`` the fitted ``x' beta``.
     horizon_months : float, default 12
+        Must be > 0 and no later than the longest follow-up of either frame.
     penalizer : float, default 0.01
         Ridge penalty of the lifelines Cox model.
     groups : str, optional
@@ -348,7 +434,7 @@ def transport(
         XGBoost threads.
     seed : int, default 0
     trainer : oncorwe.models.trainer.Trainer, optional
-        ``"xgboost-cox"`` through the stage's trainer (``compute.training``; ``train``
+        ``"xgboost"`` through the stage's trainer (``compute.training``; ``train``
         holds its site column): the same trees for 300 rounds, no early stopping, risk
         sets over every site. Default: in-process XGBoost.
 
@@ -356,6 +442,17 @@ def transport(
     -------
     TransportResult
         The baseline ``H0`` is Breslow's on the training rows for both models.
+
+    Raises
+    ------
+    ValueError
+        With a message naming the column at fault, before any model is fitted, when:
+        a column is missing; ``time`` is not finite and > 0 or ``event`` not 0/1;
+        ``horizon_months`` is not > 0 or is beyond the longest follow-up of a frame;
+        a frame has fewer than 10 rows, no events, or every event at one time with no
+        follow-up after it (no pair for the C-index); a numeric covariate is infinite
+        or absurd (``|x| > 1e300``). Also when the lifelines Cox model does not
+        converge or XGBoost fails, in place of their tracebacks.
 
     Examples
     --------
@@ -368,23 +465,44 @@ def transport(
     >>> 0.8 < res.calibration_slope < 1.2
     True
     """
-    if model not in SURVIVAL_MODELS:
-        raise ValueError(f"model must be one of {SURVIVAL_MODELS}; got {model!r}")
+    model = _canonical_model(model)
+    horizon_months = _check_horizon(horizon_months)
     covariates = list(covariates)
     named = {"time": [time], "event": [event], "covariates": covariates}
     _check_frame(train, "train", {**named, "groups": [groups] if groups else []})
     _check_frame(test, "test", named)
     ev_tr, tm_tr = _survival_outcome(train, "train", time, event)
     ev_te, tm_te = _survival_outcome(test, "test", time, event)
+    _check_outcome(ev_tr, tm_tr, "train", time, event, horizon_months)
+    _check_outcome(ev_te, tm_te, "test", time, event, horizon_months)
     enc = CovariateEncoder(covariates, categorical).fit(train)
+    _check_covariates(enc, train, "train")
+    _check_covariates(enc, test, "test")
 
     if model == "cox":
         design = _standardized(enc, train)
         x_tr = design(train)
         df = pd.DataFrame(x_tr, columns=[f"x{j}" for j in range(x_tr.shape[1])])
         df["T"], df["E"] = tm_tr, ev_tr
-        cph = CoxPHFitter(penalizer=penalizer).fit(df, duration_col="T", event_col="E")
+        try:
+            with warnings.catch_warnings():
+                # lifelines warns and then raises on the same problem; the raise is kept
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                cph = CoxPHFitter(penalizer=penalizer).fit(df, duration_col="T", event_col="E")
+        except (ConvergenceError, np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError):
+            # lifelines' own message points at its internals; the user needs the cause
+            raise ValueError(
+                f"the Cox model did not converge on the train frame ({len(train)} rows, "
+                f"{int(ev_tr.sum())} events, covariates {covariates!r}): a covariate may "
+                "separate events from censored rows perfectly, be constant, or duplicate "
+                "another; drop or merge it, or raise penalizer"
+            ) from None
         beta = cph.params_.to_numpy()
+        if not np.all(np.isfinite(beta)):
+            raise ValueError(
+                f"the Cox model's coefficients are not finite on the train frame "
+                f"(covariates {covariates!r}); raise penalizer or drop a covariate"
+            )
         lp_tr, lp_te = x_tr @ beta, design(test) @ beta
     elif trainer is not None:
         site = trainer.site_column
@@ -422,14 +540,26 @@ def transport(
             n_jobs=n_jobs,
             random_state=seed,
         )
-        sm.fit(
-            enc.xgboost_frame(train),
-            ev_tr,
-            tm_tr,
-            groups=None if groups is None else train[groups].to_numpy(),
-        )
+        try:
+            sm.fit(
+                enc.xgboost_frame(train),
+                ev_tr,
+                tm_tr,
+                groups=None if groups is None else train[groups].to_numpy(),
+            )
+        except XGBoostError as err:
+            # keep XGBoost's first line only: the rest is a C++ stack trace
+            first = str(err).strip().splitlines()[0] if str(err).strip() else "unknown error"
+            raise ValueError(
+                f"the XGBoost model could not be fitted on the train frame: {first}"
+            ) from None
         lp_tr = sm.predict_margin(enc.xgboost_frame(train))
         lp_te = sm.predict_margin(enc.xgboost_frame(test))
+    if not (np.all(np.isfinite(lp_tr)) and np.all(np.isfinite(lp_te))):
+        raise ValueError(
+            f"the {model} model's linear predictor is not finite (covariates {covariates!r}); "
+            "check the covariates for extreme values"
+        )
     # centre on the training mean: H0 then refers to an average training patient
     centre = float(np.mean(lp_tr))
     lp_tr, lp_te = lp_tr - centre, lp_te - centre
@@ -453,6 +583,68 @@ def transport(
         baseline_times=h0t,
         baseline_cumhazard=h0c,
     )
+
+
+def transport_models(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    *,
+    models: Sequence[str] = ("cox", "xgboost"),
+    **kwargs: Any,
+) -> dict[str, TransportResult]:
+    """Fit several survival models on ``train`` and evaluate each on ``test``.
+
+    Why: a transported model's calibration slope mixes two causes, the populations'
+    difference and the model's own overfitting (boosted trees' margins are often too
+    extreme, slope < 1, where a Cox PH model on the same rows is near 1). Fitting both
+    on the same rows, horizon and checks puts them side by side, so that a receiving
+    site can tell the two apart; it backs the CLI's ``--model cox|xgboost|both``.
+
+    Parameters
+    ----------
+    train, test : DataFrame
+        As in :func:`transport`.
+    models : sequence of str, default ("cox", "xgboost")
+        Names accepted by :func:`transport` (``"xgboost-cox"`` as an alias of
+        ``"xgboost"``); a model named twice is fitted once.
+    **kwargs
+        Every other keyword of :func:`transport` (``time``, ``event``, ``covariates``,
+        ``categorical``, ``horizon_months``, ``penalizer``, ``groups``, ``n_jobs``,
+        ``seed``, ``trainer``), the same for every model.
+
+    Returns
+    -------
+    dict of str to TransportResult
+        Keyed by the canonical model name (``"cox"``, ``"xgboost"``), in the order of
+        ``models``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`transport`; also for an empty ``models``, a ``model=`` keyword, or an
+        unknown name (raised before anything is fitted).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> def frame(n):
+    ...     x = rng.normal(size=n)
+    ...     return pd.DataFrame({"x": x, "t": rng.exponential(np.exp(-x)), "e": 1})
+    >>> res = transport_models(frame(500), frame(500), models=["cox"], time="t",
+    ...                        event="e", covariates=["x"], horizon_months=1.0)
+    >>> list(res)
+    ['cox']
+    """
+    if "model" in kwargs:
+        raise ValueError("transport_models takes models=[...], not model=")
+    if isinstance(models, str):
+        models = [models]
+    # canonical names first, so that a typo fails before a long fit and an alias
+    # named beside its model is not fitted twice
+    names = list(dict.fromkeys(_canonical_model(m) for m in models))
+    if not names:
+        raise ValueError(f"models must name at least one of {SURVIVAL_MODELS}")
+    return {name: transport(train, test, model=name, **kwargs) for name in names}
 
 
 # --------------------------------------------------------------------------- binary
