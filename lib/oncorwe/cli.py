@@ -18,7 +18,6 @@ import typer
 from oncorwe.errors import OncorweError
 
 app = typer.Typer(
-    help="oncorwe: oncology real-world evidence pipeline (run `dvc repro` for all stages).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -27,22 +26,87 @@ app = typer.Typer(
 ParamsOpt = Annotated[
     Path, typer.Option("--params", help="parameter file (default: the project's params.yaml)")
 ]
+UserParamsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--params",
+        help="parameter file, relative to the current folder (default: params.yaml of the "
+        "project around the current folder; outside a project, the defaults)",
+    ),
+]
+_DEBUG = {"on": False}
+
+
+@app.callback()
+def _main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the traceback of an error (for bug reports)")
+    ] = False,
+) -> None:
+    """oncorwe: oncology real-world evidence pipeline (run `dvc repro` for all stages)."""
+    _DEBUG["on"] = debug
 
 
 def _user_errors(fn):
+    """A user's mistake is one paragraph and exit status 2; anything else is a bug, said
+    as such in one line (exit 1), its traceback shown only with ``--debug``."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (OncorweError, FileNotFoundError) as err:
-            typer.echo(f"error: {err}", err=True)
+        except (OncorweError, FileNotFoundError, FileExistsError) as err:
+            if _DEBUG["on"]:
+                raise
+            text = str(err)
+            if isinstance(err, FileExistsError) and err.filename:
+                text = f"{err.filename} already exists; expected a path that does not exist"
+            typer.echo(f"error: {text}", err=True)
             raise typer.Exit(code=2) from None
+        except (typer.Exit, KeyboardInterrupt):
+            raise
+        except Exception as err:
+            if _DEBUG["on"]:
+                raise
+            typer.echo(
+                f"error: internal failure in `oncorwe {fn.__name__.replace('_', '-')}` "
+                f"({type(err).__name__}: {str(err)[:300]}); nothing was written. Please "
+                "report it with the output of the same command run with --debug",
+                err=True,
+            )
+            raise typer.Exit(code=1) from None
 
     return wrapper
 
 
 def _log(msg: str) -> None:
     print(f"[oncorwe] {msg}", file=sys.stderr, flush=True)
+
+
+def _user_params(path: Path | None):
+    """The parameters a user command runs with: ``--params`` resolved against the current
+    folder, else the params.yaml of the project around it, else the defaults; says which."""
+    from oncorwe.config import Params, read_params
+
+    if path is not None:
+        p = Path(path).expanduser().absolute()
+        if not p.is_file():
+            raise OncorweError(f"--params {path}: {p} does not exist")
+    else:
+        here = Path.cwd()
+        p = next(
+            (
+                d / "params.yaml"
+                for d in (here, *here.parents)
+                if (d / "params.yaml").is_file() and (d / "dvc.yaml").is_file()
+            ),
+            None,
+        )
+    if p is None:
+        _log("parameters: the defaults (no params.yaml in or above the current folder)")
+        return Params()
+    _log(f"parameters: {p}")
+    return read_params(p)
 
 
 @app.command()
@@ -132,7 +196,10 @@ def hypothesis(params: ParamsOpt = Path("params.yaml")) -> None:
     _log(f"hypothesis: {s['n_confirmed']} confirmed of {s['n_candidates']} candidates")
 
 
-@app.command()
+@app.command(
+    epilog="Example: oncorwe discover --cohort examples/flat/cohort.csv "
+    "--roles examples/flat/roles.yaml --out discovered"
+)
 @_user_errors
 def discover(
     cohort: Annotated[
@@ -140,20 +207,23 @@ def discover(
     ],
     roles: Annotated[Path, typer.Option(help="roles file (YAML/JSON) naming the columns")],
     out: Annotated[Path, typer.Option(help="output folder (hypotheses.json, summary.json, ...)")],
-    params: ParamsOpt = Path("params.yaml"),
+    params: UserParamsOpt = None,
 ) -> None:
     """Run track 1 on any cohort table described by a roles file."""
     from oncorwe.cohort.roles import load_cohort, load_roles
-    from oncorwe.config import Params, read_params
     from oncorwe.hypothesis import run_hypothesis
 
     r = load_roles(roles)
-    frame = load_cohort(cohort, r)
-    # outside a project (no params.yaml here) the defaults apply
-    p = read_params(params) if params.is_file() or params != Path("params.yaml") else Params()
+    r.check_for("discover", str(roles))
+    frame, r = load_cohort(cohort, r)
+    p = _user_params(params)
     cfg = p.compute.track_config(p.hypothesis, p.privacy.min_cell_count)
     res = run_hypothesis(frame, r, cfg, out)
-    _log(f"discover: {res['summary']['n_confirmed']} confirmed -> {out}/hypotheses.json")
+    s = res["summary"]
+    if not s["n_confirmed"]:
+        for line in s.get("why_nothing", []):
+            _log(f"discover: {line}")
+    _log(f"discover: {s['n_confirmed']} confirmed -> {out}/hypotheses.json")
 
 
 @app.command()
@@ -192,43 +262,52 @@ def validation(params: ParamsOpt = Path("params.yaml")) -> None:
     _log(f"validation: {res['n_go']} go of {len(res['hypotheses'])}")
 
 
-@app.command()
+@app.command(
+    epilog="Example: oncorwe emulate --cohort examples/flat/cohort.csv "
+    "--roles examples/flat/roles.yaml --out emulated"
+)
 @_user_errors
 def emulate(
     cohort: Annotated[Path, typer.Option(help="cohort table: CSV, Parquet, or a folder")],
     roles: Annotated[Path, typer.Option(help="roles file; `treated` names the drug of interest")],
     out: Annotated[Path, typer.Option(help="output folder: emulation.json and figures")],
-    horizon_months: Annotated[float, typer.Option(help="RMST horizon")] = 12.0,
+    horizon_months: Annotated[
+        float, typer.Option(help="RMST horizon, in months whatever the file's time_unit")
+    ] = 12.0,
     method: Annotated[str, typer.Option(help="iptw or matching")] = "iptw",
     seed: Annotated[int, typer.Option(help="cross-fitting seed")] = 0,
 ) -> None:
-    """Target-trial emulation of `treated` vs the comparator on any cohort table."""
+    """Target-trial emulation of `treated` vs the comparator on any cohort table.
+
+    A design that runs but fails its diagnostics (balance, equipoise) is blinded: the
+    estimate stays in emulation.json for audit, with ``blinded: true``, and is not shown."""
     import pandas as pd
 
     from oncorwe.cohort.roles import load_cohort, load_roles
     from oncorwe.io import atomic_path, write_json
     from oncorwe.rules import Condition
     from oncorwe.trials.emulation import emulate as _emulate
-
-    r = load_roles(roles)
-    if not r.treated or not r.time:
-        raise OncorweError(
-            f"{roles}: emulate needs 'treated' (the drug of interest) and 'time' + 'event'"
-        )
-    frame = load_cohort(cohort, r)
     from oncorwe.validation import arm_column
 
-    frame = frame.assign(_arm=arm_column(frame, r, r.treated))
-    eligible = frame["_arm"].notna().to_numpy()
+    if not horizon_months > 0:
+        raise OncorweError(f"--horizon-months {horizon_months:g}: expected a horizon > 0")
+    r = load_roles(roles)
+    r.check_for("emulate", str(roles))
+    frame, r = load_cohort(cohort, r)
+    # the arms under the user's own column and codes, so that every message names them
+    control = r.comparator if r.comparator is not None else "comparator"
+    arm = arm_column(frame, r, r.treated).map({"treated": r.treated, "control": control})
+    frame = frame.assign(**{r.treatment: arm})
+    eligible = frame[r.treatment].notna().to_numpy()
     if r.eligible:
         eligible &= Condition.parse(r.eligible).mask(frame)
-    covariates = r.resolved_covariates(frame)
+    covariates = [c for c in r.resolved_covariates(frame) if c != r.treatment]
     try:
         res = _emulate(
             frame,
-            treatment="_arm",
-            treated_value="treated",
-            control_value="control",
+            treatment=r.treatment,
+            treated_value=r.treated,
+            control_value=control,
             time=r.time,
             event=r.event,
             covariates=covariates,
@@ -241,64 +320,95 @@ def emulate(
             seed=seed,
         )
     except ValueError as err:
-        raise OncorweError(f"{cohort}: {err}") from None
+        raise OncorweError(f"{cohort} with {roles}: {err}") from None
     out_d = res.to_dict()
-    out_d["treated_value"] = r.treated
+    out_d["time_unit"] = "months"
+    blinded = bool(out_d.get("blinded", not out_d.get("diagnostics_pass", True)))
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
         write_json(tmp / "emulation.json", out_d)
         from oncorwe.report.figures import balance_plot, km_plot
 
-        km = {arm: (v["times"], v["survival"]) for arm, v in out_d["km"].items()}
-        km_plot(km, title=f"Weighted Kaplan-Meier: {r.treated} vs comparator").write_html(
-            tmp / "km.html", include_plotlyjs=True
-        )
+        if not blinded:  # the curves are the finding: a blinded design does not show them
+            km = {a: (v["times"], v["survival"]) for a, v in out_d["km"].items()}
+            km_plot(km, title=f"Weighted Kaplan-Meier: {r.treated} vs {control}").write_html(
+                tmp / "km.html", include_plotlyjs=True
+            )
         balance_plot(pd.DataFrame(out_d["balance"])).write_html(
             tmp / "balance.html", include_plotlyjs=True
         )
+    if blinded:
+        reason = out_d.get("blinded_reason") or "; ".join(out_d.get("diagnostic_reasons", []))
+        _log(f"emulate: blinded: {reason} -> {out} (estimate kept for audit only)")
+        return
     _log(
-        f"emulate: HR {out_d['hazard_ratio']:.3f} [{out_d['ci_low']:.3f}, {out_d['ci_high']:.3f}] -> {out}"
+        f"emulate: HR {out_d['hazard_ratio']:.3f} [{out_d['ci_low']:.3f}, "
+        f"{out_d['ci_high']:.3f}] (times in months) -> {out}"
     )
 
 
-@app.command()
+@app.command(
+    epilog="Example: oncorwe transport --train examples/flat/cohort.csv "
+    "--test examples/flat/cohort.csv --roles examples/flat/roles.yaml --out transported"
+)
 @_user_errors
 def transport(
     train: Annotated[Path, typer.Option(help="development cohort table")],
     test: Annotated[Path, typer.Option(help="validation cohort table (same columns)")],
-    roles: Annotated[Path, typer.Option(help="roles file (time + event required)")],
+    roles: Annotated[Path, typer.Option(help="roles file (id, time + event required)")],
     out: Annotated[Path, typer.Option(help="output folder: transport.json")],
-    horizon_months: Annotated[float, typer.Option(help="calibration horizon")] = 12.0,
-    model: Annotated[str, typer.Option(help="xgboost-cox or cox")] = "xgboost-cox",
+    horizon_months: Annotated[
+        float, typer.Option(help="calibration horizon, in months whatever the time_unit")
+    ] = 12.0,
+    model: Annotated[str, typer.Option(help="cox (lifelines Cox PH), xgboost, or both")] = "cox",
 ) -> None:
-    """Develop a PFS model on one cohort, validate it on another (C, calibration)."""
-    from oncorwe.cohort.roles import load_cohort, load_roles
-    from oncorwe.io import atomic_path, write_json
-    from oncorwe.trials.transport import transport as _transport
+    """Develop a PFS model on one cohort, validate it on another (C, calibration).
 
+    transport.json holds the first model's C index, calibration slope, calibration in the
+    large and observed / predicted risk at the horizon at its top level (cox, unless
+    --model xgboost), and every model's under ``models``."""
+    from oncorwe.cohort.roles import check_same_coding, load_cohort, load_roles
+    from oncorwe.io import atomic_path, write_json
+    from oncorwe.trials.transport import transport_models
+
+    names = {"cox": ("cox",), "xgboost": ("xgboost",), "both": ("cox", "xgboost")}
+    if model not in names:
+        raise OncorweError(f"--model {model}: expected one of {sorted(names)}")
+    if not horizon_months > 0:
+        raise OncorweError(f"--horizon-months {horizon_months:g}: expected a horizon > 0")
     r = load_roles(roles)
-    if not r.time:
-        raise OncorweError(f"{roles}: transport needs 'time' and 'event'")
-    a, b = load_cohort(train, r), load_cohort(test, r)
-    covariates = [c for c in r.resolved_covariates(a) if c != r.treatment]
+    r.check_for("transport", str(roles))
+    (a, r), (b, _) = load_cohort(train, r), load_cohort(test, r)
+    # a prognostic model: neither the treatment nor the population it is moved across
+    skip = {r.treatment, r.population}
+    covariates = [c for c in r.resolved_covariates(a) if c not in skip]
+    check_same_coding(a, b, covariates, (str(train), str(test)))
     try:
-        res = _transport(
+        res = transport_models(
             a,
             b,
+            models=names[model],
             time=r.time,
             event=r.event,
             covariates=covariates,
             categorical=[c for c in r.resolved_categorical(a) if c in covariates],
-            model=model,
             horizon_months=horizon_months,
             groups=r.id,
         )
     except ValueError as err:
-        raise OncorweError(f"transport: {err}") from None
+        raise OncorweError(f"transport of {train} to {test}: {err}") from None
+    first = res[names[model][0]]
+    payload = {
+        **first.to_dict(),
+        "time_unit": "months",
+        "models": {k: v.to_dict() for k, v in res.items()},
+    }
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
-        write_json(tmp / "transport.json", res.to_dict())
-    _log(f"transport: C {res.c_index:.3f}, slope {res.calibration_slope:.2f} -> {out}")
+        write_json(tmp / "transport.json", payload)
+    for k, v in res.items():
+        _log(f"transport: {k}: C {v.c_index:.3f}, slope {v.calibration_slope:.2f}")
+    _log(f"transport -> {out}")
 
 
 @app.command("trial-sim")
@@ -362,17 +472,24 @@ def trial_sim(
 
 @app.command("check-params")
 @_user_errors
-def check_params(params: ParamsOpt = Path("params.yaml")) -> None:
+def check_params(params: UserParamsOpt = None) -> None:
     """Validate params.yaml (and the spec it names) and print the resolved values."""
     from oncorwe.cohort.spec import load_spec
-    from oncorwe.config import read_params
-    from oncorwe.paths import resolve
 
-    p = read_params(params)
+    p = _user_params(params)
     if p.cohort.source == "synthetic":
         spec = p.cohort.spec
-        load_spec(spec if spec == "default" else resolve(spec))
+        load_spec(spec if spec == "default" else _spec_path(spec, params))
     typer.echo(json.dumps(p.model_dump(mode="json"), indent=2))
+
+
+def _spec_path(spec: str, params: Path | None) -> Path:
+    """A spec named in a params file, relative to that file's project."""
+    from oncorwe.paths import resolve
+
+    if params is not None and not Path(spec).is_absolute():
+        return Path(params).expanduser().absolute().parent / spec
+    return resolve(spec)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -29,6 +29,38 @@ def format_validation_error(err: ValidationError, source: str, prefix: str = "")
     return "\n".join(lines)
 
 
+class DuplicateKeyError(ValueError):
+    """A YAML mapping that gives one key twice."""
+
+
+def _unique_key_loader():
+    """A safe YAML loader that refuses a key given twice in one mapping: PyYAML keeps the
+    last value in silence, so a duplicated ``horizon_months`` would quietly win."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DuplicateKeyError(
+                    f"key {key!r} is given twice (lines {seen[key]} and {line}); "
+                    "expected each key once"
+                )
+            seen[key] = line
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return Loader
+
+
+_UniqueKeyLoader = _unique_key_loader()
+
+
 def load_yaml_model(path, model, what: str, formatter=format_validation_error):
     """Read a YAML (or JSON) mapping from ``path`` and validate it into ``model``.
 
@@ -43,7 +75,9 @@ def load_yaml_model(path, model, what: str, formatter=format_validation_error):
     if not p.is_file():
         raise ConfigError(f"{what} {p} does not exist")
     try:
-        raw = yaml.safe_load(p.read_text())
+        raw = yaml.load(p.read_text(), Loader=_UniqueKeyLoader)
+    except DuplicateKeyError as err:
+        raise ConfigError(f"{p}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{p}: not valid YAML: {err}") from err
     if not isinstance(raw, dict):

@@ -139,7 +139,7 @@ def fit_response_models(
         tasks.append(("toxicity", roles.toxicity))
     # tuning runs on at most TUNE_ROWS rows (whole patients); the final fit uses them all
     sub = _tuning_rows(gd, cfg.split_seed)
-    tag = f"{len(disc)}rows_seed{cfg.split_seed}"  # a resumed study must be about the same data
+    tag = study_key(disc, roles, covariates, cfg)
     for name, col in tasks:
         ok_d, ok_c = disc[col].notna().to_numpy(), conf[col].notna().to_numpy()
         y = disc.loc[ok_d, col].to_numpy(int)
@@ -445,6 +445,22 @@ def track_trainer(cfg: Any, frame: pd.DataFrame, roles: Roles):
     )
 
 
+def study_key(disc: pd.DataFrame, roles: Roles, covariates: list[str], cfg: Any) -> str:
+    """A tuning study's key: a hash of the discovery rows (ids, treatment, outcomes and
+    covariates) and the tuning settings. A resumed study must be about the same data: a
+    key by row count let another cohort of the same size reuse a stale study."""
+    import hashlib
+
+    cols = [
+        c
+        for c in dict.fromkeys([roles.id, roles.treatment, *roles.outcome_columns(), *covariates])
+        if c in disc.columns
+    ]
+    h = hashlib.sha256(pd.util.hash_pandas_object(disc[cols], index=False).to_numpy().tobytes())
+    h.update(repr((cols, cfg.split_seed, cfg.tuning_trials, cfg.model_params)).encode())
+    return h.hexdigest()[:16]
+
+
 def training_summary(backend: str, trainer: Any) -> dict[str, Any]:
     """Where a stage's models trained, how many went through its trainer, how long."""
     return {
@@ -520,6 +536,7 @@ def _run_hypothesis(
         **common,
     )
     untestable: list = []
+    screen: dict[str, Any] = {}
     candidates = discover(
         pa_disc,
         group_col=group_col,
@@ -527,6 +544,7 @@ def _run_hypothesis(
         cfg=dcfg,
         confirm_part=pa_conf,
         untestable=untestable,
+        screen=screen,
     )
     _log(
         f"hypothesis: {len(candidates)} candidates after discovery ({time.perf_counter() - t0:.0f}s)"
@@ -633,13 +651,21 @@ def _run_hypothesis(
             model, Xc_full, conf[strata_col].astype(str).to_numpy(), cfg.shap_rows, cfg.split_seed
         )[:20]
 
+    n_confirmed = sum(h.confirmed for h in hyps)
+    report = screen_report(
+        disc, roles, group_col, fields, screen, dcfg, cfg.min_cell, comparator.iloc[disc_i]
+    )
     summary = {
+        "why_nothing": (
+            [] if n_confirmed else why_nothing(report, len(pa_disc.comparisons), len(candidates))
+        ),
         "n_rows": suppress(len(frame), cfg.min_cell),
         "parts": {k: suppress(int((part == k).sum()), cfg.min_cell) for k in cfg.fractions},
         "n_candidates": len(candidates),
         "n_not_testable": len(untestable),
         "n_confirmed": sum(h.confirmed for h in hyps),
         "comparisons": [{"group": c.group, "drug": c.drug} for c in pa_disc.comparisons],
+        "screen": report,
         "overlap": {"eps": dcfg.eps, "warn_share": dcfg.overlap_warn, "comparisons": overlap},
         "models": model_metrics,
         "shap": shap_models,
@@ -679,6 +705,79 @@ def _run_hypothesis(
         "parts": part,
         "confirmation": pa_conf,
     }
+
+
+def screen_report(
+    disc: pd.DataFrame,
+    roles: Roles,
+    group_col: str | None,
+    fields: list[str],
+    screen: dict[str, Any],
+    dcfg: DiscoveryConfig,
+    min_cell: int,
+    comparator: pd.Series,
+) -> dict[str, Any]:
+    """What the discovery screen looked at: the arms and their rows per stratum group
+    (the comparator, then each treatment; counts under ``min_cell`` withheld), the row
+    thresholds, the subgroup fields, how many rules were screened and the smallest
+    discovery p-value. Reads no outcome but that p-value."""
+    treat = disc[roles.treatment].astype(str).to_numpy()
+    is_ctl = treat == comparator.reset_index(drop=True).astype(str).to_numpy()
+    groups = disc[group_col].astype(str).to_numpy() if group_col else np.full(len(disc), "all")
+    arms = []
+    for g in sorted(set(groups)):
+        in_g = groups == g
+        counts = pd.Series(treat[in_g & ~is_ctl]).value_counts()
+        arms.append(
+            {
+                "group": g,
+                "comparator_rows": suppress(int((in_g & is_ctl).sum()), min_cell),
+                "treatments": {str(k): suppress(int(v), min_cell) for k, v in counts.items()},
+            }
+        )
+    return {
+        "discovery_arms": arms,
+        "min_drug_rows": dcfg.min_drug_rows,
+        "min_arm_rows": dcfg.min_arm_rows,
+        "discovery_p": dcfg.discovery_p,
+        "subgroup_fields": list(fields),
+        "rules_screened": int(screen.get("rules", 0)),
+        "rules_large_enough": int(screen.get("rules_large_enough", 0)),
+        "min_discovery_p": screen.get("min_p"),
+    }
+
+
+def why_nothing(report: dict[str, Any], n_comparisons: int, n_candidates: int) -> list[str]:
+    """Plain sentences saying why track 1 confirmed nothing, from :func:`screen_report`."""
+    lines = []
+    if n_comparisons == 0:
+        shown = "; ".join(
+            f"{a['group']}: comparator {a['comparator_rows'] or 'under the threshold'} rows, "
+            + ", ".join(f"{k} {v or 'few'}" for k, v in a["treatments"].items())
+            for a in report["discovery_arms"][:6]
+        )
+        lines.append(
+            "no comparison could be formed: a treatment needs at least min_drug_rows "
+            f"({report['min_drug_rows']}) discovery rows in a stratum, and so does the "
+            f"comparator (discovery rows: {shown or 'none'})"
+        )
+    if not report["subgroup_fields"]:
+        lines.append(
+            "no subgroup fields: no covariate is categorical, two-valued or a small integer "
+            "code; list them under roles.subgroups"
+        )
+    if n_comparisons and n_candidates == 0:
+        p = report["min_discovery_p"]
+        lines.append(
+            f"{report['rules_screened']} rules screened over the fields "
+            f"{report['subgroup_fields']}, {report['rules_large_enough']} with at least "
+            f"min_arm_rows ({report['min_arm_rows']}) rows per arm; none passed the screen "
+            f"(smallest discovery p-value {'none' if p is None else f'{p:.3g}'}, "
+            f"threshold {report['discovery_p']:g})"
+        )
+    elif n_candidates:
+        lines.append(f"{n_candidates} candidates were screened in; none was confirmed")
+    return lines
 
 
 def overlap_summary(

@@ -6,12 +6,13 @@ way::
 
     id: patient_id               # required: a patient's rows stay together in every split
     row_id: line_id              # optional: one row's identifier
-    treatment: drug              # required
-    comparator: chemo            # the comparator value ... or, per row:
+    treatment: drug              # required by discover and emulate
+    comparator: chemo            # the comparator value (any scalar: 1, "1", no) ... or, per row:
     comparator_column: soc       #   a column holding each row's comparator
-    treated: drug_x              # optional: the treatment of interest (emulate / transport)
+    treated: drug_x              # the treatment of interest (emulate); any scalar: 2, yes
     response: responded          # optional binary 0/1
-    time: pfs_months             # optional, with event: time > 0
+    time: pfs_days               # optional, with event: time > 0
+    time_unit: days              # days | weeks | months | years (default months)
     event: progressed            # 1 = event, 0 = censored
     toxicity: grade3_ae          # optional binary 0/1
     hospital: site               # optional
@@ -19,8 +20,21 @@ way::
     stratum: [cancer, line]      # optional: comparisons stay within these strata
     covariates: [age, ecog]      # default: every column not named above
     categorical: [ecog]          # default: the non-numeric covariates
-    subgroups: [histology, egfr] # fields subgroup rules may use (default: categorical covariates)
+    subgroups: [histology, egfr] # fields subgroup rules may use (default: see below)
     eligible: {line: 1}          # optional rule (rules.py language) selecting eligible rows
+
+Arm values are matched against the column whatever type the reader gave it: ``treated: 2``
+matches a column of integers 1/2, of floats 1.0/2.0 or of strings "1"/"2"; ``treated: yes``
+(a YAML boolean) matches yes/no, true/false, on/off or 1/0. After loading, the treatment
+column holds text codes ("2") and the roles the matched codes.
+
+Times are converted once, on loading, from ``time_unit`` to months: every output of every
+command reports months (a month is 30.4375 days).
+
+The default subgroup fields are the covariates a rule can split without cut points: every
+categorical covariate with 2 to 12 levels, every covariate with exactly two distinct values
+(0/1, yes/no, positive/negative, True/False) and every integer covariate with at most 5
+levels.
 
 Every problem names the file and the column and says what was expected.
 """
@@ -29,7 +43,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -46,12 +60,15 @@ class Roles(BaseModel):
 
     id: str
     row_id: str | None = None
-    treatment: str
-    comparator: str | None = None
+    treatment: str | None = None
+    # arm values as people write them: 1, "1", 1.0, yes (YAML 1.1 booleans) all allowed;
+    # load_cohort matches them to the column's codes
+    comparator: str | int | float | bool | None = None
     comparator_column: str | None = None
-    treated: str | None = None
+    treated: str | int | float | bool | None = None
     response: str | None = None
     time: str | None = None
+    time_unit: Literal["days", "weeks", "months", "years"] = "months"
     event: str | None = None
     os_time: str | None = None
     os_event: str | None = None
@@ -69,8 +86,8 @@ class Roles(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Roles:
-        if (self.comparator is None) == (self.comparator_column is None):
-            raise ValueError("give exactly one of 'comparator' (a value) or 'comparator_column'")
+        if self.comparator is not None and self.comparator_column is not None:
+            raise ValueError("give one of 'comparator' (a value) or 'comparator_column', not both")
         if (self.time is None) != (self.event is None):
             raise ValueError("'time' and 'event' go together")
         if self.response is None and self.time is None and self.toxicity is None:
@@ -109,11 +126,47 @@ class Roles(BaseModel):
         ]
 
     def resolved_subgroups(self, frame: pd.DataFrame) -> list[str]:
+        """Fields subgroup rules may use: the roles file's list, or every covariate a rule
+        can split without cut points (module docstring). 0/1-coded markers, the usual
+        export, are fields by default: a planted subgroup coded so is otherwise never
+        looked for."""
         if self.subgroups is not None:
             return list(self.subgroups)
-        return [
-            c for c in self.resolved_categorical(frame) if 2 <= frame[c].nunique(dropna=True) <= 12
-        ]
+        categorical = set(self.resolved_categorical(frame))
+        out = []
+        for c in self.resolved_covariates(frame):
+            x = frame[c].dropna()
+            levels = x.nunique()
+            if levels == 2:
+                out.append(c)
+            elif c in categorical and 2 <= levels <= 12:
+                out.append(c)
+            elif pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x):
+                v = x.to_numpy(dtype=float)
+                if 2 <= levels <= 5 and np.all(v == np.round(v)):
+                    out.append(c)
+        return out
+
+    def required(self, command: str) -> list[str]:
+        """The roles keys ``command`` needs (the README's roles table): each command checks
+        only what it uses, so a prognostic transport needs no treatment."""
+        return {
+            "discover": ["id", "treatment"],
+            "emulate": ["id", "treatment", "treated", "time"],
+            "transport": ["id", "time"],
+        }[command]
+
+    def check_for(self, command: str, source: str) -> None:
+        """Refuse, naming the missing keys, a roles file that lacks what ``command`` needs."""
+        missing = [k for k in self.required(command) if getattr(self, k) is None]
+        if command in ("discover", "emulate") and self.comparator is None:
+            if self.comparator_column is None:
+                missing.append("comparator (or comparator_column)")
+        if missing:
+            raise OncorweError(
+                f"{source}: {command} needs the roles {', '.join(map(repr, missing))}; "
+                f"the file does not give them"
+            )
 
     def comparator_of(self, frame: pd.DataFrame) -> pd.Series:
         """Each row's comparator value."""
@@ -136,13 +189,24 @@ def read_table(path: str | Path) -> pd.DataFrame:
         parts = sorted(p.glob("**/*.parquet"))
         if not parts:
             raise OncorweError(f"cohort folder {p} holds no Parquet files")
-        return pd.concat([pd.read_parquet(f) for f in parts], ignore_index=True)
     suffix = p.suffix.lower()
     try:
+        if p.is_dir():
+            frames = []
+            for f in parts:
+                try:
+                    frames.append(pd.read_parquet(f))
+                except Exception as err:
+                    raise OncorweError(
+                        f"cohort folder {p}: {f.name} cannot be read as Parquet ({err})"
+                    ) from err
+            return pd.concat(frames, ignore_index=True)
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p)
         if suffix in (".csv", ".txt", ".gz"):
             return pd.read_csv(p)
+    except OncorweError:
+        raise
     except Exception as err:  # the reader's own message says what is wrong
         raise OncorweError(f"cohort file {p}: cannot be read ({err})") from err
     raise OncorweError(f"cohort file {p}: expected .csv or .parquet, got {suffix!r}")
@@ -160,8 +224,76 @@ def _binary(frame: pd.DataFrame, col: str, where: str, nullable: bool) -> list[s
     return out
 
 
-def validate_cohort(frame: pd.DataFrame, roles: Roles, source: str) -> pd.DataFrame:
-    """Check a cohort table against its roles; return it with typed outcome columns."""
+MONTHS_PER = {"days": 1 / 30.4375, "weeks": 7 / 30.4375, "months": 1.0, "years": 12.0}
+_YES = {"yes", "y", "true", "t", "on", "1"}
+_NO = {"no", "n", "false", "f", "off", "0"}
+
+
+def code_text(x: pd.Series) -> pd.Series:
+    """A code column as text, whatever type the reader gave it: integral floats lose their
+    ``.0`` (a CSV column with a gap reads 2 as 2.0), strings lose surrounding blanks."""
+    if pd.api.types.is_bool_dtype(x):
+        return x.map({True: "true", False: "false"}).astype("string")
+    if pd.api.types.is_numeric_dtype(x):
+        v = x.to_numpy(dtype=float)
+        integral = np.isfinite(v) & (v == np.round(v))
+        text = [
+            None if np.isnan(a) else (str(int(a)) if i else repr(float(a)))
+            for a, i in zip(v, integral, strict=True)
+        ]
+        return pd.Series(text, index=x.index, dtype="string")
+    return x.astype("string").str.strip()
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value == round(value):
+        return str(int(value))
+    return str(value).strip()
+
+
+def match_code(value: Any, codes: pd.Series, what: str, column: str, source: str) -> str:
+    """The code of ``codes`` (text, see :func:`code_text`) that a roles value means.
+
+    ``2``, ``"2"`` and ``2.0`` mean the code ``"2"``; a YAML boolean (``yes`` / ``no``
+    read as True / False) means the one code of the column spelled yes/true/on/1 (or
+    no/false/off/0), in any case. Raises :class:`OncorweError` saying what was compared
+    when nothing, or more than one code, matches."""
+    levels = sorted(codes.dropna().unique().tolist())
+    want = _scalar_text(value)
+    hits = [c for c in levels if c == want or c.lower() == want.lower()]
+    if not hits and isinstance(value, bool):
+        words = _YES if value else _NO
+        hits = [c for c in levels if c.lower() in words]
+    if len(hits) == 1:
+        return hits[0]
+    shown = ", ".join(repr(c) for c in levels[:12]) + (" ..." if len(levels) > 12 else "")
+    found = "several codes" if hits else "no code"
+    raise OncorweError(
+        f"{source}: roles.{what} is {value!r} (read as {type(value).__name__}), and {found} of "
+        f"column {column!r} matches it; the column's codes, compared as text, are {shown}"
+    )
+
+
+def _stray_strings(x: pd.Series) -> list[str]:
+    """Values of a text column that is numeric but for a few stray strings ("n/a",
+    "unknown"): read as text it would become a many-level categorical in silence."""
+    if pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
+        return []
+    s = x.dropna().astype(str).str.strip()
+    if len(s) == 0:
+        return []
+    num = pd.to_numeric(s, errors="coerce")
+    stray = s[num.isna()]
+    if num.notna().mean() >= 0.9 and s[num.notna()].nunique() > 12 and len(stray):
+        return stray.unique()[:5].tolist()
+    return []
+
+
+def validate_cohort(frame: pd.DataFrame, roles: Roles, source: str) -> tuple[pd.DataFrame, Roles]:
+    """Check a cohort table against its roles; return it with typed outcome columns, the
+    treatment as text codes and times in months, and the roles with the matched codes."""
     problems: list[str] = []
     named = {
         "id": roles.id,
@@ -171,6 +303,8 @@ def validate_cohort(frame: pd.DataFrame, roles: Roles, source: str) -> pd.DataFr
         "response": roles.response,
         "time": roles.time,
         "event": roles.event,
+        "os_time": roles.os_time,
+        "os_event": roles.os_event,
         "toxicity": roles.toxicity,
         "hospital": roles.hospital,
         "population": roles.population,
@@ -190,51 +324,142 @@ def validate_cohort(frame: pd.DataFrame, roles: Roles, source: str) -> pd.DataFr
                 group == "subgroups" and f"bm_{col.lower()}" in frame.columns
             ):
                 problems.append(f"{source}: roles.{group} names column {col!r}, which is missing")
+    if roles.eligible is not None:
+        try:
+            Condition.parse(roles.eligible).mask(frame)
+        except KeyError as err:
+            problems.append(f"{source}: roles.eligible: {err.args[0]}")
     if problems:
         raise OncorweError("\n".join(problems))
+    if len(frame) == 0:
+        raise OncorweError(f"{source}: the table has no rows")
     if frame[roles.id].isna().any():
         problems.append(f"{source}: column {roles.id!r} (id) has missing values")
-    if frame[roles.treatment].isna().any():
-        problems.append(f"{source}: column {roles.treatment!r} (treatment) has missing values")
-    if roles.comparator is not None and not (frame[roles.treatment] == roles.comparator).any():
+    key = roles.row_id or roles.id
+    dup = frame[key].duplicated(keep=False)
+    if dup.any():
+        # several rows per patient are fine only when the roles say so (row_id): else a
+        # patient counted twice, possibly in both arms, weighs twice and unbalances them
         problems.append(
-            f"{source}: comparator {roles.comparator!r} never occurs in column "
-            f"{roles.treatment!r} (values: {sorted(map(str, frame[roles.treatment].unique()))[:8]})"
+            f"{source}: column {key!r} ({'row_id' if roles.row_id else 'id'}) repeats: "
+            f"{int(frame.loc[dup, key].nunique())} values occur on {int(dup.sum())} rows; "
+            + (
+                "each row needs its own row_id"
+                if roles.row_id
+                else "expected one row per patient (name roles.row_id when a patient has "
+                "several rows, e.g. lines of therapy)"
+            )
         )
-    if roles.treated is not None and not (frame[roles.treatment] == roles.treated).any():
+    out = frame.copy()
+    if roles.treatment:
+        if frame[roles.treatment].isna().any():
+            problems.append(
+                f"{source}: column {roles.treatment!r} (treatment) has "
+                f"{int(frame[roles.treatment].isna().sum())} missing values"
+            )
+        out[roles.treatment] = code_text(frame[roles.treatment])
+        if roles.comparator_column:
+            out[roles.comparator_column] = code_text(frame[roles.comparator_column])
+    update: dict[str, Any] = {}
+    for what in ("comparator", "treated"):
+        value = getattr(roles, what)
+        if value is not None and roles.treatment:
+            try:
+                update[what] = match_code(
+                    value, out[roles.treatment], what, roles.treatment, source
+                )
+            except OncorweError as err:
+                problems.append(str(err))
+    if "comparator" in update and update["comparator"] == update.get("treated"):
         problems.append(
-            f"{source}: treated value {roles.treated!r} never occurs in column {roles.treatment!r}"
+            f"{source}: roles.treated and roles.comparator are the same code "
+            f"{update['comparator']!r} of column {roles.treatment!r}"
         )
     for col in (roles.response, roles.toxicity):
         if col:
             problems += _binary(frame, col, source, nullable=True)
-    if roles.event:
-        problems += _binary(frame, roles.event, source, nullable=False)
-    if roles.time:
-        t = pd.to_numeric(frame[roles.time], errors="coerce")
-        if t.isna().any():
+    for ev, tcol in ((roles.event, roles.time), (roles.os_event, roles.os_time)):
+        if ev:
+            problems += _binary(frame, ev, source, nullable=False)
+        if tcol:
+            t = pd.to_numeric(frame[tcol], errors="coerce")
+            if t.isna().any():
+                problems.append(
+                    f"{source}: column {tcol!r} (time) has {int(t.isna().sum())} missing or "
+                    "non-numeric values"
+                )
+            elif (t <= 0).any() or not np.isfinite(t).all():
+                problems.append(
+                    f"{source}: column {tcol!r} (time) must be > 0 and finite; "
+                    f"{int((t <= 0).sum())} rows are <= 0"
+                )
+    for col in roles.resolved_covariates(frame):
+        if col == roles.treatment:
+            continue
+        stray = _stray_strings(frame[col])
+        if stray:
             problems.append(
-                f"{source}: column {roles.time!r} (time) has missing or non-numeric values"
+                f"{source}: column {col!r} (covariate) is numeric but for values {stray}; "
+                "expected numbers or empty cells (write missing values as empty), or list "
+                "the column under roles.categorical if it is a code"
             )
-        elif (t <= 0).any() or not np.isfinite(t).all():
-            problems.append(
-                f"{source}: column {roles.time!r} (time) must be > 0 and finite; "
-                f"{int((t <= 0).sum())} rows are <= 0"
-            )
+        elif pd.api.types.is_numeric_dtype(frame[col]):
+            v = frame[col].to_numpy(dtype=float)
+            bad = np.isinf(v) | (np.abs(np.nan_to_num(v)) > 1e300)
+            if bad.any():
+                problems.append(
+                    f"{source}: column {col!r} (covariate) has {int(bad.sum())} infinite or "
+                    "absurd values (|x| > 1e300); expected finite measurements"
+                )
     if problems:
         raise OncorweError("\n".join(problems))
-    out = frame.copy()
-    for col in (roles.response, roles.toxicity, roles.event):
+    for col in (roles.response, roles.toxicity, roles.event, roles.os_event):
         if col:
             out[col] = pd.to_numeric(out[col], errors="coerce")
-    if roles.time:
-        out[roles.time] = pd.to_numeric(out[roles.time]).astype(float)
-    return out
+    # one conversion at the boundary: everything downstream is in months
+    for col in (roles.time, roles.os_time):
+        if col:
+            out[col] = pd.to_numeric(out[col]).astype(float) * MONTHS_PER[roles.time_unit]
+    if roles.time_unit != "months":
+        update["time_unit"] = "months"
+    return out, roles.model_copy(update=update)
 
 
-def load_cohort(path: str | Path, roles: Roles) -> pd.DataFrame:
-    """Read and validate a cohort table."""
+def load_cohort(path: str | Path, roles: Roles) -> tuple[pd.DataFrame, Roles]:
+    """Read and validate a cohort table (:func:`validate_cohort`)."""
     return validate_cohort(read_table(path), roles, str(path))
+
+
+def check_same_coding(
+    train: pd.DataFrame, test: pd.DataFrame, columns: list[str], sources: tuple[str, str]
+) -> None:
+    """Refuse a second table whose columns are coded otherwise than the first's (sex 0/1
+    where the first has F/M): a model applied to codes it never saw predicts nonsense."""
+    problems = []
+    for col in columns:
+        a, b = train[col], test[col]
+        num_a, num_b = pd.api.types.is_numeric_dtype(a), pd.api.types.is_numeric_dtype(b)
+        if num_a != num_b:
+            kind = {True: "numbers", False: "text"}
+            problems.append(
+                f"{sources[1]}: column {col!r} holds {kind[num_b]} where {sources[0]} holds "
+                f"{kind[num_a]} (e.g. {b.dropna().astype(str).unique()[:3].tolist()} against "
+                f"{a.dropna().astype(str).unique()[:3].tolist()}); expected the same coding"
+            )
+        elif not num_a:
+            # a few unseen levels are a new population's right; most rows unseen is a code
+            seen = set(a.dropna().astype(str))
+            tb = b.dropna().astype(str)
+            unseen = ~tb.isin(seen)
+            if len(tb) and unseen.mean() > 0.5:
+                problems.append(
+                    f"{sources[1]}: column {col!r} has codes "
+                    f"{sorted(tb[unseen].unique())[:5]} on {unseen.mean():.0%} of its rows "
+                    f"that {sources[0]} never has (it has {sorted(seen)[:5]}); expected the "
+                    "same coding in both tables"
+                )
+    if problems:
+        raise OncorweError("\n".join(problems))
 
 
 def roles_for_analysis_table(folder: str | Path) -> Roles:

@@ -336,6 +336,9 @@ def clause_specs(frame: pd.DataFrame, fields: list[str], min_rows: int) -> list[
                 specs = ["positive", "negative"]
             elif np.nanmax(vals) > 1 and fld.isupper():
                 specs = [{"min": 50}, {"min": 1, "max": 49}, {"max": 0}]  # TPS tiers
+            elif len(vals) <= 5 and np.all(vals == np.round(vals)):
+                # a low-cardinality integer code (1/2, ECOG 0-4): one rule per level
+                specs = [{"min": float(v), "max": float(v)} for v in np.sort(vals)]
             else:
                 continue
         else:
@@ -651,8 +654,13 @@ def discover(
     cfg: DiscoveryConfig,
     confirm_part: PartAnalysis | None = None,
     untestable: list[Hypothesis] | None = None,
+    screen: dict[str, Any] | None = None,
 ) -> list[Hypothesis]:
     """Screen every candidate rule on the discovery part; return the selected ones.
+
+    With ``screen`` (a dict), records what was looked at, so that an empty answer can
+    say why: ``rules`` screened, ``rules_large_enough`` (``min_arm_rows`` per arm) and
+    ``min_p`` the smallest two-sided discovery p-value among them (None when none).
 
     With ``confirm_part``, a candidate the confirmation part cannot estimate (too few
     rows per arm, :func:`confirmable`) gives its place to the next one of its
@@ -727,6 +735,13 @@ def discover(
             score = np.where(better, pz, score)
             best = np.where(better, name, best)
         thresh = stats.norm.isf(cfg.discovery_p / 2)
+        if screen is not None:
+            screen["rules"] = screen.get("rules", 0) + len(conds)
+            screen["rules_large_enough"] = screen.get("rules_large_enough", 0) + int(big.sum())
+            if big.any():
+                p_min = float(2 * stats.norm.sf(np.max(score[big])))
+                old_p = screen.get("min_p")
+                screen["min_p"] = p_min if old_p is None else min(old_p, p_min)
         for i in np.flatnonzero(big & (score >= thresh)):
             disc = {name: _stats(res[name][0][i], res[name][1][i], res[name][2][i]) for name in res}
             selected.append(
