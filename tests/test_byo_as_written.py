@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from oncorwe.cohort.flat import ROLES, flat_cohort
 from oncorwe.cohort.roles import Roles, load_cohort, load_roles, validate_cohort
 from oncorwe.errors import ConfigError, OncorweError
 
-from .flat_world import ROLES, flat_cohort
 from .test_cli import oncorwe
 
 

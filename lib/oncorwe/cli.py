@@ -131,6 +131,36 @@ def generate(
     )
 
 
+@app.command("export-flat", epilog="Example: oncorwe export-flat --out my-flat --patients 4000")
+@_user_errors
+def export_flat(
+    out: Annotated[Path, typer.Option(help="new folder: cohort.csv, roles.yaml, truth.json")],
+    patients: Annotated[int, typer.Option(min=50, help="number of patients")] = 4000,
+    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
+    effect_hr: Annotated[
+        float, typer.Option(help="planted HR of drug 2 in marker_b = 1 (1 = a null world)")
+    ] = 0.35,
+) -> None:
+    """Write a flat cohort as analysts write them (numeric arm code, 0/1 markers, days)
+    with its roles file and its planted truth: the bring-your-own example."""
+    import yaml
+
+    from oncorwe.cohort.flat import ROLES, flat_cohort
+    from oncorwe.io import atomic_path
+
+    if out.exists():
+        raise OncorweError(f"--out {out} already exists; expected a new folder")
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        flat_cohort(patients, effect_hr=effect_hr, seed=seed).to_csv(
+            tmp / "cohort.csv", index=False
+        )
+        (tmp / "roles.yaml").write_text(yaml.safe_dump(ROLES, sort_keys=False))
+        truth = {"treated": 2, "subgroup": {"marker_b": "positive"}, "pfs_hazard_ratio": effect_hr}
+        (tmp / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    _log(f"export-flat: {patients} patients -> {out}")
+
+
 @app.command()
 @_user_errors
 def cohort(params: ParamsOpt = Path("params.yaml")) -> None:

@@ -1,4 +1,6 @@
-"""Flat cohort files written the way analysts write them, with a planted truth.
+"""A flat cohort file written the way analysts write them, with a planted truth.
+
+The bring-your-own door's test bench and its shipped example (``oncorwe export-flat``).
 
 One row per patient: a numeric arm code (1 = comparator, 2 = the drug), 0/1 biomarker
 markers, ECOG as a small integer, age, PFS in **days**. Treatment is confounded by ECOG
@@ -16,6 +18,17 @@ import pandas as pd
 def flat_cohort(
     n: int = 16000, *, share: float = 0.05, effect_hr: float = 0.35, seed: int = 0
 ) -> pd.DataFrame:
+    """Draw ``n`` patients, one row each (columns: module docstring).
+
+    The true subgroup effect is a hazard ratio of ``effect_hr`` in ``marker_b == 1`` and
+    1 elsewhere; a roles file for it is :data:`ROLES`.
+
+    Examples
+    --------
+    >>> f = flat_cohort(500, seed=1)
+    >>> sorted(f["trt"].unique().tolist()), int(f["marker_b"].max())
+    ([1, 2], 1)
+    """
     rng = np.random.default_rng(seed)
     age = rng.normal(64, 10, n).round()
     ecog = rng.choice([0, 1, 2], n, p=[0.4, 0.45, 0.15])
@@ -48,6 +61,7 @@ def flat_cohort(
     return frame
 
 
+#: the roles file of :func:`flat_cohort`'s table: id, arms, outcome, covariates only
 ROLES = {
     "id": "patient_id",
     "treatment": "trt",
