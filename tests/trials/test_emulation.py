@@ -232,6 +232,115 @@ def test_a_non_positive_time_names_the_column():
         _call(frame)
 
 
+def test_an_arm_without_events_names_the_arm_and_the_event_column():
+    # before: HR 3e-9 [2.7e-9, 3.7e-9], p = 0, diagnostics pass
+    frame = _tiny_frame()
+    frame.loc[frame["drug"] == "a", "progressed"] = 0
+    with pytest.raises(ValueError, match="'progressed'.*arm 'a' of column 'drug' has no events"):
+        _call(frame)
+    with pytest.raises(ValueError, match=r"arm 'a': 30 row\(s\), 0 event.*arm 'b': 30 row"):
+        _call(frame)
+
+
+def test_a_control_arm_without_events_is_named_by_its_value():
+    frame = _tiny_frame()
+    frame.loc[frame["drug"] == "b", "progressed"] = 0
+    with pytest.raises(ValueError, match="arm 'b' of column 'drug' has no events"):
+        _call(frame)
+
+
+def test_events_all_at_one_time_name_the_time_column():
+    # before: HR 1.00 [0.90, 1.11]: a single risk set, no information on the hazards
+    frame = _tiny_frame().assign(months=5.0)
+    with pytest.raises(ValueError, match="'months'.*same time.*not identified"):
+        _call(frame, horizon_months=3.0)
+
+
+def test_one_patient_per_arm_names_the_arms_and_counts():
+    frame = _tiny_frame(2)
+    with pytest.raises(ValueError, match=r"'drug'.*arm 'a': 1 row\(s\).*arm 'b': 1 row"):
+        _call(frame, min_arm_rows=1, horizon_months=0.1)
+
+
+def test_an_arm_of_one_patient_is_too_small_to_cross_fit():
+    frame = _tiny_frame().assign(pid=lambda d: np.where(d["drug"] == "a", "p0", d.index))
+    with pytest.raises(ValueError, match=r"arm 'a' is too small.*1 patient\(s\)"):
+        _call(frame, groups="pid", horizon_months=1.0)
+
+
+def test_an_arm_trimmed_below_min_arm_rows_is_named_by_its_value():
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=n)
+    arm = np.where(rng.random(n) < 1 / (1 + np.exp(-4 * x)), "a", "b")
+    frame = pd.DataFrame({"drug": arm, "x": x, "months": rng.exponential(5, n), "progressed": 1})
+    with pytest.raises(
+        ValueError, match=r"after propensity trimming arm 'a' has \d+ row\(s\) and arm 'b'"
+    ):
+        _call(frame, trim=(0.45, 0.55), horizon_months=1.0)
+
+
+@pytest.mark.parametrize("horizon", [0.0, -3.0, float("nan")])
+def test_a_non_positive_horizon_is_refused(horizon):
+    with pytest.raises(ValueError, match="horizon_months must be a finite number > 0"):
+        _call(_tiny_frame(), horizon_months=horizon)
+
+
+def test_a_horizon_beyond_the_follow_up_names_the_longest_follow_up():
+    frame = _tiny_frame()
+    longest = frame["months"].max()
+    with pytest.raises(ValueError, match=f"longest follow-up.*{longest:g} in column 'months'"):
+        _call(frame, horizon_months=1000.0)
+
+
+@pytest.mark.parametrize("value", [1e308, -1e100, np.inf])
+@pytest.mark.parametrize("model", ["logistic", "xgboost"])
+def test_an_absurd_covariate_value_names_the_column(value, model):
+    # before: XGBoost aborted with a C++ backtrace, the logistic design with a NaN error
+    frame = _tiny_frame().assign(ldh=1.0)
+    frame.loc[7, "ldh"] = value
+    with pytest.raises(ValueError, match="'ldh' \\(covariates\\).*infinite or absurd"):
+        _call(frame, covariates=["x", "ldh"], propensity=model, n_jobs=1)
+
+
+def test_a_missing_covariate_value_is_still_accepted():
+    frame = _tiny_frame(200)
+    frame.loc[7, "x"] = np.nan
+    assert np.isfinite(_call(frame).hazard_ratio)
+
+
+# --------------------------------------------------------------------------- blinding
+def _randomized_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "drug": np.where(rng.random(n) < 0.5, "a", "b"),
+            "x": rng.normal(size=n),
+            "months": rng.exponential(5.0, n) + 0.1,
+            "progressed": 1,
+        }
+    )
+
+
+def test_a_covariate_that_is_the_treatment_blinds_the_result():
+    frame = _randomized_frame().assign(copy=lambda d: (d["drug"] == "a").astype(float))
+    res = _call(frame, covariates=["x", "copy"])
+    assert res.blinded and not res.diagnostics_pass
+    assert res.blinded_reason.startswith("diagnostics failed (")
+    assert "equipoise 0.00 < 0.20" in res.blinded_reason
+    assert "on 'copy'" in res.blinded_reason
+    out = res.to_dict()
+    assert out["blinded"] is True and out["blinded_reason"] == res.blinded_reason
+    assert out["hazard_ratio"] > 0  # the estimate is kept, for audit
+
+
+def test_a_randomized_trial_is_not_blinded():
+    res = _call(_randomized_frame())
+    assert res.diagnostics_pass, res.diagnostic_reasons
+    assert res.blinded is False and res.blinded_reason is None
+    assert res.to_dict()["blinded"] is False
+
+
 # --------------------------------------------------------------------------- synthetic
 def test_strong_confounding_fails_the_equipoise_diagnostic():
     rng = np.random.default_rng(0)
@@ -292,6 +401,8 @@ def test_to_dict_is_strict_json():
         "balance",
         "km",
         "diagnostics_pass",
+        "blinded",
+        "blinded_reason",
     ):
         assert key in out
     assert set(out["km"]) == {"treated", "control"}

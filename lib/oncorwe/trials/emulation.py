@@ -21,7 +21,8 @@ eligible population (IPTW) or the effect in the matched population (matching); t
    (sandwich, clustered by patient) or bootstrap CI, RMST difference at a horizon,
    weighted risk difference of ``response``; the unadjusted HR and RD beside them.
 
-Results should be read only when ``diagnostics_pass`` (SCIENCE.md, "Study diagnostics").
+Results should be read only when ``diagnostics_pass`` (SCIENCE.md, "Study diagnostics"):
+otherwise the result is ``blinded`` (OHDSI practice), its estimates kept for audit only.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ MIN_EQUIPOISE = 0.2
 EQUIPOISE_BOUNDS = (0.3, 0.7)
 CALIPER_SD = 0.2
 _E_CLIP = 1e-6
+# Larger covariate magnitudes are data errors (a sentinel, a unit slip), not values, and
+# break the models: XGBoost stores float32, so anything past its largest (3.4e38; 1e100
+# and 1e308 alike) aborts in C++ with a backtrace; the logistic design overflows at 1e308.
+MAX_ABS_COVARIATE = float(np.finfo(np.float32).max)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -468,6 +473,12 @@ class EmulationResult:
     diagnostics_pass : bool
         ``max_abs_smd_after < 0.1 and equipoise > 0.2``; ``diagnostic_reasons`` says why
         not.
+    blinded : bool
+        ``not diagnostics_pass`` (OHDSI practice): the estimates stay in the result for
+        audit but are not to be read or shown.
+    blinded_reason : str or None
+        Why, e.g. ``"diagnostics failed (equipoise 0.00 < 0.20; max |SMD| 0.41 > 0.10 on
+        'x')"``; None when not blinded.
     analysed_index : pandas.Index
         Index labels (of the input frame) of the analysed rows (not exported).
     treated, weights, propensity : ndarray
@@ -524,6 +535,8 @@ class EmulationResult:
     bootstrap: int
     diagnostics_pass: bool
     diagnostic_reasons: list[str]
+    blinded: bool
+    blinded_reason: str | None
     analysed_index: pd.Index = _internal()
     treated: np.ndarray = _internal()
     weights: np.ndarray = _internal()
@@ -559,6 +572,70 @@ def _check_outcomes(sub: pd.DataFrame, time: str, event: str) -> tuple[np.ndarra
     if not np.isin(ev, (0.0, 1.0)).all():
         raise ValueError(f"column {event!r} (event) must be 0/1 in every analysed row")
     return ev, tm
+
+
+def _check_covariates(sub: pd.DataFrame, numeric: Sequence[str]) -> None:
+    """Refuse infinite or absurdly large numeric covariates (NaN is missing: allowed)."""
+    for col in numeric:
+        x = sub[col].astype(float).to_numpy()
+        with np.errstate(invalid="ignore"):
+            bad = np.isinf(x) | (np.abs(x) > MAX_ABS_COVARIATE)
+        if bad.any():
+            raise ValueError(
+                f"column {col!r} (covariates) has {int(bad.sum())} infinite or absurd "
+                f"value(s) (|x| > {MAX_ABS_COVARIATE:.3g}) in the eligible rows "
+                f"(first: {x[bad][:3].tolist()}); fix or blank them (missing is allowed)"
+            )
+
+
+def _check_identified(
+    ev: np.ndarray,
+    tm: np.ndarray,
+    t: np.ndarray,
+    *,
+    treatment: str,
+    treated_value: Any,
+    control_value: Any,
+    time: str,
+    event: str,
+    rows: str,
+) -> None:
+    """Refuse outcomes that leave the hazard ratio unidentified.
+
+    Without events in an arm the Cox fit drifts to an HR of 0 or inf with a tiny CI, and
+    with one event time there is a single risk set: both give numbers that look like
+    findings (HR 3e-9, p = 0; HR 1.00 [0.90, 1.11]) and mean nothing.
+    """
+    counts = {
+        value: (int(arm.sum()), int(ev[arm].sum()))
+        for value, arm in ((treated_value, t), (control_value, ~t))
+    }
+    summary = ", ".join(f"arm {v!r}: {n} row(s), {k} event(s)" for v, (n, k) in counts.items())
+    for value, (n, k) in counts.items():
+        if k == 0:
+            raise ValueError(
+                f"column {event!r} (event): arm {value!r} of column {treatment!r} has no "
+                f"events in its {n} {rows} row(s); a hazard ratio needs events in both "
+                f"arms ({summary})"
+            )
+    event_times = np.unique(tm[ev == 1])
+    if event_times.size < 2:
+        raise ValueError(
+            f"column {time!r} (time): all {int(ev.sum())} events of the {rows} rows are at "
+            f"the same time ({event_times[0]:g}); with no variation in event times the "
+            f"hazard ratio is not identified"
+        )
+
+
+def _blinded_reason(equip: float, max_after: float, worst: str | None) -> str | None:
+    """The reason a design is blinded, in the thresholds' terms; None when it is not."""
+    parts = []
+    if not equip > MIN_EQUIPOISE:
+        parts.append(f"equipoise {equip:.2f} < {MIN_EQUIPOISE:.2f}")
+    if not max_after < MAX_SMD:
+        on = f" on {worst!r}" if worst is not None else ""
+        parts.append(f"max |SMD| {max_after:.2f} > {MAX_SMD:.2f}{on}")
+    return f"diagnostics failed ({'; '.join(parts)})" if parts else None
 
 
 # --------------------------------------------------------------------------- propensity
@@ -782,7 +859,7 @@ def emulate(
         (the estimand is the effect in the matched population, close to the smaller
         arm's); the matched rows get weight 1, others 0.
     horizon_months : float, default 12
-        RMST horizon.
+        RMST horizon: > 0 and within the longest follow-up of the eligible rows.
     bootstrap : int, default 0
         0: Wald CIs from the robust sandwich variance (Cox: lifelines ``robust=True``,
         clustered by ``groups``; risk difference: the weighted-mean influence function,
@@ -796,7 +873,7 @@ def emulate(
         Times of the reported KM curves; default 61 points from 0 to the shorter arm's
         longest follow-up.
     min_arm_rows : int, default 20
-        Fewest analysed rows per arm.
+        Fewest eligible, and fewest analysed, rows per arm.
     alpha : float, default 0.05
     n_jobs : int, default 2
         XGBoost threads (1 is faster on a busy machine).
@@ -816,8 +893,13 @@ def emulate(
     Raises
     ------
     ValueError
-        Naming the column: a missing column, a treatment value absent among the eligible
-        rows, an arm under ``min_arm_rows``, a time <= 0 or missing, an event not 0/1.
+        Naming the column (and the arm by its value): a missing column, a treatment value
+        absent among the eligible rows, an arm under ``min_arm_rows`` (before or after
+        trimming / matching) or too small to cross-fit, a time <= 0 or missing, an event
+        not 0/1, an arm without events, a single event time, an infinite or absurd
+        (``|x| > 3.4e38``, past float32) covariate, ``horizon_months`` <= 0 or beyond
+        the longest follow-up. A design that runs but fails its diagnostics is not
+        refused: it is returned ``blinded``.
 
     Examples
     --------
@@ -840,6 +922,8 @@ def emulate(
         raise ValueError(f"trim_kind must be one of {TRIM_KINDS}; got {trim_kind!r}")
     if bootstrap < 0:
         raise ValueError(f"bootstrap must be >= 0; got {bootstrap}")
+    if not (math.isfinite(float(horizon_months)) and horizon_months > 0):
+        raise ValueError(f"horizon_months must be a finite number > 0; got {horizon_months!r}")
     covariates = list(covariates)
     if not covariates:
         raise ValueError("covariates must name at least one column")
@@ -881,6 +965,21 @@ def emulate(
                 f"row(s); at least {min_arm_rows} are needed"
             )
     ev_all, tm_all = _check_outcomes(sub, time, event)
+    names = dict(
+        treatment=treatment,
+        treated_value=treated_value,
+        control_value=control_value,
+        time=time,
+        event=event,
+    )
+    _check_identified(ev_all, tm_all, t_all, rows="eligible", **names)
+    longest = float(tm_all.max())
+    if horizon_months > longest:
+        # the KM curves end there: an RMST to a later horizon would be extrapolation
+        raise ValueError(
+            f"horizon_months {horizon_months:g} is beyond the longest follow-up in the "
+            f"eligible rows ({longest:g} in column {time!r}); choose a horizon <= {longest:g}"
+        )
     grp_all = None
     if groups is not None:
         if sub[groups].isna().any():
@@ -895,7 +994,29 @@ def emulate(
 
     # ---- propensity (cross-fitted by patient)
     encoder = CovariateEncoder(covariates, categorical).fit(sub)
+    _check_covariates(sub, encoder.numeric_)
+    units = grp_all if grp_all is not None else np.arange(len(sub))
+    unit_word = "patient(s)" if grp_all is not None else "row(s)"
+    sizes = ", ".join(
+        f"arm {v!r}: {int(a.sum())} row(s), {np.unique(units[a]).size} {unit_word}"
+        for v, a in ((treated_value, t_all), (control_value, ~t_all))
+    )
+    if np.unique(units).size < n_splits:
+        raise ValueError(
+            f"column {treatment!r} (treatment): too few eligible {unit_word} for "
+            f"{n_splits}-fold cross-fitting of the propensity ({sizes})"
+        )
     folds = grouped_fold_ids(len(sub), grp_all, n_splits=n_splits, seed=seed)
+    for k in np.unique(folds):
+        train = folds != k
+        for value, arm in ((treated_value, t_all), (control_value, ~t_all)):
+            if not np.any(train & arm):
+                # a propensity model trained without one arm predicts nothing
+                raise ValueError(
+                    f"column {treatment!r} (treatment): arm {value!r} is too small for "
+                    f"{n_splits}-fold cross-fitting of the propensity: one fold holds all "
+                    f"its rows ({sizes})"
+                )
     if trainer is not None and trainer.site_column not in sub.columns:
         raise ValueError(f"column {trainer.site_column!r} (site, for the trainer) is missing")
     e_all = _crossfit_propensity(encoder, sub, t_all, folds, propensity, seed, n_jobs, trainer)
@@ -907,8 +1028,9 @@ def emulate(
         t = t_all[sel]
         if t.sum() < min_arm_rows or (~t).sum() < min_arm_rows:
             raise ValueError(
-                f"column {treatment!r} (treatment): after trimming an arm has fewer than "
-                f"{min_arm_rows} rows (treated {int(t.sum())}, control {int((~t).sum())})"
+                f"column {treatment!r} (treatment): after propensity trimming arm "
+                f"{treated_value!r} has {int(t.sum())} row(s) and arm {control_value!r} "
+                f"has {int((~t).sum())}; at least {min_arm_rows} per arm are needed"
             )
         e = e_all[sel]
         w = _stabilized_weights(e, t) if stabilized else np.where(t, 1 / e, 1 / (1 - e))
@@ -922,14 +1044,19 @@ def emulate(
         t = t_all[sel]
         if t.sum() < min_arm_rows:
             raise ValueError(
-                f"column {treatment!r} (treatment): only {int(t.sum())} matched pairs; "
-                f"at least {min_arm_rows} are needed"
+                f"column {treatment!r} (treatment): only {int(t.sum())} pairs of arm "
+                f"{treated_value!r} and arm {control_value!r} matched; at least "
+                f"{min_arm_rows} are needed"
             )
         e = e_all[sel]
         w = np.ones(int(sel.sum()))
         pair = pair_all[sel]
         estimand = "matched"
     ev, tm = ev_all[sel], tm_all[sel]
+    # trimming or matching can take an arm's events (or all but one event time) away
+    _check_identified(
+        ev, tm, t, rows="analysed (after trimming)" if method == "iptw" else "matched", **names
+    )
     grp = None if grp_all is None else grp_all[sel]
     y = None if y_all is None else y_all[sel]
 
@@ -1023,8 +1150,10 @@ def emulate(
     # ---- diagnostics
     ess1, ess0 = effective_sample_size(w[t]), effective_sample_size(w[~t])
     reasons = []
+    worst = None
     if not max_after < MAX_SMD:
-        worst = max(balance, key=lambda b: abs(b.smd_after) if np.isfinite(b.smd_after) else -1)
+        # the worst covariate, inf counting as the worst (a level absent from one arm)
+        worst = max(balance, key=lambda b: abs(b.smd_after) if not np.isnan(b.smd_after) else -1)
         reasons.append(
             f"max |SMD| after adjustment {max_after:.3f} >= {MAX_SMD} (worst: {worst.covariate})"
         )
@@ -1087,6 +1216,10 @@ def emulate(
         bootstrap=int(bootstrap),
         diagnostics_pass=not reasons,
         diagnostic_reasons=reasons,
+        blinded=bool(reasons),
+        blinded_reason=_blinded_reason(
+            equip, max_after, worst.covariate if worst is not None else None
+        ),
         analysed_index=sub.index[sel],
         treated=t,
         weights=w,
