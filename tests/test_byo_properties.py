@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from oncorwe.cohort.flat import ROLES, flat_cohort
 from oncorwe.cohort.roles import Roles, validate_cohort
@@ -99,9 +99,11 @@ def test_a_table_is_loaded_valid_or_refused_by_name(coding, kind, rows, unit, pi
     try:
         out, bound = validate_cohort(frame, roles, "analyst.csv")
     except OncorweError as err:
+        event("named error")
         assert "analyst.csv" in str(err)  # names the user's file
         assert kind != "none" or swap, err
         return
+    event("valid table")
     assert kind in ("none",) and not swap
     t = out[bound.time].to_numpy(dtype=float)
     assert np.isfinite(t).all() and (t > 0).all()
@@ -166,6 +168,7 @@ def test_emulate_answers_validly_refuses_or_blinds(tmp_path_factory, case, seed)
         horizon,
     )
     assert "Traceback" not in res.stderr, res.stderr
+    event({0: "answer or blinded", 2: "named error"}.get(res.returncode, "other exit"))
     if res.returncode == 2:
         assert str(d / "c.csv") in res.stderr or "--horizon-months" in res.stderr, res.stderr
         assert not (d / "out").exists()
@@ -174,10 +177,12 @@ def test_emulate_answers_validly_refuses_or_blinds(tmp_path_factory, case, seed)
     assert res.returncode == 0, res.stderr
     em = json.loads((d / "out" / "emulation.json").read_text())
     if em["blinded"]:
+        event("blinded")
         assert "blinded" in res.stderr and "HR" not in res.stderr
         assert not (d / "out" / "km.html").exists()
         assert case in ("treatment as covariate", "valid"), em["blinded_reason"]
         return
+    event("valid answer")
     assert case == "valid", (case, em)
     assert 0 < em["ci_low"] < em["hazard_ratio"] < em["ci_high"]
     assert em["diagnostics_pass"]

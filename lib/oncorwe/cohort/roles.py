@@ -405,11 +405,12 @@ def validate_cohort(frame: pd.DataFrame, roles: Roles, source: str) -> tuple[pd.
             )
         elif pd.api.types.is_numeric_dtype(frame[col]):
             v = frame[col].to_numpy(dtype=float)
-            bad = np.isinf(v) | (np.abs(np.nan_to_num(v)) > 1e300)
+            # beyond float32 (what XGBoost stores) a value is a typo, and crashes the trees
+            bad = np.isinf(v) | (np.abs(np.nan_to_num(v)) > np.finfo(np.float32).max)
             if bad.any():
                 problems.append(
                     f"{source}: column {col!r} (covariate) has {int(bad.sum())} infinite or "
-                    "absurd values (|x| > 1e300); expected finite measurements"
+                    "absurd values (|x| > 3.4e38); expected finite measurements"
                 )
     if problems:
         raise OncorweError("\n".join(problems))
