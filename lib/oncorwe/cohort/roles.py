@@ -224,6 +224,23 @@ def _binary(frame: pd.DataFrame, col: str, where: str, nullable: bool) -> list[s
     return out
 
 
+# Larger covariate magnitudes are data errors (a sentinel, a unit slip), not values, and
+# break the models: XGBoost stores float32, so anything past its largest (3.4e38; 1e100
+# and 1e308 alike) aborts in C++ with a backtrace; a logistic or Cox design overflows.
+MAX_ABS_COVARIATE = float(np.finfo(np.float32).max)
+
+
+def absurd_values(x: Any) -> np.ndarray:
+    """Rows of a numeric covariate that are infinite or past :data:`MAX_ABS_COVARIATE`
+    (NaN is missing, not absurd): the one rule for loading, emulation and transport.
+
+    >>> absurd_values([1.0, float("nan"), 1e100, -float("inf")]).tolist()
+    [False, False, True, True]
+    """
+    v = np.asarray(x, dtype=float)
+    return np.isinf(v) | (np.abs(np.nan_to_num(v)) > MAX_ABS_COVARIATE)
+
+
 MONTHS_PER = {"days": 1 / 30.4375, "weeks": 7 / 30.4375, "months": 1.0, "years": 12.0}
 _YES = {"yes", "y", "true", "t", "on", "1"}
 _NO = {"no", "n", "false", "f", "off", "0"}
@@ -404,13 +421,12 @@ def validate_cohort(frame: pd.DataFrame, roles: Roles, source: str) -> tuple[pd.
                 "the column under roles.categorical if it is a code"
             )
         elif pd.api.types.is_numeric_dtype(frame[col]):
-            v = frame[col].to_numpy(dtype=float)
-            # beyond float32 (what XGBoost stores) a value is a typo, and crashes the trees
-            bad = np.isinf(v) | (np.abs(np.nan_to_num(v)) > np.finfo(np.float32).max)
+            bad = absurd_values(frame[col].to_numpy(dtype=float))
             if bad.any():
                 problems.append(
                     f"{source}: column {col!r} (covariate) has {int(bad.sum())} infinite or "
-                    "absurd values (|x| > 3.4e38); expected finite measurements"
+                    f"absurd values (|x| > {MAX_ABS_COVARIATE:.3g}); expected finite "
+                    "measurements"
                 )
     if problems:
         raise OncorweError("\n".join(problems))

@@ -38,6 +38,7 @@ from scipy import special, stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from oncorwe.cohort.roles import MAX_ABS_COVARIATE, absurd_values
 from oncorwe.effects.splits import grouped_fold_ids
 from oncorwe.models.estimators import ResponseClassifier
 from oncorwe.trials.survival import (
@@ -68,10 +69,6 @@ MIN_EQUIPOISE = 0.2
 EQUIPOISE_BOUNDS = (0.3, 0.7)
 CALIPER_SD = 0.2
 _E_CLIP = 1e-6
-# Larger covariate magnitudes are data errors (a sentinel, a unit slip), not values, and
-# break the models: XGBoost stores float32, so anything past its largest (3.4e38; 1e100
-# and 1e308 alike) aborts in C++ with a backtrace; the logistic design overflows at 1e308.
-MAX_ABS_COVARIATE = float(np.finfo(np.float32).max)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -578,8 +575,7 @@ def _check_covariates(sub: pd.DataFrame, numeric: Sequence[str]) -> None:
     """Refuse infinite or absurdly large numeric covariates (NaN is missing: allowed)."""
     for col in numeric:
         x = sub[col].astype(float).to_numpy()
-        with np.errstate(invalid="ignore"):
-            bad = np.isinf(x) | (np.abs(x) > MAX_ABS_COVARIATE)
+        bad = absurd_values(x)
         if bad.any():
             raise ValueError(
                 f"column {col!r} (covariates) has {int(bad.sum())} infinite or absurd "

@@ -45,6 +45,7 @@ from scipy import special, stats
 from sklearn.linear_model import LogisticRegression
 from xgboost.core import XGBoostError
 
+from oncorwe.cohort.roles import MAX_ABS_COVARIATE, absurd_values
 from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
 from oncorwe.models.metrics import (
     auc,
@@ -78,9 +79,6 @@ SURVIVAL_MODELS = ("cox", "xgboost")
 # still pass it, so it stays accepted and is reported under the canonical name.
 SURVIVAL_MODEL_ALIASES = {"xgboost-cox": "xgboost"}
 MIN_ROWS = 10
-# beyond this a covariate is a sentinel or a unit error, not a measurement: its square
-# overflows float64, so standardization and Newton steps would return inf/NaN silently
-ABSURD_COVARIATE = 1e300
 BINARY_MODELS = ("xgboost", "logistic")
 
 
@@ -373,11 +371,11 @@ def _check_covariates(enc: CovariateEncoder, frame: pd.DataFrame, label: str) ->
                 f"column {col!r} (covariate) must be numeric in the {label} frame, as it "
                 "is in the train frame"
             ) from None
-        bad = np.isinf(x) | (np.abs(np.nan_to_num(x)) > ABSURD_COVARIATE)
+        bad = absurd_values(x)
         if bad.any():
             raise ValueError(
                 f"column {col!r} (covariate) has {int(bad.sum())} infinite or absurd "
-                f"value(s) (|x| > {ABSURD_COVARIATE:g}) in the {label} frame, e.g. "
+                f"value(s) (|x| > {MAX_ABS_COVARIATE:.3g}) in the {label} frame, e.g. "
                 f"{x[bad][0]:g}; recode them as missing or fix their units"
             )
 
@@ -451,7 +449,7 @@ def transport(
         ``horizon_months`` is not > 0 or is beyond the longest follow-up of a frame;
         a frame has fewer than 10 rows, no events, or every event at one time with no
         follow-up after it (no pair for the C-index); a numeric covariate is infinite
-        or absurd (``|x| > 1e300``). Also when the lifelines Cox model does not
+        or absurd (``|x| > 3.4e38``, past float32). Also when the lifelines Cox model does not
         converge or XGBoost fails, in place of their tracebacks.
 
     Examples
