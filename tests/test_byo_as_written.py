@@ -256,3 +256,33 @@ def test_generate_onto_an_existing_file_is_a_named_error(tmp_path):
     res = oncorwe("generate", "--patients", 50, "--out", tmp_path / "w")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert (tmp_path / "w").read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", ["discover", "emulate"])
+def test_an_out_folder_holding_someone_elses_files_is_refused_and_kept(world, tmp_path, command):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("the analyst's")
+    res = oncorwe(
+        command,
+        "--cohort",
+        world / "cohort.csv",
+        "--roles",
+        world / "roles.yaml",
+        "--out",
+        tmp_path / "out",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 2 and "notes.txt" in res.stderr, res.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"]
+
+
+def test_emulate_reruns_onto_its_own_out_folder(world, tmp_path):
+    args = ["--cohort", world / "cohort.csv", "--roles", world / "roles.yaml"]
+    for _ in range(2):
+        res = oncorwe("emulate", *args, "--out", tmp_path / "em")
+        assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path / "em").iterdir()) == [
+        "balance.html",
+        "emulation.json",
+        "km.html",
+    ]

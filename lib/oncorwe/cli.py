@@ -83,6 +83,21 @@ def _log(msg: str) -> None:
     print(f"[oncorwe] {msg}", file=sys.stderr, flush=True)
 
 
+def _check_out(out: Path, own: set[str]) -> None:
+    """Refuse an ``--out`` that holds anything but what this command writes there: the
+    output folder is replaced whole, and a user's own files in it would be lost."""
+    if out.is_file() or out.is_symlink():
+        raise OncorweError(f"--out {out} is a file; expected a folder (new, or this command's)")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in own)
+        if foreign:
+            raise OncorweError(
+                f"--out {out} holds files this command did not write ({', '.join(foreign[:5])}"
+                f"{' ...' if len(foreign) > 5 else ''}); it would replace the folder, so "
+                "choose a new folder or move them"
+            )
+
+
 def _user_params(path: Path | None):
     """The parameters a user command runs with: ``--params`` resolved against the current
     folder, else the params.yaml of the project around it, else the defaults; says which."""
@@ -243,6 +258,7 @@ def discover(
     from oncorwe.cohort.roles import load_cohort, load_roles
     from oncorwe.hypothesis import run_hypothesis
 
+    _check_out(out, {"hypotheses.json", "summary.json", "splits.parquet", "models"})
     r = load_roles(roles)
     r.check_for("discover", str(roles))
     frame, r = load_cohort(cohort, r)
@@ -321,6 +337,7 @@ def emulate(
 
     if not horizon_months > 0:
         raise OncorweError(f"--horizon-months {horizon_months:g}: expected a horizon > 0")
+    _check_out(out, {"emulation.json", "km.html", "balance.html"})
     r = load_roles(roles)
     r.check_for("emulate", str(roles))
     frame, r = load_cohort(cohort, r)
@@ -406,6 +423,7 @@ def transport(
         raise OncorweError(f"--model {model}: expected one of {sorted(names)}")
     if not horizon_months > 0:
         raise OncorweError(f"--horizon-months {horizon_months:g}: expected a horizon > 0")
+    _check_out(out, {"transport.json"})
     r = load_roles(roles)
     r.check_for("transport", str(roles))
     (a, r), (b, _) = load_cohort(train, r), load_cohort(test, r)
