@@ -10,7 +10,8 @@ import pytest
 from oncorwe.cohort.generator import generate
 from oncorwe.cohort.spec import Spec, load_spec
 from oncorwe.config import FeaturesParams
-from oncorwe.features.build import FeatureConfig, build_features
+from oncorwe.features.build import build_features
+from oncorwe.features.schema import FeatureConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -116,7 +116,7 @@ class FeaturesParams(_Section):
     )
 
     def feature_config(self):
-        from oncorwe.features.build import FeatureConfig
+        from oncorwe.features.schema import FeatureConfig
 
         return FeatureConfig(
             biomarkers=dict(self.biomarkers),

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from oncorwe.errors import ConfigError, OncorweError
-from oncorwe.features.schema import FeatureSchema, validate_table
+from oncorwe.errors import OncorweError
+from oncorwe.features.schema import FeatureConfig, FeatureSchema, validate_table
 from oncorwe.io import atomic_path, write_json
 
 DAYS_PER_MONTH = 30.4375
@@ -71,38 +69,6 @@ REQUIRED = {
     ],
     "death": ["person_id", "death_date"],
 }
-_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    """What the feature stage needs to know (from ``params.yaml`` ``features``)."""
-
-    biomarkers: dict[str, str]  # name -> "binary" | "tps"
-    labs: tuple[str, ...]
-    comorbidities: tuple[str, ...]
-    cancers: tuple[str, ...]
-    standard_of_care: dict[str, dict[int, str]] = field(default_factory=dict)
-    lookback_days: int = 180
-    toxicity_window_days: int = 90
-    pseudonym_key_env: str = "ONCORWE_PSEUDONYM_KEY"
-
-    def __post_init__(self) -> None:
-        for kind, names in (
-            ("biomarker", list(self.biomarkers)),
-            ("lab", list(self.labs)),
-            ("comorbidity", list(self.comorbidities)),
-        ):
-            for name in names:
-                if not _IDENT.match(name):
-                    raise ConfigError(
-                        f"features: {kind} name {name!r} must be letters, digits and '_'"
-                    )
-        for name, kind in self.biomarkers.items():
-            if kind not in ("binary", "tps"):
-                raise ConfigError(
-                    f"features.biomarkers.{name}: expected 'binary' or 'tps', got {kind!r}"
-                )
 
 
 def pseudonym_key(env_name: str) -> str:

@@ -5,17 +5,47 @@ Validated before anything is written, so a downstream stage can trust every row.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from oncorwe.errors import OncorweError
+from oncorwe.errors import ConfigError, OncorweError
 
-if TYPE_CHECKING:
-    from oncorwe.features.build import FeatureConfig
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """What the feature stage needs to know (from ``params.yaml`` ``features``)."""
+
+    biomarkers: dict[str, str]  # name -> "binary" | "tps"
+    labs: tuple[str, ...]
+    comorbidities: tuple[str, ...]
+    cancers: tuple[str, ...]
+    standard_of_care: dict[str, dict[int, str]] = field(default_factory=dict)
+    lookback_days: int = 180
+    toxicity_window_days: int = 90
+    pseudonym_key_env: str = "ONCORWE_PSEUDONYM_KEY"
+
+    def __post_init__(self) -> None:
+        for kind, names in (
+            ("biomarker", list(self.biomarkers)),
+            ("lab", list(self.labs)),
+            ("comorbidity", list(self.comorbidities)),
+        ):
+            for name in names:
+                if not _IDENT.match(name):
+                    raise ConfigError(
+                        f"features: {kind} name {name!r} must be letters, digits and '_'"
+                    )
+        for name, kind in self.biomarkers.items():
+            if kind not in ("binary", "tps"):
+                raise ConfigError(
+                    f"features.biomarkers.{name}: expected 'binary' or 'tps', got {kind!r}"
+                )
 
 
 @dataclass(frozen=True)
