@@ -301,14 +301,6 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 class _NoPortError(Exception):
     pass
 
