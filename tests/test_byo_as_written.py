@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -286,3 +287,62 @@ def test_emulate_reruns_onto_its_own_out_folder(world, tmp_path):
         "emulation.json",
         "km.html",
     ]
+
+
+def _aged_cohort(n: int = 16000, seed: int = 5) -> pd.DataFrame:
+    """A flat cohort whose drug works (HR 0.35) only from age 75 (about 13 % of rows):
+    a subgroup on a continuous covariate, found only when cut points split it."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(64, 10, n).round()
+    ecog = rng.choice([0, 1, 2], n, p=[0.4, 0.45, 0.15])
+    drug = rng.random(n) < 1 / (1 + np.exp(-(-0.2 + 0.02 * (age - 64) - 0.4 * ecog)))
+    hazard = (1 / 120) * np.exp(0.25 * ecog + np.where(drug & (age >= 75), np.log(0.35), 0))
+    t_event, t_cens = rng.exponential(1 / hazard), rng.uniform(200, 900, n)
+    return pd.DataFrame(
+        {
+            "patient_id": [f"P{i:06d}" for i in range(n)],
+            "trt": np.where(drug, 2, 1),
+            "age": age,
+            "ecog": ecog,
+            "pfs_days": np.maximum(1, np.round(np.minimum(t_event, t_cens))).astype(int),
+            "progressed": (t_event <= t_cens).astype(int),
+        }
+    )
+
+
+def test_subgroup_cuts_split_a_continuous_covariate_and_find_the_planted_interval(tmp_path):
+    _aged_cohort().to_csv(tmp_path / "c.csv", index=False)
+    roles = {**ROLES, "covariates": ["age", "ecog"]}
+    for name, extra in (("cut", {"subgroup_cuts": {"age": [65, 75]}}), ("plain", {})):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({**roles, **extra}))
+        res = oncorwe(
+            "discover",
+            "--cohort",
+            tmp_path / "c.csv",
+            "--roles",
+            tmp_path / f"{name}.yaml",
+            "--out",
+            tmp_path / name,
+            cwd=tmp_path,
+        )
+        assert res.returncode == 0, res.stderr
+    cut = json.loads((tmp_path / "cut" / "hypotheses.json").read_text())["hypotheses"]
+    assert cut[0]["confirmed"] and cut[0]["conditions"]["age"] == {"min": 75.0}
+    assert cut[0]["subgroup"] == "age >= 75"
+    plain = json.loads((tmp_path / "plain" / "hypotheses.json").read_text())["hypotheses"]
+    assert not any("age" in h["conditions"] for h in plain)  # not a field without cuts
+
+
+@pytest.mark.parametrize(
+    ("cuts", "found"),
+    [
+        ({"age": [75, 65]}, "increasing finite cut points"),
+        ({"age": {"quantiles": 1}}, "quantiles must be 2 to 10"),
+        ({"sex": [1]}, "'sex', which is not numeric"),
+        ({"height": [1]}, "roles.subgroup_cuts names column 'height', which is missing"),
+    ],
+)
+def test_bad_subgroup_cuts_are_named(cuts, found):
+    frame = _small(sex=["F", "M"] * 100)
+    with pytest.raises((OncorweError, ValueError), match=found):
+        validate_cohort(frame, _roles(subgroup_cuts=cuts), "c.csv")

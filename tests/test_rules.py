@@ -47,7 +47,7 @@ def test_round_trip_and_description():
         ({"EGFR": "maybe"}, "expected 'positive', 'negative'"),
         ({"line": {"min": 3, "max": 1}}, "min 3 exceeds max 1"),
         ({"cancer": 3}, "expected a name"),
-        ({"PDL1_TPS": {"above": 3}}, "keys 'min' and/or 'max'"),
+        ({"PDL1_TPS": {"above": 3}}, "keys 'min', 'max' and/or 'below'"),
     ],
 )
 def test_bad_conditions_say_what_is_expected(spec, message):
@@ -67,3 +67,16 @@ def test_user_columns_work_as_fields():
     assert Condition.parse({"histology": "adeno"}).mask(frame).tolist() == [True, False, True]
     assert Condition.parse({"egfr": "positive"}).mask(frame).tolist() == [True, False, False]
     assert Condition.parse({"histology": ["squamous"]}).mask(frame).tolist() == [False, True, False]
+
+
+def test_below_is_an_exclusive_bound_so_cut_intervals_neither_overlap_nor_leave_a_gap():
+    frame = pd.DataFrame({"age": [64.0, 65.0, 74.9, 75.0, float("nan")]})
+    parts = [{"below": 65}, {"min": 65, "below": 75}, {"min": 75}]
+    masks = np.array([Condition.parse({"age": p}).mask(frame) for p in parts])
+    assert masks.sum(axis=0).tolist() == [1, 1, 1, 1, 0]  # each known age in one interval
+    assert Condition.parse({"age": parts[1]}).describe() == "age >= 65 and age < 75"
+    assert Condition.parse({"age": parts[1]}).to_spec() == {"age": {"min": 65.0, "below": 75.0}}
+    with pytest.raises(ValueError, match="not both"):
+        Condition.parse({"age": {"max": 70, "below": 75}})
+    with pytest.raises(ValueError, match="is not below"):
+        Condition.parse({"age": {"min": 75, "below": 75}})

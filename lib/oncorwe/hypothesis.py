@@ -21,7 +21,7 @@ Everything it writes is aggregate: counts under the suppression threshold are re
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -475,7 +475,14 @@ def _run_hypothesis(
 ) -> dict:
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    dcfg = cfg.discovery or DiscoveryConfig()
+    # a copy: the caller's configuration is never mutated
+    base = cfg.discovery or DiscoveryConfig()
+    dcfg = replace(
+        base,
+        subgroup_cuts={**base.subgroup_cuts, **roles.subgroup_cuts},
+        model_params={**(cfg.model_params or {}), "device": cfg.device},
+        threads=cfg.threads,
+    )
     frame = frame.reset_index(drop=True)
     if roles.eligible:
         from oncorwe.rules import Condition
@@ -508,8 +515,6 @@ def _run_hypothesis(
     )
     _log(f"hypothesis: response models in {time.perf_counter() - t0:.0f}s")
 
-    dcfg.model_params = {**(cfg.model_params or {}), "device": cfg.device}
-    dcfg.threads = cfg.threads
     common = dict(
         treatment=roles.treatment,
         group_col=group_col,

@@ -15,6 +15,10 @@ a biomarker name (``EGFR``, ``PDL1_TPS``, ...; upper case)
 any other column of a user's table (lower case, e.g. ``histology``)
     a value or a list of values, or a range ``{min, max}``.
 
+A range's ``min`` and ``max`` are inclusive; ``below`` is an exclusive upper bound
+(``{min: 65, below: 75}`` is ``65 <= age < 75``), so that cut points split a numeric
+field into intervals that neither overlap nor leave a gap.
+
 The generator evaluates conditions on *true* biomarker values (its planted effects);
 the tracks evaluate the same conditions on *observed* values (their hypotheses), so a
 hypothesis and a planted rule can be compared directly.
@@ -48,12 +52,13 @@ def biomarker_column(name: str) -> str:
 
 @dataclass(frozen=True)
 class Clause:
-    """One field constraint: membership in ``values`` or ``low <= x <= high``."""
+    """One field constraint: membership in ``values``, or ``low <= x <= high`` / ``x < below``."""
 
     field: str
     values: tuple[Any, ...] | None = None
     low: float | None = None
     high: float | None = None
+    below: float | None = None  # exclusive upper bound
 
     def column(self, columns=None) -> str:
         """The column this clause reads: the field itself, or ``bm_<field>`` for a marker.
@@ -86,6 +91,8 @@ class Clause:
             ok &= v >= self.low
         if self.high is not None:
             ok &= v <= self.high
+        if self.below is not None:
+            ok &= v < self.below
         return ok
 
     def to_spec(self) -> Any:
@@ -100,6 +107,8 @@ class Clause:
             out["min"] = self.low
         if self.high is not None:
             out["max"] = self.high
+        if self.below is not None:
+            out["below"] = self.below
         return out
 
     def describe(self) -> str:
@@ -116,6 +125,8 @@ class Clause:
                 parts.append(f"{self.field} >= {spec['min']:g}")
             if "max" in spec:
                 parts.append(f"{self.field} <= {spec['max']:g}")
+            if "below" in spec:
+                parts.append(f"{self.field} < {spec['below']:g}")
             return " and ".join(parts)
         if spec in ("positive", "negative") and self.values is None:
             return f"{self.field} {spec}"
@@ -155,19 +166,26 @@ def _parse_clause(field: str, spec: Any) -> Clause:
             raise ValueError(f"{where}: expected a list of integers, got {spec!r}")
         return Clause(field, values=tuple(spec))
     if isinstance(spec, Mapping):
-        unknown = set(spec) - {"min", "max"}
+        unknown = set(spec) - {"min", "max", "below"}
         if unknown or not spec:
-            raise ValueError(f"{where}: a range takes keys 'min' and/or 'max', got {dict(spec)!r}")
-        low, high = spec.get("min"), spec.get("max")
-        for name, v in (("min", low), ("max", high)):
+            raise ValueError(
+                f"{where}: a range takes keys 'min', 'max' and/or 'below', got {dict(spec)!r}"
+            )
+        low, high, below = spec.get("min"), spec.get("max"), spec.get("below")
+        for name, v in (("min", low), ("max", high), ("below", below)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
                 raise ValueError(f"{where}: {name} must be a number, got {v!r}")
+        if high is not None and below is not None:
+            raise ValueError(f"{where}: give 'max' (inclusive) or 'below' (exclusive), not both")
         if low is not None and high is not None and low > high:
             raise ValueError(f"{where}: min {low} exceeds max {high}")
+        if low is not None and below is not None and low >= below:
+            raise ValueError(f"{where}: min {low} is not below {below}")
         return Clause(
             field,
             low=None if low is None else float(low),
             high=None if high is None else float(high),
+            below=None if below is None else float(below),
         )
     raise ValueError(f"{where}: cannot read {spec!r}")
 

@@ -21,6 +21,9 @@ way::
     covariates: [age, ecog]      # default: every column not named above
     categorical: [ecog]          # default: the non-numeric covariates
     subgroups: [histology, egfr] # fields subgroup rules may use (default: see below)
+    subgroup_cuts:               # numeric covariates split at cut points (optional)
+      age: [65, 75]              #   age < 65, 65 <= age < 75, age >= 75
+      bmi: {quantiles: 3}        #   tertiles of the discovery part
     eligible: {line: 1}          # optional rule (rules.py language) selecting eligible rows
 
 Arm values are matched against the column whatever type the reader gave it: ``treated: 2``
@@ -34,7 +37,9 @@ command reports months (a month is 30.4375 days).
 The default subgroup fields are the covariates a rule can split without cut points: every
 categorical covariate with 2 to 12 levels, every covariate with exactly two distinct values
 (0/1, yes/no, positive/negative, True/False) and every integer covariate with at most 5
-levels.
+levels. A continuous covariate is a subgroup field only when ``subgroup_cuts`` splits it,
+at fixed cut points or at quantiles of the discovery part (never of the confirmation part,
+so the confirmed rule was chosen without seeing the data that test it).
 
 Every problem names the file and the column and says what was expected.
 """
@@ -82,6 +87,9 @@ class Roles(BaseModel):
     covariates: list[str] | None = None
     categorical: list[str] | None = None
     subgroups: list[str] | None = None
+    subgroup_cuts: dict[str, list[float] | dict[Literal["quantiles"], int]] = Field(
+        default_factory=dict
+    )
     eligible: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -94,6 +102,16 @@ class Roles(BaseModel):
             raise ValueError("name at least one outcome: response, time + event, or toxicity")
         if self.eligible is not None:
             Condition.parse(self.eligible)
+        for col, cuts in self.subgroup_cuts.items():
+            where = f"subgroup_cuts.{col}"
+            if isinstance(cuts, dict):
+                k = cuts.get("quantiles")
+                if k is None or not 2 <= k <= 10:
+                    raise ValueError(f"{where}: quantiles must be 2 to 10, got {k!r}")
+            elif not cuts or not all(np.isfinite(cuts)) or list(cuts) != sorted(set(cuts)):
+                raise ValueError(
+                    f"{where}: expected increasing finite cut points such as [65, 75], got {cuts!r}"
+                )
         return self
 
     def outcome_columns(self) -> list[str]:
@@ -130,8 +148,11 @@ class Roles(BaseModel):
         can split without cut points (module docstring). 0/1-coded markers, the usual
         export, are fields by default: a planted subgroup coded so is otherwise never
         looked for."""
-        if self.subgroups is not None:
-            return list(self.subgroups)
+        plain = self._plain_subgroups(frame) if self.subgroups is None else list(self.subgroups)
+        return [*plain, *(c for c in self.subgroup_cuts if c not in plain)]
+
+    def _plain_subgroups(self, frame: pd.DataFrame) -> list[str]:
+        """The default fields: covariates a rule splits without cut points."""
         categorical = set(self.resolved_categorical(frame))
         out = []
         for c in self.resolved_covariates(frame):
@@ -335,6 +356,7 @@ def validate_cohort(frame: pd.DataFrame, roles: Roles, source: str) -> tuple[pd.
         ("covariates", roles.covariates or []),
         ("categorical", roles.categorical or []),
         ("subgroups", roles.subgroups or []),
+        ("subgroup_cuts", list(roles.subgroup_cuts)),
     ):
         for col in cols:
             if col not in frame.columns and not (
@@ -428,6 +450,13 @@ def validate_cohort(frame: pd.DataFrame, roles: Roles, source: str) -> tuple[pd.
                     f"absurd values (|x| > {MAX_ABS_COVARIATE:.3g}); expected finite "
                     "measurements"
                 )
+    for col in roles.subgroup_cuts:
+        if not pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col]):
+            problems.append(
+                f"{source}: roles.subgroup_cuts names column {col!r}, which is not numeric "
+                f"(values such as {sorted(map(str, frame[col].dropna().unique()[:3]))}); "
+                "cut points split a numeric covariate, list a code under roles.subgroups"
+            )
     if problems:
         raise OncorweError("\n".join(problems))
     for col in (roles.response, roles.toxicity, roles.event, roles.os_event):

@@ -317,16 +317,54 @@ def two_arm_propensity(e: np.ndarray, a: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- candidates
-def clause_specs(frame: pd.DataFrame, fields: list[str], min_rows: int) -> list[tuple[str, Any]]:
-    """Single clauses worth trying for each subgroup field (as ``(field, spec)``)."""
+def cut_specs(x: pd.Series, cuts: list[float] | dict[str, int]) -> list[dict[str, float]]:
+    """Intervals a numeric field's cut points make: ``[65, 75]`` gives ``< 65``,
+    ``65 to < 75`` and ``>= 75``; ``{"quantiles": k}`` takes the cut points at the k-quantiles
+    of ``x`` (the discovery part, never the confirmation part), at 3 significant digits so a
+    rule reads as a clinician would write it. The intervals neither overlap nor leave a gap.
+
+    >>> cut_specs(pd.Series([50, 70, 80]), [65, 75])
+    [{'below': 65.0}, {'min': 65.0, 'below': 75.0}, {'min': 75.0}]
+    >>> [s.get("min") for s in cut_specs(pd.Series(range(1, 101)), {"quantiles": 4})]
+    [None, 25.8, 50.5, 75.2]
+    """
+    if isinstance(cuts, dict):
+        k = int(cuts["quantiles"])
+        qs = np.nanquantile(x.to_numpy(dtype=float), np.arange(1, k) / k)
+        points = sorted({float(f"{q:.3g}") for q in qs})
+    else:
+        points = sorted(float(c) for c in cuts)
+    edges = [None, *points, None]
+    specs: list[dict[str, float]] = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        spec = {}
+        if lo is not None:
+            spec["min"] = lo
+        if hi is not None:
+            spec["below"] = hi
+        specs.append(spec)
+    return specs
+
+
+def clause_specs(
+    frame: pd.DataFrame,
+    fields: list[str],
+    min_rows: int,
+    cuts: dict[str, list[float] | dict[str, int]] | None = None,
+) -> list[tuple[str, Any]]:
+    """Single clauses worth trying for each subgroup field (as ``(field, spec)``); a numeric
+    field with ``cuts`` is split into the intervals of :func:`cut_specs`."""
     out: list[tuple[str, Any]] = []
     cols = frame.columns
+    cuts = cuts or {}
     for fld in fields:
         col = Clause(fld).column(cols)
         if col not in cols:
             continue
         x = frame[col]
-        if fld == "line":
+        if fld in cuts:
+            specs = cut_specs(x, cuts[fld])
+        elif fld == "line":
             specs = [1, {"min": 2}]
         elif pd.api.types.is_numeric_dtype(x):
             vals = x.dropna().unique()
@@ -430,6 +468,8 @@ class DiscoveryConfig:
     parallel_rows: int = 100_000
     seed: int = 0
     model_params: dict[str, Any] = field(default_factory=dict)
+    # numeric subgroup fields split at cut points, or at {"quantiles": k} of the discovery part
+    subgroup_cuts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -676,7 +716,9 @@ def discover(
         sub = frame.iloc[rows]
         treated = part.is_treated[(comp.group, comp.drug)][rows]
         base = {group_col: comp.group} if group_col else {}
-        singles = clause_specs(sub, [f for f in fields if f != group_col], cfg.min_arm_rows)
+        singles = clause_specs(
+            sub, [f for f in fields if f != group_col], cfg.min_arm_rows, cfg.subgroup_cuts
+        )
         single_masks = np.array(
             [Condition.parse({f: s}).mask(sub) for f, s in singles], dtype=bool
         ).reshape(len(singles), len(sub))
