@@ -175,6 +175,66 @@ class _World:
 
 
 @dataclass
+class _Patients:
+    """One chunk's patients as drawn at diagnosis (arrays of length ``n``, row ``i`` is
+    ``person_id[i]``)."""
+
+    person_id: np.ndarray  # int64
+    pop: np.ndarray  # population index
+    site: np.ndarray  # care-site index (care_site_id - 1)
+    cancer: np.ndarray  # cancer-type index
+    stage: np.ndarray  # index into STAGES (3 = stage IV)
+    female: np.ndarray  # bool
+    age: np.ndarray  # years at diagnosis
+    dx: np.ndarray  # diagnosis day (days since 1970-01-01)
+    first_start: np.ndarray  # first line's start day
+    obs_end: np.ndarray  # loss to follow-up or study end, whichever comes first
+    death_captured: np.ndarray  # bool: a death would reach the death table
+    sponsored: np.ndarray  # bool: the patient's site runs sponsor programs
+    quality: np.ndarray  # the site's data quality (more testing, fewer missing labs)
+    lab_missing: np.ndarray  # probability that one baseline lab is not recorded
+    n_comorb: np.ndarray  # number of comorbidities at diagnosis (filled by comorbidities)
+    ckd: np.ndarray  # bool: chronic kidney disease at diagnosis (likewise)
+
+
+@dataclass
+class _Biomarkers:
+    """True biomarker status and when (if ever) each marker is tested, per patient."""
+
+    true: dict[str, np.ndarray]  # marker -> value (NaN where the cancer has no such marker)
+    later_rate: dict[str, np.ndarray]  # marker -> P(first test before a later line)
+    test_date: dict[str, np.ndarray]  # marker -> test day (int64 max: not tested yet)
+
+
+@dataclass
+class _Line:
+    """The patients who start line ``k`` of one chunk, as a clinician sees them then."""
+
+    k: int
+    ai: np.ndarray  # chunk rows of the patients starting the line (length m)
+    start: np.ndarray  # line start day
+    labs: dict[str, np.ndarray]  # LABS name -> baseline value (recorded or not)
+    true_frame: pd.DataFrame  # true biomarkers: what the planted rules read
+    obs_frame: pd.DataFrame  # tested biomarkers only: what the treatment policy reads
+    pi: np.ndarray  # prognostic index
+    eta0: np.ndarray  # standard-of-care PFS log-hazard (Weibull eta)
+    r0: np.ndarray  # standard-of-care response log-odds
+    t0: np.ndarray  # standard-of-care toxicity log-odds
+
+
+@dataclass
+class _Fate:
+    """What happens on one line with the drug received (arrays of length m)."""
+
+    resp: np.ndarray  # bool: best overall response CR/PR
+    tox: np.ndarray  # bool: a grade >= 3 adverse event
+    t_days: np.ndarray  # days from the line start to the PFS event
+    event_day: np.ndarray  # day of the PFS event
+    is_death: np.ndarray  # bool: the PFS event is death (not progression)
+    dies: np.ndarray  # day of death, if nothing else intervenes
+
+
+@dataclass
 class GenerateSummary:
     """What one generation wrote (counts only; no patient-level data)."""
 
@@ -253,6 +313,8 @@ class _Generator:
         self.seed = seed
         self.pops = list(spec.populations)
         self.cancers = list(spec.cancers)
+        self.cobj = [spec.cancers[c] for c in self.cancers]
+        self.stage_p = np.array([[c.stage.get(s, 0.0) for s in STAGES] for c in self.cobj])
         self.drugs = list(spec.drugs)
         self.drug_idx = {d: i for i, d in enumerate(self.drugs)}
         self.markers = list(spec.biomarkers)
@@ -277,12 +339,61 @@ class _Generator:
 
     # ------------------------------------------------------------------ one chunk
     def chunk(self, index: int, offset: int, n: int) -> tuple[dict[str, pa.Table], dict]:
-        spec, w = self.spec, self.world
+        """Draw the patients ``offset + 1 .. offset + n`` and every OMOP row they produce.
+
+        Each chunk has its own stream, ``default_rng([seed, 1, index])``, consumed by the
+        steps below in this order (the order is part of the seed's meaning: reordering
+        them changes every world). The helpers take that stream as ``rng`` and the
+        chunk's row buffers (table name -> :class:`_Rows`) as ``out``.
+
+        Parameters
+        ----------
+        index : int
+            Chunk number (0, 1, ...): selects the chunk's random stream.
+        offset : int
+            Patients drawn by earlier chunks; person ids start at ``offset + 1``.
+        n : int
+            Patients in this chunk.
+
+        Returns
+        -------
+        tables : dict of str to pyarrow.Table
+            This chunk's rows of every OMOP table but ``care_site``.
+        extra : dict
+            ``truth`` (frames ``lines`` and ``potential_outcomes``), ``lines`` (count)
+            and ``drug_lines`` (lines per drug).
+        """
         rng = np.random.default_rng([self.seed, 1, index])
         out = {name: _Rows(name) for name in SCHEMAS if name != "care_site"}
-        person_id = offset + np.arange(1, n + 1, dtype=np.int64)
+        pt = self._draw_persons(rng, out, offset, n)
+        self._draw_comorbidities(rng, out, pt, offset)
+        bm = self._draw_biomarkers(rng, pt)
+        death, last_start, line_truth, po_truth, drug_lines = self._treat_lines(rng, out, pt, bm)
+        period_end = np.minimum(pt.obs_end, death)
+        self._record_biomarker_tests(rng, out, pt, bm, last_start, period_end)
+        self._record_death_and_follow_up(out, pt, death, period_end)
+        tables = {name: rows.table() for name, rows in out.items()}
+        truth = {
+            "lines": pd.concat(line_truth, ignore_index=True),
+            "potential_outcomes": pd.concat(po_truth, ignore_index=True),
+        }
+        stats = {"lines": len(truth["lines"]), "drug_lines": drug_lines}
+        return tables, {"truth": truth, **stats}
 
-        # --- who -------------------------------------------------------------
+    # ------------------------------------------------------------------ who
+    def _draw_persons(self, rng, out, offset: int, n: int) -> _Patients:
+        """Draw who the patients are and how long they are followed; write ``person``.
+
+        Population, then site given population (sites attract populations unevenly),
+        cancer type, stage, sex, age, diagnosis day and birth date; then the first line's
+        start and the end of follow-up: loss to follow-up (exponential from the first
+        line, less frequent at better sites) or the study end.
+
+        ``n_comorb`` and ``ckd`` of the returned :class:`_Patients` are still zero
+        (:meth:`_draw_comorbidities` fills them).
+        """
+        spec, w, cobj = self.spec, self.world, self.cobj
+        person_id = offset + np.arange(1, n + 1, dtype=np.int64)
         pop_share = np.array([p.share for p in spec.populations.values()])
         pop = rng.choice(len(self.pops), size=n, p=pop_share / pop_share.sum())
         site = np.empty(n, dtype=np.int64)
@@ -291,9 +402,7 @@ class _Generator:
             site[m] = rng.choice(w.n_sites, size=int(m.sum()), p=w.site_given_pop[j])
         c_share = np.array([c.share for c in spec.cancers.values()])
         cancer = rng.choice(len(self.cancers), size=n, p=c_share / c_share.sum())
-        cobj = [spec.cancers[c] for c in self.cancers]
-        stage_p = np.array([[c.stage.get(s, 0.0) for s in STAGES] for c in cobj])
-        stage = _categorical(rng, stage_p[cancer])
+        stage = _categorical(rng, self.stage_p[cancer])
         female = rng.random(n) < np.array([c.female_share for c in cobj])[cancer]
         age = np.clip(
             rng.normal(
@@ -309,10 +418,8 @@ class _Generator:
         by = birth_dt.astype("datetime64[Y]").astype(int) + 1970
         bm_ = (birth_dt.astype("datetime64[M]").astype(int) % 12) + 1
         bd = (birth_dt - birth_dt.astype("datetime64[M]").astype("datetime64[D]")).astype(int) + 1
-        sponsored = w.sponsored[site]
         quality = w.quality[site]
 
-        # follow-up: loss to follow-up from the first line, administrative end
         first_start = dx + rng.integers(14, 46, n)
         ltfu_rate = spec.hospitals.ltfu_per_year * np.exp(-0.5 * quality) / 365.25
         ltfu = (
@@ -334,34 +441,60 @@ class _Generator:
             race_source_value=np.array(self.pops)[pop],
             care_site_id=site + 1,
         )
+        return _Patients(
+            person_id=person_id,
+            pop=pop,
+            site=site,
+            cancer=cancer,
+            stage=stage,
+            female=female,
+            age=age,
+            dx=dx,
+            first_start=first_start,
+            obs_end=obs_end,
+            death_captured=death_captured,
+            sponsored=w.sponsored[site],
+            quality=quality,
+            lab_missing=expit(logit(spec.hospitals.lab_missing_rate) - quality),
+            n_comorb=np.zeros(n),
+            ckd=np.zeros(n, dtype=bool),
+        )
 
-        # --- comorbidities ------------------------------------------------------
-        n_comorb = np.zeros(n)
-        ckd = np.zeros(n, dtype=bool)
+    def _draw_comorbidities(self, rng, out, pt: _Patients, offset: int) -> None:
+        """Draw comorbidities; write ``condition_occurrence``, the cancer diagnosis included.
+
+        A comorbidity present at diagnosis (prevalence rising with age) is dated before it
+        and counts into ``pt.n_comorb`` (chronic kidney disease also sets ``pt.ckd``,
+        which raises creatinine). A condition first recorded after treatment starts is
+        drawn too: a feature stage must never read it as a baseline covariate. The cancer
+        itself is recorded on the diagnosis day with its stage. Rows after the end of
+        follow-up are dropped; their ids are still used up, so ids have gaps.
+        """
+        spec, person_id, dx, age = self.spec, pt.person_id, pt.dx, pt.age
+        n = len(person_id)
         cond_pid, cond_date, cond_val = [], [], []
         for cname, cm in spec.comorbidities.items():
             p = expit(logit(cm.prevalence) + cm.age_log_odds_per_10y * (age - 65) / 10)
             has = rng.random(n) < p
-            n_comorb += has
+            pt.n_comorb += has
             if cname == "chronic_kidney_disease":
-                ckd = has
+                pt.ckd = has
             cond_pid.append(person_id[has])
             cond_date.append(dx[has] - rng.integers(30, 3000, int(has.sum())))
             cond_val.append(np.repeat(cname, has.sum()))
-            # a condition first recorded after treatment starts: never a baseline covariate
             inc = (~has) & (rng.random(n) < 0.3 * cm.prevalence)
             cond_pid.append(person_id[inc])
             cond_date.append(dx[inc] + rng.integers(60, 720, int(inc.sum())))
             cond_val.append(np.repeat(cname, inc.sum()))
         cond_pid.append(person_id)
         cond_date.append(dx)
-        cond_val.append(np.array(self.cancers)[cancer])
+        cond_val.append(np.array(self.cancers)[pt.cancer])
         status = [np.repeat(None, len(p)) for p in cond_pid[:-1]] + [
-            np.char.add("stage ", STAGES[stage]).astype(object)
+            np.char.add("stage ", STAGES[pt.stage]).astype(object)
         ]
         cpid = np.concatenate(cond_pid)
         cdate = np.concatenate(cond_date)
-        keep = cdate < obs_end[cpid - offset - 1]
+        keep = cdate < pt.obs_end[cpid - offset - 1]
         cid = self.counters["condition"] + np.arange(1, len(cpid) + 1)
         self.counters["condition"] += len(cpid)
         out["condition_occurrence"].add(
@@ -371,14 +504,25 @@ class _Generator:
             condition_source_value=np.concatenate(cond_val).astype(object)[keep],
             condition_status_source_value=np.concatenate(status)[keep],
         )
-        mean_comorb = sum(c.prevalence for c in spec.comorbidities.values())
 
-        # --- biomarkers: truth and testing --------------------------------------
+    def _draw_biomarkers(self, rng, pt: _Patients) -> _Biomarkers:
+        """Draw each patient's true biomarkers and whether they are tested at diagnosis.
+
+        Per cancer type: mutually exclusive groups (at most one driver per group), then
+        independent binary markers, then TPS-scored markers in three tiers (>= 50,
+        1-49, 0). Testing at diagnosis is missing not at random: better sites, positive
+        status (``mnar``) and stage IV raise the rate; a tested marker is dated within
+        two weeks of diagnosis. The rate of a first test before a later line is kept
+        for :meth:`_treat_lines`. Nothing is written here: a test becomes a
+        ``measurement`` only if it falls inside follow-up.
+        """
+        spec, pop, dx = self.spec, pt.pop, pt.dx
+        n = len(pop)
         true_bm = {b: np.full(n, np.nan) for b in self.markers}
         test_p_later = {b: np.zeros(n) for b in self.markers}
         test_date = {b: np.full(n, np.iinfo(np.int64).max, dtype=np.int64) for b in self.markers}
         for ci, c in enumerate(spec.cancers.values()):
-            idx = np.flatnonzero(cancer == ci)
+            idx = np.flatnonzero(pt.cancer == ci)
             if not len(idx):
                 continue
             grouped = {b for g in c.exclusive for b in g}
@@ -407,328 +551,507 @@ class _Generator:
                     true_bm[b][idx] = val.astype(float)
             for b, bm in c.biomarkers.items():
                 positive = true_bm[b][idx] >= (50 if spec.biomarkers[b] == "tps" else 1)
-                shift = quality[idx] + bm.mnar * positive + 0.3 * (stage[idx] == 3)
+                shift = pt.quality[idx] + bm.mnar * positive + 0.3 * (pt.stage[idx] == 3)
                 p_dx = expit(logit(np.clip(bm.test_rate, 1e-6, 1 - 1e-6)) + shift)
                 tested = rng.random(len(idx)) < p_dx
                 test_date[b][idx[tested]] = dx[idx[tested]] + rng.integers(0, 14, int(tested.sum()))
                 test_p_later[b][idx] = expit(
                     logit(np.clip(bm.later_test_rate, 1e-6, 1 - 1e-6)) + shift
                 )
+        return _Biomarkers(true=true_bm, later_rate=test_p_later, test_date=test_date)
 
-        # --- lines of therapy -----------------------------------------------------
-        z = rng.standard_normal(n)
-        prog = spec.outcomes.prognosis
-        oc = spec.outcomes
-        kappa = oc.weibull_shape
-        soc_rr = np.array([c.response_rate for c in cobj])
-        soc_m = np.array([c.median_pfs_months for c in cobj])
-        soc_tox = np.array([c.toxicity_rate for c in cobj])
-        pps_m = np.array([c.median_post_progression_months for c in cobj])
-        share_iv = stage_p[:, 3]
-        pop_h = np.array([p.pfs_log_hazard for p in spec.populations.values()])
-        pop_r = np.array([p.response_log_odds for p in spec.populations.values()])
-        lab_missing = expit(logit(spec.hospitals.lab_missing_rate) - quality)
+    # ------------------------------------------------------------------ lines of therapy
+    def _treat_lines(self, rng, out, pt: _Patients, bm: _Biomarkers):
+        """Follow the patients line by line, up to ``outcomes.max_lines`` lines.
 
+        Per line ``k``, for the patients still on treatment: later biomarker tests,
+        baseline labs, the line's predictors, the treatment choice, its outcomes and the
+        episode, drug exposure, observation and on-treatment measurement rows, then who
+        goes on to line ``k + 1``. A patient who does not go on dies at the drawn day
+        (recorded only if it falls inside the study and the death is captured).
+
+        Returns
+        -------
+        death : ndarray of int64, shape (n,)
+            Day of death (int64 max: none drawn).
+        last_start : ndarray of int64, shape (n,)
+            Start day of each patient's last line.
+        line_truth, po_truth : list of DataFrame
+            Truth rows per line and per (line, candidate drug), one frame per step.
+        drug_lines : dict of str to int
+            Lines per drug received.
+        """
+        n = len(pt.person_id)
+        z = rng.standard_normal(n)  # latent frailty: labs worsen with it, line after line
         active = np.ones(n, dtype=bool)
-        start = first_start.copy()
+        start = pt.first_start.copy()
         prev_start = np.full(n, -1, dtype=np.int64)
         received = np.zeros((n, len(self.drugs)), dtype=bool)
         death = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
         line_truth, po_truth = [], []
-        n_lines = 0
         drug_lines: dict[str, int] = {}
-
-        for k in range(1, oc.max_lines + 1):
+        for k in range(1, self.spec.outcomes.max_lines + 1):
             ai = np.flatnonzero(active)
             if not len(ai):
                 break
-            m = len(ai)
             s_k = start[ai]
-            # later biomarker tests, dated between the previous and this line's start
             if k > 1:
-                for b in self.markers:
-                    untested = (test_date[b][ai] > s_k) & ~np.isnan(true_bm[b][ai])
-                    new = untested & (rng.random(m) < test_p_later[b][ai])
-                    gap = np.maximum(s_k - prev_start[ai] - 1, 1)
-                    d = prev_start[ai] + 1 + (rng.random(m) * gap).astype(np.int64)
-                    test_date[b][ai[new]] = np.minimum(d[new], s_k[new] - 1)
-            # labs at the line start (the baseline a clinician sees)
-            zk = z[ai] + 0.35 * (k - 1) + rng.normal(0, 0.3, m)
-            ecog = np.clip(np.round(1.0 + 0.7 * zk + rng.normal(0, 0.4, m)), 0, 4)
-            alb = np.clip(3.9 - 0.3 * zk + rng.normal(0, 0.25, m), 1.5, 5.5)
-            ldh = 220 * np.exp(0.3 * zk + rng.normal(0, 0.2, m))
-            nlr = 3.0 * np.exp(0.35 * zk + rng.normal(0, 0.3, m))
-            creat = 0.9 * np.exp(0.01 * (age[ai] - 65) + rng.normal(0, 0.2, m)) + 0.5 * ckd[ai]
-            labs = {"ECOG": ecog, "albumin": alb, "LDH": ldh, "NLR": nlr, "creatinine": creat}
-            lab_day = s_k - rng.integers(1, 29, m)
-            for lab, val in labs.items():
-                keep = rng.random(m) >= lab_missing[ai]
-                self._measure(
-                    out, person_id[ai][keep], lab_day[keep], lab, np.round(val[keep], 2), None
-                )
-
-            c_i = cancer[ai]
-            iv = stage[ai] == 3
-            pi = (
-                prog.ecog * (ecog - 1)
-                + prog.albumin * (alb - 3.9) / 0.5
-                + prog.ldh * np.log(ldh / 220) / 0.3
-                + prog.nlr * np.log(nlr / 3) / 0.35
-                + prog.stage_iv * (iv - share_iv[c_i])
-                + prog.age * (age[ai] - 65) / 10
-                + prog.comorbidity * (n_comorb[ai] - mean_comorb)
-            )
-            eta0 = (
-                np.log(np.log(2) / soc_m[c_i] ** kappa)
-                + pi
-                + oc.later_line_log_hazard * (k - 1)
-                + pop_h[pop[ai]]
-                + w.outcome[site[ai]]
-            )
-            r0 = (
-                logit(soc_rr[c_i])
-                - oc.response_prognosis_scale * pi
-                + oc.later_line_response_log_odds * (k - 1)
-                + pop_r[pop[ai]]
-            )
-            t0 = (
-                logit(soc_tox[c_i])
-                + oc.toxicity_age * (age[ai] - 65) / 10
-                + oc.toxicity_ecog * (ecog - 1)
-                + oc.toxicity_creatinine * np.log(creat / 0.9) / 0.2
-            )
-            true_frame = pd.DataFrame(
-                {
-                    "cancer": np.array(self.cancers)[c_i],
-                    "population": np.array(self.pops)[pop[ai]],
-                    "stage": STAGES[stage[ai]],
-                    "sex": np.where(female[ai], "F", "M"),
-                    "line": k,
-                    **{biomarker_column(b): true_bm[b][ai] for b in self.markers},
-                }
-            )
-            obs_frame = true_frame.copy()
-            for b in self.markers:
-                obs_frame[biomarker_column(b)] = np.where(
-                    test_date[b][ai] < s_k, true_bm[b][ai], np.nan
-                )
-
-            chosen = np.full(m, -1)
-            p_resp = np.zeros(m)
-            eta = np.zeros(m)
-            p_tox = np.zeros(m)
-            for ci, cname in enumerate(self.cancers):
-                sel = np.flatnonzero(c_i == ci)
-                if not len(sel):
-                    continue
-                cands = spec.drugs_for(cname, k)
-                util = np.zeros((len(sel), len(cands)))
-                po = np.zeros((3, len(sel), len(cands)))
-                tf = true_frame.iloc[sel]
-                of = obs_frame.iloc[sel]
-                for j, d in enumerate(cands):
-                    di = self.drug_idx[d]
-                    drug = spec.drugs[d]
-                    u = w.practice[site[ai[sel]], di].copy()
-                    if j > 0:
-                        pol = spec.treatment_policy
-                        u += drug.preference + pol.stage_iv * iv[sel] + drug.ecog * ecog[sel]
-                        u += drug.sponsor_boost * sponsored[ai[sel]]
-                        u += pol.repeat_penalty * received[ai[sel], di]
-                        ind = drug.indications[cname]
-                        if ind:
-                            met = Condition.parse(ind).mask(of)
-                            u += np.where(met, pol.indication_boost, pol.off_indication)
-                    util[:, j] = u
-                    ra = np.zeros(len(sel))
-                    hb = np.zeros(len(sel))
-                    tc = np.zeros(len(sel))
-                    for eff, cond in self.rules:
-                        if eff.drug != d:
-                            continue
-                        hit = cond.mask(tf)
-                        ra += eff.response_log_odds * hit
-                        hb += eff.pfs_log_hazard * hit
-                        tc += eff.toxicity_log_odds * hit
-                    po[0, :, j] = expit(r0[sel] + ra)
-                    po[1, :, j] = eta0[sel] + hb
-                    po[2, :, j] = expit(t0[sel] + tc)
-                util -= util.max(axis=1, keepdims=True)
-                p = np.exp(util)
-                p /= p.sum(axis=1, keepdims=True)
-                eps = spec.treatment_policy.positivity_floor
-                p = eps + (1 - eps * len(cands)) * p
-                pick = _categorical(rng, p)
-                rows = np.arange(len(sel))
-                chosen[sel] = np.array([self.drug_idx[d] for d in cands])[pick]
-                p_resp[sel] = po[0, rows, pick]
-                eta[sel] = po[1, rows, pick]
-                p_tox[sel] = po[2, rows, pick]
-                lid = person_id[ai[sel]] * 10 + k
-                kk = len(cands)
-                po_truth.append(
-                    pd.DataFrame(
-                        {
-                            "line_id": np.repeat(lid, kk),
-                            "drug": np.tile(np.array(cands, dtype=object), len(sel)),
-                            "is_standard": np.tile(np.arange(kk) == 0, len(sel)),
-                            "assigned": (np.arange(kk)[None, :] == pick[:, None]).ravel(),
-                            "p_assign": p.ravel(),
-                            "p_response": po[0].ravel(),
-                            "pfs_log_hazard": po[1].ravel(),
-                            "p_toxicity": po[2].ravel(),
-                        }
-                    )
-                )
+                self._draw_later_tests(rng, bm, ai, s_k, prev_start[ai])
+            labs = self._baseline_labs(rng, out, pt, z, k, ai, s_k)
+            true_frame, obs_frame = self._line_frames(pt, bm, k, ai, s_k)
+            pi, eta0, r0, t0 = self._predictors(pt, k, ai, labs)
+            line = _Line(k, ai, s_k, labs, true_frame, obs_frame, pi, eta0, r0, t0)
+            chosen, p_resp, eta, p_tox = self._assign_treatment(rng, pt, line, received, po_truth)
             received[ai, chosen] = True
             drug_names = np.array(self.drugs, dtype=object)[chosen]
             for d, cnt in zip(*np.unique(drug_names.astype(str), return_counts=True), strict=True):
                 drug_lines[d] = drug_lines.get(d, 0) + int(cnt)
-
-            # outcomes of the received drug
-            resp = rng.random(m) < p_resp
-            tox = rng.random(m) < p_tox
-            t_months = (rng.exponential(1.0, m) / np.exp(eta)) ** (1.0 / kappa)
-            t_days = np.maximum(np.round(t_months * DAYS_PER_MONTH), 1).astype(np.int64)
-            event_day = s_k + t_days
-            is_death = rng.random(m) < oc.death_first_share
-            pps = rng.exponential(pps_m[c_i] / np.log(2) * np.exp(-0.3 * (ecog - 1)))
-            pps_days = np.round(pps * DAYS_PER_MONTH).astype(np.int64)
-            dies = np.where(is_death, event_day, event_day + pps_days)
-            oe = obs_end[ai]
-            line_id = person_id[ai] * 10 + k
-            line_end = np.minimum(event_day, oe)
-            out["episode"].add(
-                episode_id=line_id,
-                person_id=person_id[ai],
-                episode_source_value=LINE_EPISODE,
-                episode_number=np.full(m, k),
-                episode_start_date=s_k,
-                episode_end_date=line_end,
-                episode_parent_id=np.full(m, np.nan),
-                episode_object_source_value=drug_names,
-            )
-            out["drug_exposure"].add(
-                drug_exposure_id=line_id,
-                person_id=person_id[ai],
-                drug_source_value=drug_names,
-                drug_exposure_start_date=s_k,
-                drug_exposure_end_date=line_end,
-            )
-            progressed = ~is_death & (event_day < oe)
-            pidx = np.flatnonzero(progressed)
-            out["episode"].add(
-                episode_id=person_id[ai][pidx] * 10 + 5 + k,
-                person_id=person_id[ai][pidx],
-                episode_source_value=PROGRESSION_EPISODE,
-                episode_number=np.full(len(pidx), k),
-                episode_start_date=event_day[pidx],
-                episode_end_date=event_day[pidx],
-                episode_parent_id=line_id[pidx],
-                episode_object_source_value=np.repeat(None, len(pidx)),
-            )
-            # best overall response at the first assessment (8-12 weeks, or earlier event)
-            resp_day = s_k + np.maximum(14, np.minimum(56 + rng.integers(0, 29, m), t_days))
-            seen = resp_day < np.minimum(oe, dies)
-            self._observe(
-                out,
-                person_id[ai][seen],
-                resp_day[seen],
-                RESPONSE_OBS,
-                np.where(resp[seen], "CR/PR", "SD/PD"),
-                line_id[seen],
-            )
-            # an adverse event happens while the line lasts (by its PFS event at the latest)
-            tox_day = s_k + np.minimum(rng.integers(7, 91, m), t_days)
-            seen = tox & (tox_day < oe) & (tox_day <= dies)
-            self._observe(
-                out,
-                person_id[ai][seen],
-                tox_day[seen],
-                TOXICITY_OBS,
-                np.repeat("grade 3+", seen.sum()),
-                line_id[seen],
-            )
-            # on-treatment labs: dated after the index date and informative of the outcome
-            # (the trap a leaky feature stage would fall into)
-            on_day = s_k + rng.integers(21, 43, m)
-            seen = on_day < np.minimum(oe, event_day)
-            ldh_on = ldh * np.exp(np.where(resp, -0.35, 0.25) + rng.normal(0, 0.15, m))
-            ecog_on = np.clip(ecog + np.where(resp, -1, 1) * (rng.random(m) < 0.5), 0, 4)
-            self._measure(
-                out, person_id[ai][seen], on_day[seen], "LDH", np.round(ldh_on[seen], 2), None
-            )
-            self._measure(out, person_id[ai][seen], on_day[seen], "ECOG", ecog_on[seen], None)
-
-            # what happens after the PFS event
-            go_on = np.zeros(m, dtype=bool)
-            if k < oc.max_lines:
-                p_next = expit(logit(oc.next_line_prob[k - 1]) - 0.3 * (ecog - 1))
-                go_on = ~is_death & (rng.random(m) < p_next)
-            next_start = event_day + rng.integers(14, 43, m)
-            go_on &= next_start < oe
-            death[ai[~go_on]] = dies[~go_on]
-
-            line_truth.append(
-                pd.DataFrame(
-                    {
-                        "line_id": line_id,
-                        "person_id": person_id[ai],
-                        "line": k,
-                        "cancer": true_frame["cancer"].to_numpy(),
-                        "population": true_frame["population"].to_numpy(),
-                        "care_site_id": site[ai] + 1,
-                        "drug": drug_names,
-                        "standard_of_care": [
-                            spec.cancers[c].soc_for_line(k) for c in true_frame["cancer"]
-                        ],
-                        "prognostic_index": pi,
-                        **{biomarker_column(b): true_bm[b][ai] for b in self.markers},
-                        **{f"rule_{eff.name}": cond.mask(true_frame) for eff, cond in self.rules},
-                    }
-                )
-            )
-            n_lines += m
+            fate = self._draw_fate(rng, pt, line, p_resp, eta, p_tox)
+            line_id = self._record_line(out, pt, line, fate, drug_names)
+            self._record_assessments(rng, out, pt, line, fate, line_id)
+            go_on, next_start = self._draw_next_line(rng, pt, line, fate)
+            death[ai[~go_on]] = fate.dies[~go_on]
+            line_truth.append(self._line_truth(pt, bm, line, drug_names, line_id))
             prev_start[ai] = s_k
             start[ai] = next_start
             active[:] = False
             active[ai[go_on]] = True
+        return death, prev_start, line_truth, po_truth, drug_lines
 
-        # biomarker tests after the last line's start: recorded, never a covariate of it
+    def _draw_later_tests(self, rng, bm: _Biomarkers, ai, s_k, prev_s) -> None:
+        """Test still-untested markers before a later line (updates ``bm.test_date``).
+
+        A first test before line ``k > 1`` is dated uniformly between the previous line's
+        start and the day before this one's, so it is a covariate of this line only.
+        """
+        m = len(ai)
         for b in self.markers:
-            untested = (test_date[b] == np.iinfo(np.int64).max) & ~np.isnan(true_bm[b])
-            late = untested & (rng.random(n) < 0.5 * test_p_later[b])
-            test_date[b][late] = prev_start[late] + rng.integers(1, 61, int(late.sum()))
-        period_end = np.minimum(obs_end, death)
+            untested = (bm.test_date[b][ai] > s_k) & ~np.isnan(bm.true[b][ai])
+            new = untested & (rng.random(m) < bm.later_rate[b][ai])
+            gap = np.maximum(s_k - prev_s - 1, 1)
+            d = prev_s + 1 + (rng.random(m) * gap).astype(np.int64)
+            bm.test_date[b][ai[new]] = np.minimum(d[new], s_k[new] - 1)
+
+    def _baseline_labs(self, rng, out, pt: _Patients, z, k: int, ai, s_k) -> dict:
+        """Draw the labs at a line's start (the baseline a clinician sees); write the
+        recorded ones to ``measurement``.
+
+        ECOG, albumin, LDH and NLR follow the latent frailty ``z`` (worse on later
+        lines); creatinine follows age and chronic kidney disease. Each lab is dated 1-28
+        days before the line start and is missing with the site's ``lab_missing`` rate,
+        but the true values drive the outcome model either way.
+
+        Returns
+        -------
+        dict of str to ndarray, shape (m,)
+            The true baseline value of each of ``LABS``.
+        """
+        m = len(ai)
+        zk = z[ai] + 0.35 * (k - 1) + rng.normal(0, 0.3, m)
+        ecog = np.clip(np.round(1.0 + 0.7 * zk + rng.normal(0, 0.4, m)), 0, 4)
+        alb = np.clip(3.9 - 0.3 * zk + rng.normal(0, 0.25, m), 1.5, 5.5)
+        ldh = 220 * np.exp(0.3 * zk + rng.normal(0, 0.2, m))
+        nlr = 3.0 * np.exp(0.35 * zk + rng.normal(0, 0.3, m))
+        creat = 0.9 * np.exp(0.01 * (pt.age[ai] - 65) + rng.normal(0, 0.2, m)) + 0.5 * pt.ckd[ai]
+        labs = {"ECOG": ecog, "albumin": alb, "LDH": ldh, "NLR": nlr, "creatinine": creat}
+        lab_day = s_k - rng.integers(1, 29, m)
+        for lab, val in labs.items():
+            keep = rng.random(m) >= pt.lab_missing[ai]
+            self._measure(
+                out, pt.person_id[ai][keep], lab_day[keep], lab, np.round(val[keep], 2), None
+            )
+        return labs
+
+    def _line_frames(self, pt: _Patients, bm: _Biomarkers, k: int, ai, s_k):
+        """The line's patients as the rules see them (true) and as the policy sees them.
+
+        Returns
+        -------
+        true_frame, obs_frame : DataFrame, shape (m, 5 + n_markers)
+            ``cancer``, ``population``, ``stage``, ``sex``, ``line`` and one biomarker
+            column per marker: the true status, or in ``obs_frame`` the status only where
+            the marker was tested before the line start (NaN otherwise).
+        """
+        true_frame = pd.DataFrame(
+            {
+                "cancer": np.array(self.cancers)[pt.cancer[ai]],
+                "population": np.array(self.pops)[pt.pop[ai]],
+                "stage": STAGES[pt.stage[ai]],
+                "sex": np.where(pt.female[ai], "F", "M"),
+                "line": k,
+                **{biomarker_column(b): bm.true[b][ai] for b in self.markers},
+            }
+        )
+        obs_frame = true_frame.copy()
         for b in self.markers:
-            done = test_date[b] < period_end
-            tps = spec.biomarkers[b] == "tps"
-            val = true_bm[b][done]
+            obs_frame[biomarker_column(b)] = np.where(
+                bm.test_date[b][ai] < s_k, bm.true[b][ai], np.nan
+            )
+        return true_frame, obs_frame
+
+    def _predictors(self, pt: _Patients, k: int, ai, labs: dict):
+        """The prognostic index and the standard of care's three linear predictors.
+
+        ``PI`` is centred (ECOG 1, albumin 3.9, LDH 220, NLR 3, the cancer's stage IV
+        share, age 65, the mean comorbidity count); ``eta0`` is the Weibull PFS
+        log-hazard with median ``m_c`` at ``PI = 0`` on line 1, plus line, population
+        and site terms; ``r0`` and ``t0`` are the response and toxicity log-odds (see
+        the module docstring). Planted rules add to these per drug.
+
+        Returns
+        -------
+        pi, eta0, r0, t0 : ndarray, shape (m,)
+        """
+        spec, w = self.spec, self.world
+        prog, oc = spec.outcomes.prognosis, spec.outcomes
+        kappa = oc.weibull_shape
+        soc_rr = np.array([c.response_rate for c in self.cobj])
+        soc_m = np.array([c.median_pfs_months for c in self.cobj])
+        soc_tox = np.array([c.toxicity_rate for c in self.cobj])
+        share_iv = self.stage_p[:, 3]
+        pop_h = np.array([p.pfs_log_hazard for p in spec.populations.values()])
+        pop_r = np.array([p.response_log_odds for p in spec.populations.values()])
+        mean_comorb = sum(c.prevalence for c in spec.comorbidities.values())
+        ecog, creat = labs["ECOG"], labs["creatinine"]
+        c_i = pt.cancer[ai]
+        iv = pt.stage[ai] == 3
+        pi = (
+            prog.ecog * (ecog - 1)
+            + prog.albumin * (labs["albumin"] - 3.9) / 0.5
+            + prog.ldh * np.log(labs["LDH"] / 220) / 0.3
+            + prog.nlr * np.log(labs["NLR"] / 3) / 0.35
+            + prog.stage_iv * (iv - share_iv[c_i])
+            + prog.age * (pt.age[ai] - 65) / 10
+            + prog.comorbidity * (pt.n_comorb[ai] - mean_comorb)
+        )
+        eta0 = (
+            np.log(np.log(2) / soc_m[c_i] ** kappa)
+            + pi
+            + oc.later_line_log_hazard * (k - 1)
+            + pop_h[pt.pop[ai]]
+            + w.outcome[pt.site[ai]]
+        )
+        r0 = (
+            logit(soc_rr[c_i])
+            - oc.response_prognosis_scale * pi
+            + oc.later_line_response_log_odds * (k - 1)
+            + pop_r[pt.pop[ai]]
+        )
+        t0 = (
+            logit(soc_tox[c_i])
+            + oc.toxicity_age * (pt.age[ai] - 65) / 10
+            + oc.toxicity_ecog * (ecog - 1)
+            + oc.toxicity_creatinine * np.log(creat / 0.9) / 0.2
+        )
+        return pi, eta0, r0, t0
+
+    # ------------------------------------------------------------------ treatment choice
+    def _assign_treatment(self, rng, pt: _Patients, line: _Line, received, po_truth: list):
+        """Choose each patient's drug by the multinomial-logit policy, per cancer type.
+
+        The utilities of :meth:`_candidate_scores` become probabilities by a softmax with
+        a positivity floor ``eps`` (every candidate keeps at least ``eps``), and one drug
+        is drawn per patient. Every candidate's probabilities and outcome parameters are
+        appended to ``po_truth``, the assigned one marked.
+
+        Returns
+        -------
+        chosen : ndarray of int, shape (m,)
+            Index into ``self.drugs``.
+        p_resp, eta, p_tox : ndarray, shape (m,)
+            Response probability, PFS log-hazard and toxicity probability of the drug
+            received.
+        """
+        ai, k = line.ai, line.k
+        m = len(ai)
+        c_i = pt.cancer[ai]
+        chosen = np.full(m, -1)
+        p_resp = np.zeros(m)
+        eta = np.zeros(m)
+        p_tox = np.zeros(m)
+        for ci, cname in enumerate(self.cancers):
+            sel = np.flatnonzero(c_i == ci)
+            if not len(sel):
+                continue
+            cands = self.spec.drugs_for(cname, k)
+            util, po = self._candidate_scores(pt, line, received, cname, cands, sel)
+            util -= util.max(axis=1, keepdims=True)
+            p = np.exp(util)
+            p /= p.sum(axis=1, keepdims=True)
+            eps = self.spec.treatment_policy.positivity_floor
+            p = eps + (1 - eps * len(cands)) * p
+            pick = _categorical(rng, p)
+            rows = np.arange(len(sel))
+            chosen[sel] = np.array([self.drug_idx[d] for d in cands])[pick]
+            p_resp[sel] = po[0, rows, pick]
+            eta[sel] = po[1, rows, pick]
+            p_tox[sel] = po[2, rows, pick]
+            lid = pt.person_id[ai[sel]] * 10 + k
+            kk = len(cands)
+            po_truth.append(
+                pd.DataFrame(
+                    {
+                        "line_id": np.repeat(lid, kk),
+                        "drug": np.tile(np.array(cands, dtype=object), len(sel)),
+                        "is_standard": np.tile(np.arange(kk) == 0, len(sel)),
+                        "assigned": (np.arange(kk)[None, :] == pick[:, None]).ravel(),
+                        "p_assign": p.ravel(),
+                        "p_response": po[0].ravel(),
+                        "pfs_log_hazard": po[1].ravel(),
+                        "p_toxicity": po[2].ravel(),
+                    }
+                )
+            )
+        return chosen, p_resp, eta, p_tox
+
+    def _candidate_scores(self, pt: _Patients, line: _Line, received, cname, cands, sel):
+        """Policy utility and potential outcomes of each candidate drug (no draws).
+
+        The utility is the site's practice style for the drug, plus, for every drug but
+        the standard of care (``cands[0]``): its preference, stage IV and ECOG terms,
+        the sponsor boost at sponsored sites, a repeat penalty, and an indication boost
+        (or off-indication penalty) read from the *tested* markers only; this is the
+        confounding by indication. The potential outcomes add the planted rules, which
+        read the *true* markers, to the standard of care's predictors.
+
+        Returns
+        -------
+        util : ndarray, shape (len(sel), len(cands))
+        po : ndarray, shape (3, len(sel), len(cands))
+            Response probability, PFS log-hazard and toxicity probability.
+        """
+        spec, w = self.spec, self.world
+        ai = line.ai
+        iv = pt.stage[ai] == 3
+        ecog = line.labs["ECOG"]
+        util = np.zeros((len(sel), len(cands)))
+        po = np.zeros((3, len(sel), len(cands)))
+        tf = line.true_frame.iloc[sel]
+        of = line.obs_frame.iloc[sel]
+        for j, d in enumerate(cands):
+            di = self.drug_idx[d]
+            drug = spec.drugs[d]
+            u = w.practice[pt.site[ai[sel]], di].copy()
+            if j > 0:
+                pol = spec.treatment_policy
+                u += drug.preference + pol.stage_iv * iv[sel] + drug.ecog * ecog[sel]
+                u += drug.sponsor_boost * pt.sponsored[ai[sel]]
+                u += pol.repeat_penalty * received[ai[sel], di]
+                ind = drug.indications[cname]
+                if ind:
+                    met = Condition.parse(ind).mask(of)
+                    u += np.where(met, pol.indication_boost, pol.off_indication)
+            util[:, j] = u
+            ra = np.zeros(len(sel))
+            hb = np.zeros(len(sel))
+            tc = np.zeros(len(sel))
+            for eff, cond in self.rules:
+                if eff.drug != d:
+                    continue
+                hit = cond.mask(tf)
+                ra += eff.response_log_odds * hit
+                hb += eff.pfs_log_hazard * hit
+                tc += eff.toxicity_log_odds * hit
+            po[0, :, j] = expit(line.r0[sel] + ra)
+            po[1, :, j] = line.eta0[sel] + hb
+            po[2, :, j] = expit(line.t0[sel] + tc)
+        return util, po
+
+    # ------------------------------------------------------------------ outcomes
+    def _draw_fate(self, rng, pt: _Patients, line: _Line, p_resp, eta, p_tox) -> _Fate:
+        """Draw the received drug's outcomes: response, toxicity, PFS event and death.
+
+        PFS is Weibull by inversion, ``t = (E / exp(eta))^(1/kappa)`` months with
+        ``E ~ Exp(1)``; the PFS event is death with ``outcomes.death_first_share``,
+        otherwise death follows after an exponential post-progression survival (median
+        the cancer's, shorter with worse ECOG).
+        """
+        oc = self.spec.outcomes
+        m = len(line.ai)
+        pps_m = np.array([c.median_post_progression_months for c in self.cobj])
+        c_i = pt.cancer[line.ai]
+        resp = rng.random(m) < p_resp
+        tox = rng.random(m) < p_tox
+        t_months = (rng.exponential(1.0, m) / np.exp(eta)) ** (1.0 / oc.weibull_shape)
+        t_days = np.maximum(np.round(t_months * DAYS_PER_MONTH), 1).astype(np.int64)
+        event_day = line.start + t_days
+        is_death = rng.random(m) < oc.death_first_share
+        pps = rng.exponential(pps_m[c_i] / np.log(2) * np.exp(-0.3 * (line.labs["ECOG"] - 1)))
+        pps_days = np.round(pps * DAYS_PER_MONTH).astype(np.int64)
+        dies = np.where(is_death, event_day, event_day + pps_days)
+        return _Fate(resp, tox, t_days, event_day, is_death, dies)
+
+    def _record_line(self, out, pt: _Patients, line: _Line, fate: _Fate, drug_names):
+        """Write the line's ``episode`` and ``drug_exposure`` rows and its progression.
+
+        The line (episode id ``person_id * 10 + k``) and its drug exposure last until the
+        PFS event or the end of follow-up; a progression (not a death) seen during
+        follow-up is a child episode, id ``person_id * 10 + 5 + k``.
+
+        Returns
+        -------
+        ndarray of int64, shape (m,)
+            The line ids.
+        """
+        ai, k, s_k = line.ai, line.k, line.start
+        m = len(ai)
+        oe = pt.obs_end[ai]
+        line_id = pt.person_id[ai] * 10 + k
+        line_end = np.minimum(fate.event_day, oe)
+        out["episode"].add(
+            episode_id=line_id,
+            person_id=pt.person_id[ai],
+            episode_source_value=LINE_EPISODE,
+            episode_number=np.full(m, k),
+            episode_start_date=s_k,
+            episode_end_date=line_end,
+            episode_parent_id=np.full(m, np.nan),
+            episode_object_source_value=drug_names,
+        )
+        out["drug_exposure"].add(
+            drug_exposure_id=line_id,
+            person_id=pt.person_id[ai],
+            drug_source_value=drug_names,
+            drug_exposure_start_date=s_k,
+            drug_exposure_end_date=line_end,
+        )
+        progressed = ~fate.is_death & (fate.event_day < oe)
+        pidx = np.flatnonzero(progressed)
+        out["episode"].add(
+            episode_id=pt.person_id[ai][pidx] * 10 + 5 + k,
+            person_id=pt.person_id[ai][pidx],
+            episode_source_value=PROGRESSION_EPISODE,
+            episode_number=np.full(len(pidx), k),
+            episode_start_date=fate.event_day[pidx],
+            episode_end_date=fate.event_day[pidx],
+            episode_parent_id=line_id[pidx],
+            episode_object_source_value=np.repeat(None, len(pidx)),
+        )
+        return line_id
+
+    def _record_assessments(self, rng, out, pt: _Patients, line: _Line, fate: _Fate, line_id):
+        """Write what is seen during the line: best response, toxicity, on-treatment labs.
+
+        Best overall response is assessed at 8-12 weeks (or at an earlier PFS event, not
+        before two weeks); a grade >= 3 adverse event falls in the line's first 13 weeks,
+        by its PFS event at the latest. Each is recorded in ``observation`` only if seen
+        during follow-up and before death. On-treatment LDH and ECOG (3-6 weeks in) move
+        with the response: dated after the index date and informative of the outcome,
+        they are the trap a leaky feature stage would fall into.
+        """
+        ai, s_k = line.ai, line.start
+        m = len(ai)
+        pid, oe, t_days = pt.person_id[ai], pt.obs_end[ai], fate.t_days
+        resp_day = s_k + np.maximum(14, np.minimum(56 + rng.integers(0, 29, m), t_days))
+        seen = resp_day < np.minimum(oe, fate.dies)
+        self._observe(
+            out,
+            pid[seen],
+            resp_day[seen],
+            RESPONSE_OBS,
+            np.where(fate.resp[seen], "CR/PR", "SD/PD"),
+            line_id[seen],
+        )
+        tox_day = s_k + np.minimum(rng.integers(7, 91, m), t_days)
+        seen = fate.tox & (tox_day < oe) & (tox_day <= fate.dies)
+        self._observe(
+            out,
+            pid[seen],
+            tox_day[seen],
+            TOXICITY_OBS,
+            np.repeat("grade 3+", seen.sum()),
+            line_id[seen],
+        )
+        on_day = s_k + rng.integers(21, 43, m)
+        seen = on_day < np.minimum(oe, fate.event_day)
+        resp = fate.resp
+        ldh_on = line.labs["LDH"] * np.exp(np.where(resp, -0.35, 0.25) + rng.normal(0, 0.15, m))
+        ecog_on = np.clip(line.labs["ECOG"] + np.where(resp, -1, 1) * (rng.random(m) < 0.5), 0, 4)
+        self._measure(out, pid[seen], on_day[seen], "LDH", np.round(ldh_on[seen], 2), None)
+        self._measure(out, pid[seen], on_day[seen], "ECOG", ecog_on[seen], None)
+
+    def _draw_next_line(self, rng, pt: _Patients, line: _Line, fate: _Fate):
+        """Who starts line ``k + 1`` after the PFS event, and when.
+
+        A patient alive at the event goes on with ``outcomes.next_line_prob[k - 1]``
+        (less with worse ECOG), 2-6 weeks later, if that is still inside follow-up.
+
+        Returns
+        -------
+        go_on : ndarray of bool, shape (m,)
+        next_start : ndarray of int64, shape (m,)
+        """
+        oc = self.spec.outcomes
+        k, m = line.k, len(line.ai)
+        go_on = np.zeros(m, dtype=bool)
+        if k < oc.max_lines:
+            p_next = expit(logit(oc.next_line_prob[k - 1]) - 0.3 * (line.labs["ECOG"] - 1))
+            go_on = ~fate.is_death & (rng.random(m) < p_next)
+        next_start = fate.event_day + rng.integers(14, 43, m)
+        go_on &= next_start < pt.obs_end[line.ai]
+        return go_on, next_start
+
+    def _line_truth(self, pt: _Patients, bm: _Biomarkers, line: _Line, drug_names, line_id):
+        """One truth row per line: drug, standard of care, prognostic index, true
+        biomarkers and membership of every planted rule (``truth/lines.parquet``)."""
+        ai, k, tf = line.ai, line.k, line.true_frame
+        return pd.DataFrame(
+            {
+                "line_id": line_id,
+                "person_id": pt.person_id[ai],
+                "line": k,
+                "cancer": tf["cancer"].to_numpy(),
+                "population": tf["population"].to_numpy(),
+                "care_site_id": pt.site[ai] + 1,
+                "drug": drug_names,
+                "standard_of_care": [self.spec.cancers[c].soc_for_line(k) for c in tf["cancer"]],
+                "prognostic_index": line.pi,
+                **{biomarker_column(b): bm.true[b][ai] for b in self.markers},
+                **{f"rule_{eff.name}": cond.mask(tf) for eff, cond in self.rules},
+            }
+        )
+
+    # ------------------------------------------------------------------ after the last line
+    def _record_biomarker_tests(self, rng, out, pt, bm: _Biomarkers, last_start, period_end):
+        """Write every biomarker test done during follow-up to ``measurement``.
+
+        First, half the later-test rate of still-untested markers are tested 1-60 days
+        after the last line's start: recorded, never a covariate of it. Then every test
+        before the end of follow-up or death is written, binary markers with a
+        positive/negative label, TPS in percent.
+        """
+        person_id = pt.person_id
+        n = len(person_id)
+        for b in self.markers:
+            untested = (bm.test_date[b] == np.iinfo(np.int64).max) & ~np.isnan(bm.true[b])
+            late = untested & (rng.random(n) < 0.5 * bm.later_rate[b])
+            bm.test_date[b][late] = last_start[late] + rng.integers(1, 61, int(late.sum()))
+        for b in self.markers:
+            done = bm.test_date[b] < period_end
+            tps = self.spec.biomarkers[b] == "tps"
+            val = bm.true[b][done]
             self._measure(
                 out,
                 person_id[done],
-                test_date[b][done],
+                bm.test_date[b][done],
                 b,
                 val,
                 np.where(val >= 1, "positive", "negative") if not tps else None,
                 unit="%" if tps else None,
             )
 
-        death_seen = (death <= self.end) & death_captured
-        out["death"].add(person_id=person_id[death_seen], death_date=death[death_seen])
+    def _record_death_and_follow_up(self, out, pt: _Patients, death, period_end) -> None:
+        """Write ``death`` (deaths in the study window that the sites captured) and one
+        ``observation_period`` per patient, from a year before diagnosis to the end of
+        follow-up or death."""
+        death_seen = (death <= self.end) & pt.death_captured
+        out["death"].add(person_id=pt.person_id[death_seen], death_date=death[death_seen])
         out["observation_period"].add(
-            observation_period_id=person_id,
-            person_id=person_id,
-            observation_period_start_date=dx - 365,
+            observation_period_id=pt.person_id,
+            person_id=pt.person_id,
+            observation_period_start_date=pt.dx - 365,
             observation_period_end_date=period_end,
         )
-        tables = {name: rows.table() for name, rows in out.items()}
-        truth = {
-            "lines": pd.concat(line_truth, ignore_index=True),
-            "potential_outcomes": pd.concat(po_truth, ignore_index=True),
-        }
-        stats = {"lines": n_lines, "drug_lines": drug_lines}
-        return tables, {"truth": truth, **stats}
 
     def _measure(self, out, pid, day, name, value, label, unit=None):
         k = len(pid)
