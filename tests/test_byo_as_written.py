@@ -4,6 +4,7 @@ days, stray strings, duplicates. Each test is a case that once failed on such a 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -346,3 +347,30 @@ def test_bad_subgroup_cuts_are_named(cuts, found):
     frame = _small(sex=["F", "M"] * 100)
     with pytest.raises((OncorweError, ValueError), match=found):
         validate_cohort(frame, _roles(subgroup_cuts=cuts), "c.csv")
+
+
+def test_the_tuning_study_lives_in_the_output_and_a_failed_run_leaves_none(
+    world, tmp_path, monkeypatch
+):
+    import tempfile
+
+    import oncorwe.hypothesis as hyp
+    from oncorwe.hypothesis import TrackConfig
+
+    frame, roles = load_cohort(world / "cohort.csv", Roles.model_validate(ROLES))
+    cfg = TrackConfig(
+        fractions={"discovery": 0.4, "confirmation": 0.35, "validation": 0.25}, tuning_trials=2
+    )
+    hyp.run_hypothesis(frame, roles, cfg, tmp_path / "ok")
+    assert (tmp_path / "ok" / hyp.TUNING_DB).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok"]  # no .optuna beside it
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed in confirmation")
+
+    before = set(Path(tempfile.gettempdir()).glob("oncorwe-tuning-*"))
+    monkeypatch.setattr(hyp, "confirm", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        hyp.run_hypothesis(frame, roles, cfg, tmp_path / "bad")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok"]
+    assert set(Path(tempfile.gettempdir()).glob("oncorwe-tuning-*")) == before

@@ -256,9 +256,9 @@ def discover(
 ) -> None:
     """Run track 1 on any cohort table described by a roles file."""
     from oncorwe.cohort.roles import load_cohort, load_roles
-    from oncorwe.hypothesis import run_hypothesis
+    from oncorwe.hypothesis import TUNING_DB, run_hypothesis
 
-    _check_out(out, {"hypotheses.json", "summary.json", "splits.parquet", "models"})
+    _check_out(out, {"hypotheses.json", "summary.json", "splits.parquet", "models", TUNING_DB})
     r = load_roles(roles)
     r.check_for("discover", str(roles))
     frame, r = load_cohort(cohort, r)

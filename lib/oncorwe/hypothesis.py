@@ -20,6 +20,8 @@ Everything it writes is aggregate: counts under the suppression threshold are re
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -414,6 +416,9 @@ def effect_model(
 
 
 # ------------------------------------------------------------------ the track
+TUNING_DB = "tuning.db"  # the optuna study, inside the output folder
+
+
 def run_hypothesis(
     frame: pd.DataFrame, roles: Roles, cfg: TrackConfig, out_dir: str | Path
 ) -> dict:
@@ -424,9 +429,19 @@ def run_hypothesis(
     Every model (response, nuisance, effect) trains where ``cfg.training`` says: in this
     process (pooled), or through one federated session or Dask client for the stage.
     Returns the summary.
+
+    The optuna study is part of the output (``tuning.db``): a rerun onto the same output
+    with the same data and settings reuses it (a study is keyed by :func:`study_key`), and
+    while the run lasts it lives in a private temporary folder, removed whatever happens,
+    so a failed run leaves no study behind.
     """
-    with track_trainer(cfg, frame, roles) as trainer:
-        return _run_hypothesis(frame, roles, cfg, Path(out_dir), trainer)
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="oncorwe-tuning-") as work:
+        tuning_db = Path(work) / TUNING_DB
+        if (out_dir / TUNING_DB).is_file():
+            shutil.copyfile(out_dir / TUNING_DB, tuning_db)
+        with track_trainer(cfg, frame, roles) as trainer:
+            return _run_hypothesis(frame, roles, cfg, out_dir, trainer, tuning_db)
 
 
 def track_trainer(cfg: Any, frame: pd.DataFrame, roles: Roles):
@@ -471,7 +486,12 @@ def training_summary(backend: str, trainer: Any) -> dict[str, Any]:
 
 
 def _run_hypothesis(
-    frame: pd.DataFrame, roles: Roles, cfg: TrackConfig, out_dir: Path, trainer: Any
+    frame: pd.DataFrame,
+    roles: Roles,
+    cfg: TrackConfig,
+    out_dir: Path,
+    trainer: Any,
+    tuning_db: Path,
 ) -> dict:
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -505,9 +525,6 @@ def _run_hypothesis(
     )
     _log(f"hypothesis: {len(frame)} rows -> discovery {len(disc)}, confirmation {len(conf)}")
 
-    # the optuna study sits beside the output, not in it: the output folder is replaced
-    # atomically, the study must survive an interrupted run to resume (not DVC-tracked)
-    tuning_db = out_dir.parent / ".optuna" / f"{out_dir.name}.db"
     if trainer is not None:
         sketch_contract(trainer, pd.concat([disc, conf], ignore_index=True), roles, nuis_cov)
     models, model_metrics = fit_response_models(
@@ -703,6 +720,8 @@ def _run_hypothesis(
             },
         )
         write_json(tmp / "summary.json", summary)
+        if tuning_db.is_file():
+            shutil.copyfile(tuning_db, tmp / TUNING_DB)
     return {
         "summary": summary,
         "hypotheses": hyps,
