@@ -374,3 +374,22 @@ def test_the_tuning_study_lives_in_the_output_and_a_failed_run_leaves_none(
         hyp.run_hypothesis(frame, roles, cfg, tmp_path / "bad")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok"]
     assert set(Path(tempfile.gettempdir()).glob("oncorwe-tuning-*")) == before
+
+
+def test_discover_refuses_a_pfs_horizon_beyond_the_follow_up(world, tmp_path):
+    frame = pd.read_csv(world / "cohort.csv")
+    frame["pfs_days"] = frame["pfs_days"].clip(upper=200)  # 6.6 months at most
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    res = oncorwe(
+        "discover",
+        "--cohort",
+        tmp_path / "c.csv",
+        "--roles",
+        world / "roles.yaml",
+        "--out",
+        tmp_path / "d",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 2, res.stderr
+    assert "horizon_months 12" in res.stderr and "'pfs_days' (6.57 months" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "d").exists()

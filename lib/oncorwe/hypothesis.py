@@ -45,6 +45,7 @@ from oncorwe.effects.discovery import (
     ipcw_rmst,
 )
 from oncorwe.effects.metalearners import dr_pseudo_outcome_loss
+from oncorwe.errors import OncorweError
 from oncorwe.io import atomic_path, write_json
 from oncorwe.models.estimators import OutcomeRegressor, ResponseClassifier, SurvivalModel
 from oncorwe.models.metrics import binary_metrics, harrell_c, metrics_by_group
@@ -485,6 +486,21 @@ def training_summary(backend: str, trainer: Any) -> dict[str, Any]:
     }
 
 
+def _check_horizon(frame: pd.DataFrame, roles: Roles, horizon: float) -> None:
+    """Refuse a PFS horizon past the longest follow-up: the RMST difference to it would be
+    an extrapolation of Kaplan-Meier curves that have ended (a 12-month horizon on a file
+    whose times were days read as months was one)."""
+    if not roles.time or len(frame) == 0:
+        return
+    longest = float(frame[roles.time].max())
+    if horizon > longest:
+        raise OncorweError(
+            f"hypothesis.horizon_months {horizon:g} (the PFS RMST horizon) is beyond the "
+            f"longest follow-up in column {roles.time!r} ({longest:.3g} months, "
+            f"roles.time_unit converted); choose a horizon <= {longest:.3g} in the params file"
+        )
+
+
 def _run_hypothesis(
     frame: pd.DataFrame,
     roles: Roles,
@@ -508,6 +524,7 @@ def _run_hypothesis(
         from oncorwe.rules import Condition
 
         frame = frame[Condition.parse(roles.eligible).mask(frame)].reset_index(drop=True)
+    _check_horizon(frame, roles, cfg.horizon_months)
     part = assign_splits(frame[roles.id], cfg.fractions, seed=cfg.split_seed)
     covariates = roles.resolved_covariates(frame)
     nuis_cov = [
