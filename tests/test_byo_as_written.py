@@ -393,3 +393,31 @@ def test_discover_refuses_a_pfs_horizon_beyond_the_follow_up(world, tmp_path):
     assert res.returncode == 2, res.stderr
     assert "horizon_months 12" in res.stderr and "'pfs_days' (6.57 months" in res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "d").exists()
+
+
+def test_discover_blinds_hypotheses_whose_comparison_fails_overlap(world, tmp_path):
+    """A covariate that is the treatment separates the arms: every AIPW estimate is the
+    outcome models' extrapolation. Once confirmed anyway; now blinded, kept for audit."""
+    frame = pd.read_csv(world / "cohort.csv")
+    frame["on_drug"] = (frame["trt"] == 2).astype(int)
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    roles = {**ROLES, "covariates": [*ROLES["covariates"], "on_drug"]}
+    (tmp_path / "roles.yaml").write_text(yaml.safe_dump(roles))
+    res = oncorwe(
+        "discover",
+        "--cohort",
+        tmp_path / "c.csv",
+        "--roles",
+        tmp_path / "roles.yaml",
+        "--out",
+        tmp_path / "d",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    hyps = json.loads((tmp_path / "d" / "hypotheses.json").read_text())["hypotheses"]
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert hyps and all(h["blinded"] and not h["confirmed"] for h in hyps)
+    assert all("overlap: 100% of the subgroup's" in h["blinded_reason"] for h in hyps)
+    assert summary["n_confirmed"] == 0 and summary["n_blinded"] == len(hyps)
+    assert "were blinded" in res.stderr and "0 confirmed" in res.stderr
+    assert all("confirmation" in h for h in hyps)  # the estimates stay, for audit

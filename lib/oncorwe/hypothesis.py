@@ -593,6 +593,10 @@ def _run_hypothesis(
     _log(
         f"hypothesis: {sum(h.confirmed for h in hyps)} confirmed ({time.perf_counter() - t0:.0f}s)"
     )
+    for h in hyps:
+        if h.blinded:
+            # the log names the subgroup and the failed diagnostic, never its estimate
+            _log(f"hypothesis: blinded {h.drug} in {h.condition.describe()}: {h.blinded}")
 
     # explanations: effect models per comparison, SHAP for each hypothesis
     X_disc = _feature_frame(disc, covariates)
@@ -696,13 +700,21 @@ def _run_hypothesis(
     )
     summary = {
         "why_nothing": (
-            [] if n_confirmed else why_nothing(report, len(pa_disc.comparisons), len(candidates))
+            []
+            if n_confirmed
+            else why_nothing(
+                report,
+                len(pa_disc.comparisons),
+                len(candidates),
+                sum(h.blinded is not None for h in hyps),
+            )
         ),
         "n_rows": suppress(len(frame), cfg.min_cell),
         "parts": {k: suppress(int((part == k).sum()), cfg.min_cell) for k in cfg.fractions},
         "n_candidates": len(candidates),
         "n_not_testable": len(untestable),
         "n_confirmed": sum(h.confirmed for h in hyps),
+        "n_blinded": sum(h.blinded is not None for h in hyps),
         "comparisons": [{"group": c.group, "drug": c.drug} for c in pa_disc.comparisons],
         "screen": report,
         "overlap": {"eps": dcfg.eps, "warn_share": dcfg.overlap_warn, "comparisons": overlap},
@@ -788,7 +800,9 @@ def screen_report(
     }
 
 
-def why_nothing(report: dict[str, Any], n_comparisons: int, n_candidates: int) -> list[str]:
+def why_nothing(
+    report: dict[str, Any], n_comparisons: int, n_candidates: int, n_blinded: int = 0
+) -> list[str]:
     """Plain sentences saying why track 1 confirmed nothing, from :func:`screen_report`."""
     lines = []
     if n_comparisons == 0:
@@ -818,6 +832,12 @@ def why_nothing(report: dict[str, Any], n_comparisons: int, n_candidates: int) -
         )
     elif n_candidates:
         lines.append(f"{n_candidates} candidates were screened in; none was confirmed")
+    if n_blinded:
+        lines.append(
+            f"{n_blinded} candidates were blinded: their comparison failed a diagnostic "
+            "(blinded_reason in hypotheses.json); check the covariates for one that records "
+            "the treatment or follows the index date"
+        )
     return lines
 
 

@@ -98,3 +98,19 @@ def test_hypotheses_table_marks_a_subgroup_with_poor_overlap():
     t = hv.hypotheses_table([hyp(1, True), hyp(2, False), {**hyp(3, False), "overlap": {}}])
     assert t["poor overlap"].tolist() == ["yes", "", ""]
     assert t.loc[0, "response RD"] == "+0.100 [+0.050, +0.150] q=0.01"
+
+
+def test_a_blinded_hypothesis_shows_its_status_never_its_estimate():
+    ci = {"effect": 0.3, "ci_low": 0.2, "ci_high": 0.4, "q_value": 0.001}
+    h = {
+        "rank": 1,
+        "drug": "d",
+        "subgroup": "cancer = x",
+        "confirmed": False,
+        "blinded": True,
+        "blinded_reason": "diagnostics failed (overlap: 100% ...)",
+        "confirmation": {"response": ci},
+    }
+    t = hv.hypotheses_table([h])
+    assert t.loc[0, "confirmed"] == "blinded" and t.loc[0, "response RD"] == ""
+    assert hv.forest_rows([h], "response", confirmed_only=False).empty

@@ -639,6 +639,9 @@ class Hypothesis:
     primary: str | None = None
     strata: list[dict[str, Any]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    # why the estimate failed its diagnostics (OHDSI's blinding): kept for audit, never
+    # confirmed, never shown as a finding
+    blinded: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -649,6 +652,8 @@ class Hypothesis:
             "source": self.source,
             "strata": self.strata,
             "confirmed": self.confirmed,
+            "blinded": self.blinded is not None,
+            "blinded_reason": self.blinded,
             "primary_endpoint": self.primary,
             "discovery": self.discovery,
             "confirmation": self.confirmation,
@@ -864,6 +869,7 @@ def confirm(
         h.extras["n_control"] = n_c
         if n_t < cfg.min_arm_rows or n_c < cfg.min_arm_rows:
             continue
+        h.blinded = overlap_failure(comp, mask, cfg)
         for name, psi in comp.psi.items():
             ok = mask & ~np.isnan(psi)
             if ok.sum() < 2 * cfg.min_arm_rows:
@@ -905,7 +911,23 @@ def confirm(
                 and (best is None or c["q_value"] < h.confirmation[best]["q_value"])
             ):
                 best = name
-        h.confirmed = best is not None
+        # a blinded estimate still counts in BH's family (it was tested), but is no finding
+        h.confirmed = best is not None and h.blinded is None
         if best is not None:
             h.primary = best
     return hyps
+
+
+def overlap_failure(comp: Comparison, mask: np.ndarray, cfg: DiscoveryConfig) -> str | None:
+    """The blinding reason of a subgroup whose confirmation rows fail the overlap
+    diagnostic, or None. More than ``overlap_warn`` of them with a two-arm propensity
+    outside ``[eps, 1 - eps]`` (before clipping) means AIPW's estimate there is the
+    outcome models' extrapolation: a covariate that records the treatment gives 100 %."""
+    n = int(mask.sum())
+    share = float((mask & comp.outside).sum() / n) if n else 0.0
+    if share <= cfg.overlap_warn:
+        return None
+    return (
+        f"diagnostics failed (overlap: {share:.0%} of the subgroup's confirmation rows have a "
+        f"propensity outside [{cfg.eps:g}, {1 - cfg.eps:g}], more than {cfg.overlap_warn:.0%})"
+    )

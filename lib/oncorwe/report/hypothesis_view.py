@@ -49,16 +49,17 @@ def _fmt(res: dict | None) -> str:
 
 
 def hypotheses_table(hyps: list[dict], top: int = 30) -> pd.DataFrame:
-    """One row per hypothesis: rank, drug, subgroup, status and the three effects."""
+    """One row per hypothesis: rank, drug, subgroup, status and the three effects. A
+    blinded hypothesis (failed diagnostics) shows its status, never its estimates."""
     rows = []
     for h in hyps[:top]:
-        c = h.get("confirmation", {})
+        c = {} if h.get("blinded") else h.get("confirmation", {})
         rows.append(
             {
                 "rank": h["rank"],
                 "drug": h["drug"],
                 "subgroup": h["subgroup"],
-                "confirmed": "yes" if h["confirmed"] else "no",
+                "confirmed": "blinded" if h.get("blinded") else "yes" if h["confirmed"] else "no",
                 "primary": h.get("primary_endpoint") or "",
                 "response RD": _fmt(c.get("response")),
                 "PFS RMST diff": _fmt(c.get("pfs")),
@@ -161,7 +162,7 @@ def forest_rows(hyps: list[dict], endpoint: str, *, confirmed_only: bool = True)
     """Rows for :func:`oncorwe.report.figures.forest_plot` on one endpoint."""
     rows = []
     for h in hyps:
-        if confirmed_only and not h["confirmed"]:
+        if (confirmed_only and not h["confirmed"]) or h.get("blinded"):
             continue
         res = h.get("confirmation", {}).get(endpoint)
         if not res or "ci_low" not in res:
