@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 from oncorwe.cohort.generator import generate
-from oncorwe.cohort.roles import read_table, roles_for_analysis_table
 from oncorwe.cohort.spec import load_spec
 from oncorwe.cohort.truth import Truth, evaluate
 from oncorwe.config import read_params
+from oncorwe.core.roles import read_table, roles_for_analysis_table
 from oncorwe.features.build import build_features, pseudonym_key, write_features
 from oncorwe.hypothesis import run_hypothesis
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oncorwe.cohort.roles import read_table, roles_for_analysis_table
+from oncorwe.core.roles import read_table, roles_for_analysis_table
 from oncorwe.effects.discovery import _feature_frame, arm_codes, fit_nuisances
 from oncorwe.hypothesis import _outcomes
 

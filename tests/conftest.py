@@ -100,7 +100,7 @@ def focused_world(tmp_path_factory, default_spec) -> Path:
 @pytest.fixture(scope="session")
 def track1(tmp_path_factory, focused_world, feature_config):
     """Track 1 run once on the focused world (about a minute)."""
-    from oncorwe.cohort.roles import read_table, roles_for_analysis_table
+    from oncorwe.core.roles import read_table, roles_for_analysis_table
     from oncorwe.features.build import write_features
     from oncorwe.hypothesis import run_hypothesis
 

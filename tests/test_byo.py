@@ -13,7 +13,7 @@ from .test_cli import oncorwe
 @pytest.fixture(scope="module")
 def flat_cohort(track1, tmp_path_factory):
     """First-line NSCLC from the focused world as a user's flat table (renamed columns)."""
-    from oncorwe.cohort.roles import read_table
+    from oncorwe.core.roles import read_table
 
     out, _ = track1
     t = read_table(out.parent / "analysis")

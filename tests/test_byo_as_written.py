@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from oncorwe.cohort.flat import ROLES, flat_cohort
-from oncorwe.cohort.roles import Roles, load_cohort, load_roles, validate_cohort
-from oncorwe.errors import ConfigError, OncorweError
+from oncorwe.core.errors import ConfigError, OncorweError
+from oncorwe.core.roles import Roles, load_cohort, load_roles, validate_cohort
 
 from .test_cli import oncorwe
 
@@ -132,7 +132,7 @@ def test_duplicate_yaml_keys_are_refused_naming_both_lines(tmp_path):
 
 
 def test_a_corrupt_parquet_in_a_folder_is_a_named_error(tmp_path):
-    from oncorwe.cohort.roles import read_table
+    from oncorwe.core.roles import read_table
 
     (tmp_path / "site=a").mkdir()
     (tmp_path / "site=a" / "part-0.parquet").write_bytes(b"PAR1 not really")

@@ -17,8 +17,8 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from oncorwe.cohort.flat import ROLES, flat_cohort
-from oncorwe.cohort.roles import Roles, validate_cohort
-from oncorwe.errors import OncorweError
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.roles import Roles, validate_cohort
 
 from .test_cli import oncorwe
 

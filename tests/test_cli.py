@@ -86,7 +86,7 @@ def test_features_without_a_cohort_is_a_clear_error(tmp_path):
 
 
 def test_trial_sim_writes_power_beside_the_formula(tmp_path):
-    from oncorwe.paths import project_root
+    from oncorwe.core.paths import project_root
 
     design = project_root() / "examples" / "trial_design_response.yaml"
     res = oncorwe("trial-sim", "--design", design, "--out", tmp_path / "t")

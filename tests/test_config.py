@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from oncorwe.config import STAGES, Params, load_params, read_params
-from oncorwe.errors import ConfigError
+from oncorwe.core.errors import ConfigError
 
 from .conftest import ROOT
 

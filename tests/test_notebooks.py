@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from oncorwe.paths import project_root
+from oncorwe.core.paths import project_root
 from oncorwe.report.render import assert_no_cdn, render_report
 
 pytestmark = pytest.mark.notebook

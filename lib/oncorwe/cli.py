@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from oncorwe.errors import OncorweError
+from oncorwe.core.errors import OncorweError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -161,7 +161,7 @@ def export_flat(
     import yaml
 
     from oncorwe.cohort.flat import ROLES, flat_cohort
-    from oncorwe.io import atomic_path
+    from oncorwe.core.io import atomic_path
 
     if out.exists():
         raise OncorweError(f"--out {out} already exists; expected a new folder")
@@ -193,8 +193,8 @@ def cohort(params: ParamsOpt = Path("params.yaml")) -> None:
 def features(params: ParamsOpt = Path("params.yaml")) -> None:
     """Stage `features`: one analysis row per treated line (data/features/analysis)."""
     from oncorwe.config import read_params
+    from oncorwe.core.paths import resolve
     from oncorwe.features.build import run_feature_stage
-    from oncorwe.paths import resolve
 
     p = read_params(params)
     t0 = time.perf_counter()
@@ -213,10 +213,10 @@ def features(params: ParamsOpt = Path("params.yaml")) -> None:
 @_user_errors
 def hypothesis(params: ParamsOpt = Path("params.yaml")) -> None:
     """Stage `hypothesis` (track 1): ranked, confirmed drug-subgroup hypotheses."""
-    from oncorwe.cohort.roles import read_table, roles_for_analysis_table
     from oncorwe.config import read_params
+    from oncorwe.core.paths import resolve
+    from oncorwe.core.roles import read_table, roles_for_analysis_table
     from oncorwe.hypothesis import run_hypothesis
-    from oncorwe.paths import resolve
 
     p = read_params(params)
     analysis = resolve("data/features/analysis")
@@ -224,7 +224,7 @@ def hypothesis(params: ParamsOpt = Path("params.yaml")) -> None:
     frame = read_table(analysis)
     cfg = p.compute.track_config(p.hypothesis, p.privacy.min_cell_count)
     res = run_hypothesis(frame, roles, cfg, resolve("data/hypothesis"))
-    from oncorwe.io import write_json
+    from oncorwe.core.io import write_json
 
     s = res["summary"]
     write_json(
@@ -255,7 +255,7 @@ def discover(
     params: UserParamsOpt = None,
 ) -> None:
     """Run track 1 on any cohort table described by a roles file."""
-    from oncorwe.cohort.roles import load_cohort, load_roles
+    from oncorwe.core.roles import load_cohort, load_roles
     from oncorwe.hypothesis import TUNING_DB, run_hypothesis
 
     _check_out(out, {"hypotheses.json", "summary.json", "splits.parquet", "models", TUNING_DB})
@@ -278,10 +278,10 @@ def validation(params: ParamsOpt = Path("params.yaml")) -> None:
     """Stage `validation` (track 2): emulation, virtual trial, adaptive design, transport."""
     import pandas as pd
 
-    from oncorwe.cohort.roles import read_table, roles_for_analysis_table
     from oncorwe.config import read_params
-    from oncorwe.io import write_json
-    from oncorwe.paths import resolve
+    from oncorwe.core.io import write_json
+    from oncorwe.core.paths import resolve
+    from oncorwe.core.roles import read_table, roles_for_analysis_table
     from oncorwe.validation import run_validation
 
     p = read_params(params)
@@ -329,9 +329,9 @@ def emulate(
     estimate stays in emulation.json for audit, with ``blinded: true``, and is not shown."""
     import pandas as pd
 
-    from oncorwe.cohort.roles import load_cohort, load_roles
-    from oncorwe.io import atomic_path, write_json
-    from oncorwe.rules import Condition
+    from oncorwe.core.io import atomic_path, write_json
+    from oncorwe.core.roles import load_cohort, load_roles
+    from oncorwe.core.rules import Condition
     from oncorwe.trials.emulation import emulate as _emulate
     from oncorwe.validation import arm_column
 
@@ -414,8 +414,8 @@ def transport(
     transport.json holds the first model's C index, calibration slope, calibration in the
     large and observed / predicted risk at the horizon at its top level (cox, unless
     --model xgboost), and every model's under ``models``."""
-    from oncorwe.cohort.roles import check_same_coding, load_cohort, load_roles
-    from oncorwe.io import atomic_path, write_json
+    from oncorwe.core.io import atomic_path, write_json
+    from oncorwe.core.roles import check_same_coding, load_cohort, load_roles
     from oncorwe.trials.transport import transport_models
 
     names = {"cox": ("cox",), "xgboost": ("xgboost",), "both": ("cox", "xgboost")}
@@ -484,8 +484,8 @@ def trial_sim(
     ] = None,
 ) -> None:
     """Simulate a trial design file: power, events, HR distribution, beside the formulas."""
-    from oncorwe.cohort.roles import read_table
-    from oncorwe.io import write_json
+    from oncorwe.core.io import write_json
+    from oncorwe.core.roles import read_table
     from oncorwe.models.estimators import load_estimator
     from oncorwe.trials.design_file import ModelOutcomes, load_design, run_design
 
@@ -533,7 +533,7 @@ def check_params(params: UserParamsOpt = None) -> None:
 
 def _spec_path(spec: str, params: Path | None) -> Path:
     """A spec named in a params file, relative to that file's project."""
-    from oncorwe.paths import resolve
+    from oncorwe.core.paths import resolve
 
     if params is not None and not Path(spec).is_absolute():
         return Path(params).expanduser().absolute().parent / spec

@@ -19,8 +19,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from oncorwe.errors import ConfigError, format_validation_error, load_yaml_model
-from oncorwe.paths import resolve
+from oncorwe.core.errors import ConfigError, format_validation_error, load_yaml_model
+from oncorwe.core.paths import resolve
+from oncorwe.core.privacy import DEFAULT_MIN_CELL
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
 
@@ -209,7 +210,9 @@ class ValidationParams(_Section):
 
 
 class PrivacyParams(_Section):
-    min_cell_count: int = Field(11, ge=1, le=1000, description="suppress counts below this")
+    min_cell_count: int = Field(
+        DEFAULT_MIN_CELL, ge=1, le=1000, description="suppress counts below this"
+    )
 
 
 class FederatedComputeParams(_Section):

@@ -31,9 +31,11 @@ import numpy as np
 import pandas as pd
 
 from oncorwe.audit import effect_by_group, to_records
-from oncorwe.cohort.roles import Roles
-from oncorwe.cohort.sources import suppress
 from oncorwe.cohort.splits import assign_splits
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.io import atomic_path, write_json
+from oncorwe.core.privacy import DEFAULT_MIN_CELL, suppress
+from oncorwe.core.roles import Roles
 from oncorwe.effects.discovery import (
     DiscoveryConfig,
     Hypothesis,
@@ -45,8 +47,6 @@ from oncorwe.effects.discovery import (
     ipcw_rmst,
 )
 from oncorwe.effects.metalearners import dr_pseudo_outcome_loss
-from oncorwe.errors import OncorweError
-from oncorwe.io import atomic_path, write_json
 from oncorwe.models.estimators import OutcomeRegressor, ResponseClassifier, SurvivalModel
 from oncorwe.models.metrics import binary_metrics, harrell_c, metrics_by_group
 from oncorwe.models.tuning import tune
@@ -63,7 +63,7 @@ class TrackConfig:
     tuning_trials: int = 8
     tuning_timeout_s: float = 60.0
     shap_rows: int = 2000
-    min_cell: int = 11
+    min_cell: int = DEFAULT_MIN_CELL
     device: str = "auto"
     threads: int = 2
     model_params: dict[str, Any] | None = None
@@ -521,7 +521,7 @@ def _run_hypothesis(
     )
     frame = frame.reset_index(drop=True)
     if roles.eligible:
-        from oncorwe.rules import Condition
+        from oncorwe.core.rules import Condition
 
         frame = frame[Condition.parse(roles.eligible).mask(frame)].reset_index(drop=True)
     _check_horizon(frame, roles, cfg.horizon_months)

@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oncorwe.cohort.roles import Roles
+from oncorwe.core.io import rounded, write_json
+from oncorwe.core.privacy import DEFAULT_MIN_CELL
+from oncorwe.core.roles import Roles
+from oncorwe.core.rules import Condition
 from oncorwe.hypothesis import sketch_contract, track_trainer, training_summary
-from oncorwe.io import rounded, write_json
-from oncorwe.rules import Condition
 from oncorwe.trials.adaptive import AdaptiveDesign, simulate_adaptive
 from oncorwe.trials.design import sample_size_survival, schoenfeld_power
 from oncorwe.trials.emulation import emulate
@@ -51,7 +52,7 @@ class ValidationConfig:
     max_patients: int = 2000  # a trial larger than this is not feasible
     horizon_months: float = 12.0
     min_arm_rows: int = 20
-    min_cell: int = 11
+    min_cell: int = DEFAULT_MIN_CELL
     threads: int = 2
     seed: int = 0
     training: str = "pooled"  # compute.training: where the propensity and PFS models train

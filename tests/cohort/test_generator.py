@@ -11,7 +11,7 @@ import pytest
 from scipy.special import logit
 
 from oncorwe.cohort.generator import OMOP_TABLES, generate
-from oncorwe.rules import biomarker_column
+from oncorwe.core.rules import biomarker_column
 
 
 def _digest(folder) -> dict[str, str]:

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from oncorwe.cohort.spec import default_spec_path, load_spec
-from oncorwe.errors import ConfigError
+from oncorwe.core.errors import ConfigError
 
 
 def _mutated(tmp_path, edit):

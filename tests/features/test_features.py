@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from oncorwe.errors import OncorweError
+from oncorwe.core.errors import OncorweError
 from oncorwe.features.build import (
     DEV_KEY,
     build_features,

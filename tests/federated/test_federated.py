@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oncorwe.errors import OncorweError
+from oncorwe.core.errors import OncorweError
 from oncorwe.federated.binning import BinningContract, contract_from_summaries, site_summary
 from oncorwe.federated.server import (
     FederatedConfig,

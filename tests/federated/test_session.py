@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from oncorwe.errors import OncorweError
+from oncorwe.core.errors import OncorweError
 from oncorwe.federated.server import FederatedConfig, FederatedSession, make_tls_material
 from oncorwe.models.trainer import Trainer
 from tests.federated import FEATURES, SITES, alive, synthetic_sites

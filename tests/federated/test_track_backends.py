@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from oncorwe.cohort.roles import read_table, roles_for_analysis_table
 from oncorwe.cohort.splits import assign_splits
+from oncorwe.core.roles import read_table, roles_for_analysis_table
 from oncorwe.hypothesis import fit_response_models, sketch_contract
 from oncorwe.models.trainer import stage_trainer
 

@@ -61,8 +61,8 @@ def test_every_candidate_is_estimated_on_the_confirmation_part(track1):
     cfg = DiscoveryConfig()
     assert all(confirmable(h, part, cfg) for h in res["hypotheses"])
     # what selection skipped is reported, and is indeed beyond the confirmation part
+    from oncorwe.core.rules import Condition
     from oncorwe.effects.discovery import Hypothesis
-    from oncorwe.rules import Condition
 
     data = json.loads((out / "hypotheses.json").read_text())
     assert isinstance(data["not_testable"], list)
@@ -113,7 +113,7 @@ def test_outputs_hold_no_identifiers_dates_or_small_counts(track1):
 
 
 def test_a_null_world_confirms_nothing(tmp_path, null_world, feature_config):
-    from oncorwe.cohort.roles import read_table, roles_for_analysis_table
+    from oncorwe.core.roles import read_table, roles_for_analysis_table
     from oncorwe.features.build import build_features, write_features
     from oncorwe.hypothesis import run_hypothesis
 

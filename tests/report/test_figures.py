@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from oncorwe.errors import OncorweError
+from oncorwe.core.errors import OncorweError
 from oncorwe.report import figures
 
 

@@ -16,9 +16,9 @@ import nbformat
 import pyarrow.compute as pc
 import pytest
 
-from oncorwe.errors import OncorweError
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.privacy import check_no_identifiers
 from oncorwe.report import browser
-from oncorwe.report.privacy import check_no_identifiers
 from oncorwe.report.render import (
     assert_no_cdn,
     execute_notebook,

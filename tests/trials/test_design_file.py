@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from oncorwe.errors import ConfigError, OncorweError
+from oncorwe.core.errors import ConfigError, OncorweError
 from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
 from oncorwe.trials.design import two_proportion_power
 from oncorwe.trials.design_file import (

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from oncorwe.cohort.roles import read_table, roles_for_analysis_table
+from oncorwe.core.roles import read_table, roles_for_analysis_table
 from oncorwe.validation import ValidationConfig, decide, run_validation
 
 
@@ -85,7 +85,7 @@ def test_go_needs_direction_diagnostics_and_a_feasible_trial():
 
 @pytest.mark.notebook
 def test_validation_notebook_reports_the_stage_results(validated, tmp_path):
-    from oncorwe.paths import project_root
+    from oncorwe.core.paths import project_root
     from oncorwe.report.render import assert_no_cdn, render_report
 
     res, path, _ = validated
@@ -102,7 +102,7 @@ def test_validation_notebook_reports_the_stage_results(validated, tmp_path):
 
 @pytest.mark.notebook
 def test_validation_notebook_renders_when_nothing_was_confirmed(tmp_path):
-    from oncorwe.paths import project_root
+    from oncorwe.core.paths import project_root
     from oncorwe.report.render import render_report
 
     path = tmp_path / "validation.json"

@@ -21,7 +21,6 @@ from oncorwe.audit.representation import (
     population_representation,
     representation_table,
     site_concentration,
-    suppress_counts,
     to_records,
 )
 
@@ -35,7 +34,6 @@ __all__ = [
     "population_representation",
     "representation_table",
     "site_concentration",
-    "suppress_counts",
     "survival_performance_by_group",
     "to_records",
 ]

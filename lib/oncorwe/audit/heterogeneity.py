@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from oncorwe.audit.representation import DEFAULT_MIN_CELL, _check_min_cell
+from oncorwe.core.privacy import DEFAULT_MIN_CELL, check_min_cell
 
 __all__ = ["EffectHeterogeneity", "cochran_q", "effect_by_group"]
 
@@ -187,7 +187,7 @@ def effect_by_group(
     >>> res.tests[["q", "df", "i2"]].round(4).to_dict("records")
     [{'q': 15.0, 'df': 2, 'i2': 0.8667}]
     """
-    min_cell = _check_min_cell(min_cell)
+    min_cell = check_min_cell(min_cell)
     if not (isinstance(alpha, float) and 0 < alpha < 1):
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
     psi_arr = np.asarray(psi, dtype=float).ravel()

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oncorwe.audit.representation import DEFAULT_MIN_CELL, _check_min_cell
+from oncorwe.core.privacy import DEFAULT_MIN_CELL, check_min_cell
 from oncorwe.models.metrics import (
     BINARY_METRICS,
     _binary_inputs,
@@ -115,7 +115,7 @@ def performance_by_group(
     1  population     a               1.00    False
     2  population     b               0.53     True
     """
-    min_cell = _check_min_cell(min_cell)
+    min_cell = check_min_cell(min_cell)
     if not (isinstance(auc_gap, int | float) and auc_gap >= 0):
         raise ValueError(f"auc_gap must be a non-negative number, got {auc_gap!r}")
     lo, hi = oe_range
@@ -207,7 +207,7 @@ def survival_performance_by_group(
     >>> out[["group", "flagged"]].to_dict("list")
     {'group': ['all', 'H1', 'H2'], 'flagged': [False, False, True]}
     """
-    min_cell = _check_min_cell(min_cell)
+    min_cell = check_min_cell(min_cell)
     if not (isinstance(c_gap, int | float) and c_gap >= 0):
         raise ValueError(f"c_gap must be a non-negative number, got {c_gap!r}")
     ev = np.asarray(event, dtype=float).ravel()

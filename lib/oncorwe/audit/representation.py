@@ -32,28 +32,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from oncorwe.rules import Condition, biomarker_column
+from oncorwe.core.privacy import DEFAULT_MIN_CELL, check_min_cell, suppress_counts
+from oncorwe.core.rules import Condition, biomarker_column
 
 __all__ = [
-    "DEFAULT_MIN_CELL",
     "SiteConcentration",
     "indication_share",
     "population_representation",
     "representation_table",
     "site_concentration",
-    "suppress_counts",
     "to_records",
 ]
-
-# params.yaml privacy.min_cell_count's default; callers pass the configured value.
-DEFAULT_MIN_CELL = 11
-
-
-# --------------------------------------------------------------------------- helpers
-def _check_min_cell(min_cell: Any) -> int:
-    if isinstance(min_cell, bool) or not isinstance(min_cell, int | np.integer) or min_cell < 1:
-        raise ValueError(f"min_cell must be an integer >= 1, got {min_cell!r}")
-    return int(min_cell)
 
 
 def _check_columns(frame: Any, columns: Iterable[str], *, arg: str = "frame") -> None:
@@ -75,29 +64,6 @@ def _marker_column(field: str, columns: pd.Index) -> str:
     """The column a condition's marker reads: ``bm_<name>``, or a user column so named."""
     bm = biomarker_column(field)
     return field if bm not in columns and field in columns else bm
-
-
-def suppress_counts(counts: Any, min_cell: int = DEFAULT_MIN_CELL) -> pd.Series:
-    """Counts as nullable integers, those below ``min_cell`` set to ``<NA>``.
-
-    Parameters
-    ----------
-    counts : array-like of shape (k,)
-    min_cell : int
-
-    Returns
-    -------
-    Series of dtype ``Int64`` (the index of ``counts`` when it is a Series).
-
-    Examples
-    --------
-    >>> suppress_counts([3, 11, 250], min_cell=11).tolist()
-    [<NA>, 11, 250]
-    """
-    min_cell = _check_min_cell(min_cell)
-    s = counts if isinstance(counts, pd.Series) else pd.Series(counts)
-    s = s.astype("Int64")
-    return s.mask(s < min_cell)
 
 
 def _share(num: pd.Series, den: pd.Series) -> pd.Series:
@@ -182,7 +148,7 @@ def representation_table(
     1         x          q      1        0.25
     2         y          q      1        1.00
     """
-    min_cell = _check_min_cell(min_cell)
+    min_cell = check_min_cell(min_cell)
     keys = _as_columns(by, "by")
     _check_columns(frame, [*keys, id_col])
     grouped = frame.dropna(subset=keys).groupby(keys, sort=True, observed=True)[id_col]
@@ -210,7 +176,7 @@ def indication_share(
     """Each drug's share of a cancer's lines against the share its indication covers.
 
     For a drug ``d`` indicated in cancer ``c`` under condition ``I`` (a
-    :class:`oncorwe.rules.Condition` on *tested* markers, so an untested marker never
+    :class:`oncorwe.core.rules.Condition` on *tested* markers, so an untested marker never
     meets it), over the lines of cancer ``c``::
 
         drug_share         = #(treatment = d)            / #lines
@@ -271,7 +237,7 @@ def indication_share(
        drug_share  indication_share  off_indication_share  over_represented
     0         0.5               0.5                   0.5              True
     """
-    min_cell = _check_min_cell(min_cell)
+    min_cell = check_min_cell(min_cell)
     if not isinstance(indications, Mapping):
         raise ValueError(
             f"indications must be a mapping drug -> {{cancer -> condition}}, got {indications!r}"
@@ -465,7 +431,7 @@ def site_concentration(
     0    A       2.0  1.5    9.000000
     1    B       2.0  0.5    0.111111
     """
-    min_cell = _check_min_cell(min_cell)
+    min_cell = check_min_cell(min_cell)
     strata = [] if stratum in ((), []) else _as_columns(stratum, "stratum")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
@@ -604,7 +570,7 @@ def population_representation(
     1          y         1   0.25             0.25    1.0
     2          z         1   0.25              NaN    NaN
     """
-    min_cell = _check_min_cell(min_cell)
+    min_cell = check_min_cell(min_cell)
     _check_columns(frame, [population_col, id_col])
     ref: dict[str, float] = {}
     if reference_shares is not None:

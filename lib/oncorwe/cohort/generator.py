@@ -45,8 +45,8 @@ import yaml
 from scipy.special import expit, logit
 
 from oncorwe.cohort.spec import Spec
-from oncorwe.io import atomic_path
-from oncorwe.rules import Condition, biomarker_column
+from oncorwe.core.io import atomic_path
+from oncorwe.core.rules import Condition, biomarker_column
 
 DAYS_PER_MONTH = 30.4375
 STAGES = np.array(["I", "II", "III", "IV"])

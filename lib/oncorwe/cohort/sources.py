@@ -8,14 +8,10 @@ from pathlib import Path
 from oncorwe.cohort.generator import OMOP_TABLES, copy_tree, generate
 from oncorwe.cohort.spec import load_spec
 from oncorwe.config import CohortParams
-from oncorwe.errors import OncorweError
-from oncorwe.io import atomic_path, write_json
-from oncorwe.paths import resolve
-
-
-def suppress(count: int, min_cell: int) -> int | None:
-    """Return ``count``, or ``None`` when it is under the small-cell threshold."""
-    return int(count) if count >= min_cell else None
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.io import atomic_path, write_json
+from oncorwe.core.paths import resolve
+from oncorwe.core.privacy import suppress
 
 
 def run_cohort_stage(params: CohortParams, min_cell: int, root: Path | None = None) -> dict:

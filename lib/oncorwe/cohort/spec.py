@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from oncorwe.errors import load_yaml_model
-from oncorwe.rules import CATEGORICAL_FIELDS, NUMERIC_FIELDS, Condition
+from oncorwe.core.errors import load_yaml_model
+from oncorwe.core.rules import CATEGORICAL_FIELDS, NUMERIC_FIELDS, Condition
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 PosFloat = Annotated[float, Field(gt=0.0)]

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy.special import gamma, gammainc
 
-from oncorwe.rules import Condition
+from oncorwe.core.rules import Condition
 
 
 def line_key(line_id: int, key: str) -> str:

@@ -35,12 +35,12 @@ import pandas as pd
 from scipy import stats
 from sklearn.tree import DecisionTreeRegressor
 
-from oncorwe.cohort.sources import suppress
+from oncorwe.core.privacy import suppress
+from oncorwe.core.rules import Clause, Condition
 from oncorwe.effects.aipw import aipw_effect, aipw_scores, outside_bounds
 from oncorwe.effects.multiplicity import bh_qvalues
 from oncorwe.effects.splits import grouped_fold_ids
 from oncorwe.models.estimators import OutcomeRegressor, ResponseClassifier
-from oncorwe.rules import Clause, Condition
 
 ARM = "_arm"
 EFFICACY = ("response", "pfs")

@@ -21,9 +21,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from oncorwe.errors import OncorweError
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.io import atomic_path, write_json
 from oncorwe.features.schema import FeatureConfig, FeatureSchema, validate_table
-from oncorwe.io import atomic_path, write_json
 
 DAYS_PER_MONTH = 30.4375
 DEV_KEY = "oncorwe-synthetic-development-key"

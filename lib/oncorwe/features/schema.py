@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from oncorwe.errors import ConfigError, OncorweError
+from oncorwe.core.errors import ConfigError, OncorweError
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 

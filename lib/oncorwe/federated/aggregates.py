@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from oncorwe.core.privacy import DEFAULT_MIN_CELL
+
 __all__ = ["CALIBRATION_EDGES", "combine_aggregates", "site_aggregates"]
 
 CALIBRATION_EDGES = tuple(np.round(np.linspace(0.0, 1.0, 11), 10).tolist())
@@ -73,7 +75,7 @@ def site_aggregates(
     p: Any,
     *,
     site: str,
-    min_cell: int = 11,
+    min_cell: int = DEFAULT_MIN_CELL,
     n_bins: int = 1000,
     calibration_edges: Sequence[float] = CALIBRATION_EDGES,
 ) -> dict[str, Any]:
@@ -191,7 +193,7 @@ def _metrics(stats: Sequence[Mapping[str, Any]], min_cell: int) -> dict[str, Any
 
 
 def combine_aggregates(
-    aggregates: Sequence[Mapping[str, Any]], *, min_cell: int = 11
+    aggregates: Sequence[Mapping[str, Any]], *, min_cell: int = DEFAULT_MIN_CELL
 ) -> dict[str, Any]:
     """Combine the sites' :func:`site_aggregates` into overall and per-site metrics.
 

@@ -58,7 +58,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oncorwe.errors import OncorweError
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.privacy import DEFAULT_MIN_CELL
 
 __all__ = [
     "GRID_CELLS",
@@ -294,7 +295,7 @@ class BinningContract:
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        from oncorwe.io import atomic_path
+        from oncorwe.core.io import atomic_path
 
         with atomic_path(path) as tmp:
             tmp.write_text(self.to_json() + "\n")
@@ -330,7 +331,7 @@ def site_summary(
     *,
     numeric: Iterable[str] = (),
     categorical: Iterable[str] = (),
-    min_cell: int = 11,
+    min_cell: int = DEFAULT_MIN_CELL,
     target_intervals: int = 1024,
 ) -> dict[str, Any]:
     """One site's contribution to the federated sketch: small, no patient rows.

@@ -12,7 +12,7 @@ watches every process and stops them all — on success, failure, timeout or
   disappears (a watchdog on the parent pid);
 - a site that exits non-zero, stops sending heartbeats for ``heartbeat_timeout`` seconds
   (hung, stopped, swapped out), or has not finished after ``timeout`` seconds ends the run
-  with an :class:`~oncorwe.errors.OncorweError` naming the site; no model file is written;
+  with an :class:`~oncorwe.core.errors.OncorweError` naming the site; no model file is written;
 - the model reaches ``model_path`` only after it loads, by an atomic rename.
 
 Network
@@ -52,7 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oncorwe.errors import OncorweError
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.privacy import DEFAULT_MIN_CELL
 from oncorwe.federated.binning import BinningContract, contract_from_summaries
 
 __all__ = [
@@ -501,7 +502,7 @@ def federated_summaries(
     *,
     numeric: Sequence[str] = (),
     categorical: Sequence[str] = (),
-    min_cell: int = 11,
+    min_cell: int = DEFAULT_MIN_CELL,
     target_intervals: int = 1024,
     config: FederatedConfig | None = None,
     work_dir: str | os.PathLike[str] | None = None,
@@ -544,7 +545,7 @@ def federated_contract(
     categorical: Sequence[str] = (),
     max_bin: int = 256,
     time_column: str | None = None,
-    min_cell: int = 11,
+    min_cell: int = DEFAULT_MIN_CELL,
     reference: BinningContract | None = None,
     config: FederatedConfig | None = None,
 ) -> BinningContract:
@@ -668,7 +669,7 @@ def federated_train(
                 raise OncorweError("federated training failed: rank 0 wrote no model")
             booster = xgb.Booster(model_file=str(model_file))
             if model_path is not None:
-                from oncorwe.io import atomic_path
+                from oncorwe.core.io import atomic_path
 
                 with atomic_path(model_path) as tmp:
                     shutil.copyfile(model_file, tmp)
@@ -830,7 +831,7 @@ class FederatedSession:
         *,
         numeric: Sequence[str] = (),
         categorical: Sequence[str] = (),
-        min_cell: int = 11,
+        min_cell: int = DEFAULT_MIN_CELL,
         target_intervals: int = 1024,
     ) -> list[dict[str, Any]]:
         """Each site's sketch summary (see :func:`federated_summaries`), in site order;

@@ -407,7 +407,7 @@ class _XGBoostEstimator(BaseEstimator):
         ``<stem>.features.json`` (class, parameters, features, categories and the state
         the class predicts with, such as a Cox model's Breslow baseline). Each file is
         written to a temporary path, then renamed; :func:`load_estimator` reads them."""
-        from oncorwe.io import atomic_path
+        from oncorwe.core.io import atomic_path
 
         if not hasattr(self, "booster_"):
             raise AttributeError(f"this {type(self).__name__} is not fitted yet; call fit first")
@@ -877,7 +877,7 @@ def load_estimator(path: str | Path) -> ResponseClassifier | OutcomeRegressor | 
         written by ``save`` (a model trained through a federated or Dask trainer is saved
         without the state, such as a Cox model's baseline hazard, some uses need).
     """
-    from oncorwe.errors import OncorweError
+    from oncorwe.core.errors import OncorweError
 
     path = Path(path)
     side = sidecar_path(path)

@@ -53,7 +53,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oncorwe.errors import OncorweError
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.privacy import DEFAULT_MIN_CELL
 from oncorwe.federated.binning import BinningContract, contract_from_summaries, site_summary
 from oncorwe.federated.site import (
     CoxRiskSetObjective,
@@ -191,14 +192,14 @@ class TrainedModel:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the booster (XGBoost JSON) to ``path`` and ``<path>.meta.json`` beside it."""
-        from oncorwe.io import atomic_path
+        from oncorwe.core.io import atomic_path
 
         with atomic_path(path) as tmp:
             self.booster.save_model(str(tmp))
         self._save_meta(path)
 
     def _save_meta(self, path: str | os.PathLike[str]) -> None:
-        from oncorwe.io import atomic_path
+        from oncorwe.core.io import atomic_path
 
         meta = {
             "kind": self.kind,
@@ -458,7 +459,7 @@ def train_model(
     timeout: float | None = None,
     federated: Any = None,
     site_column: str = "site",
-    min_cell: int = 11,
+    min_cell: int = DEFAULT_MIN_CELL,
     dask_workers: int = DASK_LOCAL_WORKERS,
     model_path: str | os.PathLike[str] | None = None,
     num_class: int | None = None,
@@ -774,7 +775,7 @@ class Trainer:
         federated: Any = None,
         sites: Sequence[str] | None = None,
         site_column: str = "site",
-        min_cell: int = 11,
+        min_cell: int = DEFAULT_MIN_CELL,
         dask_workers: int = DASK_LOCAL_WORKERS,
         max_bin: int = 64,
     ) -> None:
@@ -957,7 +958,7 @@ def stage_trainer(
     site_column: str | None,
     cluster: Any = "local",
     federated_params: Any = None,
-    min_cell: int = 11,
+    min_cell: int = DEFAULT_MIN_CELL,
     max_bin: int = 64,
 ) -> Iterator[Trainer | None]:
     """The trainer of one pipeline stage (``params.yaml`` ``compute``), or None for

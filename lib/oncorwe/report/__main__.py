@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from oncorwe.errors import OncorweError
+from oncorwe.core.errors import OncorweError
 
 # NAME -> parameters of notebooks/NAME.ipynb, from the validated params.yaml.
 PARAMETERS: dict[str, Callable] = {
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         from oncorwe.config import read_params
-        from oncorwe.paths import resolve
+        from oncorwe.core.paths import resolve
         from oncorwe.report.render import render_report, write_index
 
         params = read_params(args.params)

@@ -19,8 +19,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from oncorwe.errors import OncorweError
-from oncorwe.paths import resolve
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.paths import resolve
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 FLAGS = (

@@ -21,9 +21,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from oncorwe.errors import OncorweError
-from oncorwe.paths import resolve
-from oncorwe.report.privacy import COUNT_NAME, suppress_counts, suppressed_label
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.paths import resolve
+from oncorwe.core.privacy import COUNT_NAME, suppress_table, suppressed_label
 from oncorwe.report.render import METRICS_KEY
 
 STATUS_SUFFIX = "_status"
@@ -112,7 +112,7 @@ def counts_by(table: pd.DataFrame, by: Sequence[str], min_cell: int) -> pd.DataF
     out = pd.DataFrame({"lines": g.size(), "patients": g["person_key"].nunique()}).reset_index()
     out["share_of_lines"] = out["lines"] / len(table)
     out = out.sort_values("lines", ascending=False, kind="stable").reset_index(drop=True)
-    return suppress_counts(
+    return suppress_table(
         out,
         ["lines", "patients"],
         min_cell,
@@ -130,7 +130,7 @@ def drug_use(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
     out = out.sort_values(
         ["cancer", "line_group", "lines"], ascending=[True, True, False], kind="stable"
     ).reset_index(drop=True)
-    return suppress_counts(
+    return suppress_table(
         out,
         ["lines"],
         min_cell,
@@ -176,7 +176,7 @@ def biomarker_testing(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
             )
     cols = ["cancer", "biomarker", "lines", "tested", "tested_share", "positive", "positive_share"]
     out = pd.DataFrame(rows, columns=cols)
-    return suppress_counts(
+    return suppress_table(
         out,
         ["lines", "tested", "positive"],
         min_cell,
@@ -216,7 +216,7 @@ def outcome_completeness(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
                 }
             )
     out = pd.DataFrame(rows, columns=["cancer", "outcome", "lines", "known", "known_share"])
-    return suppress_counts(
+    return suppress_table(
         out, ["lines", "known"], min_cell, derived={"known_share": ["known", "lines"]}
     )
 

@@ -26,8 +26,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from oncorwe.errors import OncorweError
-from oncorwe.report.privacy import suppressed_label
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.privacy import suppressed_label
 
 #: Okabe & Ito's colour-blind-safe palette (black last).
 PALETTE = (
@@ -294,7 +294,7 @@ def bar_counts(
     Parameters
     ----------
     df : DataFrame
-        One row per bar (see :func:`oncorwe.report.privacy.suppress_counts`).
+        One row per bar (see :func:`oncorwe.core.privacy.suppress_table`).
     x, y : str
         Category and value columns.
     color : str, optional
@@ -315,7 +315,7 @@ def bar_counts(
         if small.any():
             raise OncorweError(
                 f"bar_counts: {int(small.sum())} value(s) of {y!r} are under min_cell="
-                f"{min_cell}; suppress them first (oncorwe.report.privacy.suppress_counts)"
+                f"{min_cell}; suppress them first (oncorwe.core.privacy.suppress_table)"
             )
     label = suppressed_label(min_cell) if min_cell is not None else "suppressed"
     panels = list(dict.fromkeys(df[facet].tolist())) if facet else [None]

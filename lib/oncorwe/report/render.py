@@ -3,7 +3,7 @@
 * :func:`execute_notebook` runs papermill from the project root with the project
   environment's own kernel, ``PLOTLY_RENDERER=notebook`` (plotly.js embedded once per
   page, so figures draw offline) and writes the executed notebook atomically. A failing
-  cell raises :class:`~oncorwe.errors.OncorweError` naming the notebook, the cell and the
+  cell raises :class:`~oncorwe.core.errors.OncorweError` naming the notebook, the cell and the
   error, and leaves nothing behind.
 * :func:`export_html` converts it with nbconvert, code hidden, and removes every script
   that would be fetched from the network (nbconvert's require.js, MathJax and mermaid
@@ -35,9 +35,9 @@ from typing import Any
 
 import nbformat
 
-from oncorwe.errors import OncorweError
-from oncorwe.io import atomic_path
-from oncorwe.paths import project_root, resolve
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.io import atomic_path
+from oncorwe.core.paths import project_root, resolve
 
 KERNEL_NAME = "python3"
 #: Output metadata key under which a notebook records its key numbers
@@ -267,7 +267,7 @@ def visible_text(html_text: str) -> str:
     """The page without ``<style>`` blocks and without the embedded plotly.js library.
 
     What remains is what a reader can see or extract (text, tables, figure data): the
-    input for :func:`oncorwe.report.privacy.check_no_identifiers`.
+    input for :func:`oncorwe.core.privacy.check_no_identifiers`.
     """
     text = re.sub(r"<style\b.*?</style\s*>", " ", html_text, flags=re.S | re.I)
 
@@ -306,8 +306,8 @@ def export_html(
         Generation date shown in the footer (default today; a date, never a time).
     check_privacy : bool
         Refuse to write a page whose visible text or figure data holds a patient key or
-        an exact date (:func:`oncorwe.report.privacy.check_no_identifiers`; raises
-        :class:`~oncorwe.report.privacy.PrivacyError`).
+        an exact date (:func:`oncorwe.core.privacy.check_no_identifiers`; raises
+        :class:`~oncorwe.core.privacy.PrivacyError`).
     """
     import jinja2
     from nbconvert import HTMLExporter
@@ -337,7 +337,7 @@ def export_html(
     body = strip_remote_scripts(body)
     assert_no_cdn(body)
     if check_privacy:
-        from oncorwe.report.privacy import check_no_identifiers
+        from oncorwe.core.privacy import check_no_identifiers
 
         check_no_identifiers(visible_text(body), allow=[generated.isoformat()])
     dst = resolve(dst_html)

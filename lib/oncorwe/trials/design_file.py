@@ -61,9 +61,9 @@ from scipy import optimize
 from scipy.integrate import cumulative_trapezoid, trapezoid
 from scipy.stats import norm
 
-from oncorwe.errors import OncorweError, format_validation_error, load_yaml_model
+from oncorwe.core.errors import OncorweError, format_validation_error, load_yaml_model
+from oncorwe.core.rules import Condition
 from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
-from oncorwe.rules import Condition
 from oncorwe.trials.design import (
     prob_event_two_arms,
     schoenfeld_events,
@@ -228,7 +228,7 @@ class TrialDesignSpec(_Strict):
     dropout_per_year: float | None = Field(None, ge=0.0, lt=1.0, description="P(drop out by 12m)")
     outcomes: Outcomes
     eligibility: dict[str, Any] | None = Field(
-        None, description="condition on patients (oncorwe.rules); selects the model's pool"
+        None, description="condition on patients (oncorwe.core.rules); selects the model's pool"
     )
     replicates: int = Field(10_000, ge=1, le=10_000_000, description="simulated trials")
     seed: int = Field(0, ge=0, le=2**63 - 1)
@@ -430,7 +430,7 @@ def load_design(path: str | Path) -> TrialDesignSpec:
 
     Examples
     --------
-    >>> from oncorwe.paths import resolve
+    >>> from oncorwe.core.paths import resolve
     >>> load_design(resolve("examples/trial_design.yaml")).endpoint
     'pfs'
     """

@@ -38,7 +38,7 @@ from scipy import special, stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from oncorwe.cohort.roles import MAX_ABS_COVARIATE, absurd_values
+from oncorwe.core.roles import MAX_ABS_COVARIATE, absurd_values
 from oncorwe.effects.splits import grouped_fold_ids
 from oncorwe.models.estimators import ResponseClassifier
 from oncorwe.trials.survival import (

@@ -45,7 +45,7 @@ from scipy import special, stats
 from sklearn.linear_model import LogisticRegression
 from xgboost.core import XGBoostError
 
-from oncorwe.cohort.roles import MAX_ABS_COVARIATE, absurd_values
+from oncorwe.core.roles import MAX_ABS_COVARIATE, absurd_values
 from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
 from oncorwe.models.metrics import (
     auc,

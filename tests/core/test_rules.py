@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from oncorwe.rules import Condition
+from oncorwe.core.rules import Condition
 
 
 @pytest.fixture()

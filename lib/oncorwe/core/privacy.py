@@ -1,7 +1,9 @@
-"""Small-cell suppression and identifier checks shared by every report.
+"""The one small-cell policy, and the identifier checks: every output's count goes here.
 
-Every count shown to a stakeholder goes through :func:`suppress_counts` first, and every
-rendered page can be scanned with :func:`check_no_identifiers` before it is published.
+Every count a stage writes or a report shows goes through :func:`suppress` (one count),
+:func:`suppress_counts` (an array of counts) or :func:`suppress_table` (a table, with
+derived shares and secondary suppression) first, and every rendered page can be scanned
+with :func:`check_no_identifiers` before it is published.
 
 The rule is the project's (``privacy.min_cell_count`` in ``params.yaml``): a count below
 ``min_cell`` is not shown (zero included, as in the stage metrics), and neither is any
@@ -13,7 +15,7 @@ Example
 -------
 >>> import pandas as pd
 >>> df = pd.DataFrame({"cancer": ["a", "b"], "lines": [120, 4], "share": [0.97, 0.03]})
->>> suppress_counts(df, ["lines"], 11, derived={"share": "lines"})["lines"].tolist()
+>>> suppress_table(df, ["lines"], 11, derived={"share": "lines"})["lines"].tolist()
 [120, <NA>]
 """
 
@@ -22,11 +24,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from oncorwe.errors import OncorweError
+from oncorwe.core.errors import OncorweError
 
 #: What a patient or line key looks like when it leaves the feature stage
 #: (``sha256(key:kind:id)``, 16 hex digits).
@@ -48,12 +51,55 @@ class PrivacyError(OncorweError):
     """A report or table that would disclose an identifier or a small cell."""
 
 
+#: ``privacy.min_cell_count``'s default in params.yaml; callers pass the configured value.
+DEFAULT_MIN_CELL = 11
+
+
+def check_min_cell(min_cell: Any) -> int:
+    """``min_cell`` as an int, refusing anything but an integer >= 1 (a bool, 0, 2.5)."""
+    if isinstance(min_cell, bool) or not isinstance(min_cell, int | np.integer) or min_cell < 1:
+        raise ValueError(f"min_cell must be an integer >= 1, got {min_cell!r}")
+    return int(min_cell)
+
+
+def suppress(count: int, min_cell: int) -> int | None:
+    """``count``, or None when it is under the small-cell threshold (zero included).
+
+    >>> suppress(12, 11), suppress(3, 11), suppress(0, 11)
+    (12, None, None)
+    """
+    return int(count) if count >= min_cell else None
+
+
+def suppress_counts(counts: Any, min_cell: int = DEFAULT_MIN_CELL) -> pd.Series:
+    """Counts as nullable integers, those below ``min_cell`` set to ``<NA>``.
+
+    Parameters
+    ----------
+    counts : array-like of shape (k,)
+    min_cell : int
+
+    Returns
+    -------
+    Series of dtype ``Int64`` (the index of ``counts`` when it is a Series).
+
+    Examples
+    --------
+    >>> suppress_counts([3, 11, 250], min_cell=11).tolist()
+    [<NA>, 11, 250]
+    """
+    min_cell = check_min_cell(min_cell)
+    s = counts if isinstance(counts, pd.Series) else pd.Series(counts)
+    s = s.astype("Int64")
+    return s.mask(s < min_cell)
+
+
 def suppressed_label(min_cell: int) -> str:
     """How a suppressed count reads in a table: ``"<11"``."""
     return f"<{int(min_cell)}"
 
 
-def suppress_counts(
+def suppress_table(
     df: pd.DataFrame,
     count_cols: Sequence[str],
     min_cell: int,
@@ -92,7 +138,7 @@ def suppress_counts(
         raise OncorweError(f"min_cell must be >= 1, got {min_cell}")
     missing = [c for c in (*count_cols, *(derived or {})) if c not in df.columns]
     if missing:
-        raise OncorweError(f"suppress_counts: columns {missing} are not in the table")
+        raise OncorweError(f"suppress_table: columns {missing} are not in the table")
     out = df.copy()
     hidden: dict[str, pd.Series] = {}
     for col in count_cols:
@@ -108,7 +154,7 @@ def suppress_counts(
         unknown = [s for s in sources if s not in hidden]
         if unknown:
             raise OncorweError(
-                f"suppress_counts: derived column {col!r} refers to {unknown}, "
+                f"suppress_table: derived column {col!r} refers to {unknown}, "
                 f"which are not among count_cols {list(count_cols)}"
             )
         mask = np.zeros(len(out), dtype=bool)
@@ -243,7 +289,7 @@ def check_no_identifiers(
     >>> check_no_identifiers("diagnosed 2019-03-04")
     Traceback (most recent call last):
     ...
-    oncorwe.report.privacy.PrivacyError: report holds 1 disallowed value(s): exact date '2019-03-04' in text
+    oncorwe.core.privacy.PrivacyError: report holds 1 disallowed value(s): exact date '2019-03-04' in text
     """
     found = find_identifiers(obj, patterns, min_cell=min_cell, count_cols=count_cols, allow=allow)
     if found:

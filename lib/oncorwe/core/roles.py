@@ -54,8 +54,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from oncorwe.errors import OncorweError, load_yaml_model
-from oncorwe.rules import Condition
+from oncorwe.core.errors import OncorweError, load_yaml_model
+from oncorwe.core.rules import Condition
 
 
 class Roles(BaseModel):

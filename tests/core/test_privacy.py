@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from oncorwe.errors import OncorweError
-from oncorwe.report.privacy import (
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.privacy import (
     PrivacyError,
     check_no_identifiers,
     find_identifiers,
-    suppress_counts,
+    suppress_table,
 )
 
 
@@ -26,53 +26,53 @@ def counts() -> pd.DataFrame:
 
 
 def test_counts_under_the_threshold_become_missing(counts):
-    out = suppress_counts(counts, ["lines"], 11)
+    out = suppress_table(counts, ["lines"], 11)
     assert out["lines"].tolist()[0] == 120
     assert pd.isna(out["lines"].iloc[1])
     assert out["lines"].dtype == "Int64"
 
 
 def test_zero_is_suppressed_like_any_small_count(counts):
-    out = suppress_counts(counts, ["lines"], 11)
+    out = suppress_table(counts, ["lines"], 11)
     assert pd.isna(out["lines"].iloc[3])
 
 
 def test_threshold_itself_is_shown():
     df = pd.DataFrame({"n": [10, 11]})
-    assert suppress_counts(df, ["n"], 11)["n"].isna().tolist() == [True, False]
+    assert suppress_table(df, ["n"], 11)["n"].isna().tolist() == [True, False]
 
 
 def test_a_share_computed_from_a_suppressed_count_is_suppressed(counts):
-    out = suppress_counts(counts, ["lines"], 11, derived={"share": "lines"})
+    out = suppress_table(counts, ["lines"], 11, derived={"share": "lines"})
     assert out["share"].isna().tolist() == [False, True, False, True, False]
 
 
 def test_as_text_shows_the_threshold(counts):
-    out = suppress_counts(counts, ["lines"], 11, as_text=True)
+    out = suppress_table(counts, ["lines"], 11, as_text=True)
     assert out["lines"].tolist() == ["120", "<11", "30", "<11", "50"]
 
 
 def test_a_lone_suppressed_cell_gets_a_complement_in_its_group():
     df = pd.DataFrame({"g": ["x", "x", "x", "y", "y"], "n": [100, 5, 40, 3, 2]})
-    out = suppress_counts(df, ["n"], 11, complement_within=["g"])
+    out = suppress_table(df, ["n"], 11, complement_within=["g"])
     # x: 5 alone would follow from the total; the smallest other cell (40) goes too.
     assert out["n"].isna().tolist() == [False, True, True, True, True]
 
 
 def test_the_input_table_is_not_modified(counts):
     before = counts.copy()
-    suppress_counts(counts, ["lines"], 11, derived={"share": "lines"})
+    suppress_table(counts, ["lines"], 11, derived={"share": "lines"})
     pd.testing.assert_frame_equal(counts, before)
 
 
 def test_an_unknown_column_is_an_error(counts):
     with pytest.raises(OncorweError, match="not in the table"):
-        suppress_counts(counts, ["patients"], 11)
+        suppress_table(counts, ["patients"], 11)
 
 
 def test_a_derived_column_must_name_a_count_column(counts):
     with pytest.raises(OncorweError, match="refers to"):
-        suppress_counts(counts, ["lines"], 11, derived={"share": "patients"})
+        suppress_table(counts, ["lines"], 11, derived={"share": "patients"})
 
 
 def test_a_patient_key_in_text_is_found():
@@ -106,7 +106,7 @@ def test_a_small_count_in_a_table_is_found(counts):
 
 
 def test_a_suppressed_table_passes(counts):
-    check_no_identifiers(suppress_counts(counts, ["lines"], 11), min_cell=11)
+    check_no_identifiers(suppress_table(counts, ["lines"], 11), min_cell=11)
 
 
 def test_count_columns_can_be_named(counts):
