@@ -26,15 +26,16 @@ $(STAMP): requirements.lock pyproject.toml
 repro: install ## run the pipeline end to end (dvc repro) on params.yaml's profile
 	$(RUN) dvc repro
 
-test: install ## run the whole test suite
+test: lint ## the linters (ruff, ruff format, the import layers), then the whole test suite
 	$(RUN) pytest
 
 test-fast: install ## the tests not marked slow or notebook
 	$(RUN) pytest -m "not slow and not notebook"
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, and the import layers (lint-imports)
 	$(RUN) ruff check lib tests benchmarks
 	$(RUN) ruff format --check lib tests benchmarks
+	$(RUN) lint-imports
 
 format: install ## ruff format and autofix
 	$(RUN) ruff format lib tests benchmarks

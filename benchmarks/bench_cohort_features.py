@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 
 from oncorwe.cohort.generator import generate
 from oncorwe.cohort.spec import load_spec
-from oncorwe.config import FeaturesParams
 from oncorwe.features.build import REQUIRED, build_features
+from oncorwe.pipeline.params import FeaturesParams
 
 
 def _timed(fn):

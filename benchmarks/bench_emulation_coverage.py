@@ -41,8 +41,8 @@ from tests.trials.truth import (  # noqa: E402
 
 from oncorwe.cohort.generator import generate  # noqa: E402
 from oncorwe.cohort.spec import load_spec  # noqa: E402
-from oncorwe.config import FeaturesParams  # noqa: E402
 from oncorwe.features.build import build_features  # noqa: E402
+from oncorwe.pipeline.params import FeaturesParams  # noqa: E402
 from oncorwe.trials.emulation import emulate  # noqa: E402
 
 DRUG = "pembrolizumab"

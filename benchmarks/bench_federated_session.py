@@ -6,7 +6,7 @@
 A stage trains hundreds of small models (cross-fitted propensity and outcome models of
 every comparison). This trains ``--models`` nuisance-like models (a 3-class propensity,
 a regression, a binary outcome, in turn; depth 4, ``--rounds`` trees, 15 features) through
-:class:`oncorwe.models.trainer.Trainer` on synthetic rows split over N hospitals, with
+:class:`oncorwe.compute.trainer.Trainer` on synthetic rows split over N hospitals, with
 each backend: pooled (the reference, in this process), Dask (a 2-worker LocalCluster) and
 federated (one session: a server and N site processes, TLS on). Printed per backend and
 N: the start-up (session or cluster), the mean seconds per model, and both as ratios to
@@ -42,8 +42,8 @@ def models(frame: pd.DataFrame, features: list[str], k: int):
 
 
 def run(backend: str, frame, features, plan, rounds, sites, tls_dir: Path):
-    from oncorwe.federated.server import FederatedConfig, make_tls_material
-    from oncorwe.models.trainer import Trainer
+    from oncorwe.compute.federated.server import FederatedConfig, make_tls_material
+    from oncorwe.compute.trainer import Trainer
 
     fed = None
     if backend == "federated":

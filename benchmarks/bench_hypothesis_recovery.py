@@ -25,10 +25,10 @@ from pathlib import Path
 from oncorwe.cohort.generator import generate
 from oncorwe.cohort.spec import load_spec
 from oncorwe.cohort.truth import Truth, evaluate
-from oncorwe.config import read_params
 from oncorwe.core.roles import read_table, roles_for_analysis_table
 from oncorwe.features.build import build_features, pseudonym_key, write_features
-from oncorwe.hypothesis import run_hypothesis
+from oncorwe.pipeline.hypothesis import run_hypothesis
+from oncorwe.pipeline.params import read_params
 
 
 def run_world(spec, n: int, seed: int, work: Path, threads: int, params_path=None, cancers=None):

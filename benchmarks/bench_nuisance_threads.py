@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from oncorwe.core.roles import read_table, roles_for_analysis_table
-from oncorwe.effects.discovery import _feature_frame, arm_codes, fit_nuisances
-from oncorwe.hypothesis import _outcomes
+from oncorwe.effects.discovery import arm_codes, feature_frame, fit_nuisances
+from oncorwe.pipeline.hypothesis import _outcomes
 
 
 def _resample(frame: pd.DataFrame, id_col: str, n_rows: int, seed: int) -> pd.DataFrame:
@@ -68,7 +68,7 @@ def main() -> None:
         arm = arm_codes(treat, ctl, drugs)
         keep = arm >= 0
         frame, arm = frame[keep].reset_index(drop=True), arm[keep]
-        F = _feature_frame(frame, covariates)
+        F = feature_frame(frame, covariates)
         outcomes = _outcomes(frame, roles, 12.0)
         ids = frame[roles.id].to_numpy()
         fits, secs = [], []

@@ -75,9 +75,9 @@ def write_partitions(frame: pd.DataFrame, root: Path) -> None:
 # ---------------------------------------------------------------------- child
 def child(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
-    from oncorwe.federated.binning import BinningContract
-    from oncorwe.federated.server import FederatedConfig, TLSConfig
-    from oncorwe.models.trainer import train_model
+    from oncorwe.compute.federated.binning import BinningContract
+    from oncorwe.compute.federated.server import FederatedConfig, TLSConfig
+    from oncorwe.compute.trainer import train_model
 
     contract = BinningContract.from_dict(spec["contract"])
     tls = spec.get("tls")
@@ -174,9 +174,13 @@ def main() -> None:
     ap.add_argument("--analysis", type=Path, default=None, help="an analysis table folder")
     args = ap.parse_args()
 
-    from oncorwe.federated.binning import contract_from_summaries, site_summary
-    from oncorwe.federated.server import FederatedConfig, federated_contract, make_tls_material
-    from oncorwe.models.trainer import discover_partitions
+    from oncorwe.compute.federated.binning import contract_from_summaries, site_summary
+    from oncorwe.compute.federated.server import (
+        FederatedConfig,
+        federated_contract,
+        make_tls_material,
+    )
+    from oncorwe.compute.trainer import discover_partitions
 
     with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
         work = Path(tmp)

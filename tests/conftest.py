@@ -9,9 +9,9 @@ import pytest
 
 from oncorwe.cohort.generator import generate
 from oncorwe.cohort.spec import Spec, load_spec
-from oncorwe.config import FeaturesParams
 from oncorwe.features.build import build_features
 from oncorwe.features.schema import FeatureConfig
+from oncorwe.pipeline.params import FeaturesParams
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ def analysis_dir(tmp_path_factory, world, feature_config) -> Path:
 
 def small_track_config(seed: int = 1):
     """Track 1 settings for tests: one thread, two tuning trials."""
-    from oncorwe.config import ComputeParams, HypothesisParams
+    from oncorwe.pipeline.params import ComputeParams, HypothesisParams
 
     hp = HypothesisParams(tuning_trials=2, tuning_timeout_s=20, shap_rows=300)
     return ComputeParams(threads=1).track_config(hp, min_cell=11)
@@ -102,7 +102,7 @@ def track1(tmp_path_factory, focused_world, feature_config):
     """Track 1 run once on the focused world (about a minute)."""
     from oncorwe.core.roles import read_table, roles_for_analysis_table
     from oncorwe.features.build import write_features
-    from oncorwe.hypothesis import run_hypothesis
+    from oncorwe.pipeline.hypothesis import run_hypothesis
 
     base = tmp_path_factory.mktemp("track1")
     analysis = base / "analysis"

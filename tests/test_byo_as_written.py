@@ -354,8 +354,8 @@ def test_the_tuning_study_lives_in_the_output_and_a_failed_run_leaves_none(
 ):
     import tempfile
 
-    import oncorwe.hypothesis as hyp
-    from oncorwe.hypothesis import TrackConfig
+    import oncorwe.pipeline.hypothesis as hyp
+    from oncorwe.pipeline.hypothesis import TrackConfig
 
     frame, roles = load_cohort(world / "cohort.csv", Roles.model_validate(ROLES))
     cfg = TrackConfig(

@@ -101,7 +101,7 @@ def _check_out(out: Path, own: set[str]) -> None:
 def _user_params(path: Path | None):
     """The parameters a user command runs with: ``--params`` resolved against the current
     folder, else the params.yaml of the project around it, else the defaults; says which."""
-    from oncorwe.config import Params, read_params
+    from oncorwe.pipeline.params import Params, read_params
 
     if path is not None:
         p = Path(path).expanduser().absolute()
@@ -180,8 +180,8 @@ def export_flat(
 @_user_errors
 def cohort(params: ParamsOpt = Path("params.yaml")) -> None:
     """Stage `cohort`: write data/cohort/omop (and the synthetic world's ground truth)."""
-    from oncorwe.cohort.sources import run_cohort_stage
-    from oncorwe.config import read_params
+    from oncorwe.pipeline.cohort import run_cohort_stage
+    from oncorwe.pipeline.params import read_params
 
     p = read_params(params)
     metrics = run_cohort_stage(p.cohort, p.privacy.min_cell_count)
@@ -192,9 +192,9 @@ def cohort(params: ParamsOpt = Path("params.yaml")) -> None:
 @_user_errors
 def features(params: ParamsOpt = Path("params.yaml")) -> None:
     """Stage `features`: one analysis row per treated line (data/features/analysis)."""
-    from oncorwe.config import read_params
     from oncorwe.core.paths import resolve
     from oncorwe.features.build import run_feature_stage
+    from oncorwe.pipeline.params import read_params
 
     p = read_params(params)
     t0 = time.perf_counter()
@@ -213,10 +213,10 @@ def features(params: ParamsOpt = Path("params.yaml")) -> None:
 @_user_errors
 def hypothesis(params: ParamsOpt = Path("params.yaml")) -> None:
     """Stage `hypothesis` (track 1): ranked, confirmed drug-subgroup hypotheses."""
-    from oncorwe.config import read_params
     from oncorwe.core.paths import resolve
     from oncorwe.core.roles import read_table, roles_for_analysis_table
-    from oncorwe.hypothesis import run_hypothesis
+    from oncorwe.pipeline.hypothesis import run_hypothesis
+    from oncorwe.pipeline.params import read_params
 
     p = read_params(params)
     analysis = resolve("data/features/analysis")
@@ -256,7 +256,7 @@ def discover(
 ) -> None:
     """Run track 1 on any cohort table described by a roles file."""
     from oncorwe.core.roles import load_cohort, load_roles
-    from oncorwe.hypothesis import TUNING_DB, run_hypothesis
+    from oncorwe.pipeline.hypothesis import TUNING_DB, run_hypothesis
 
     _check_out(out, {"hypotheses.json", "summary.json", "splits.parquet", "models", TUNING_DB})
     r = load_roles(roles)
@@ -278,11 +278,11 @@ def validation(params: ParamsOpt = Path("params.yaml")) -> None:
     """Stage `validation` (track 2): emulation, virtual trial, adaptive design, transport."""
     import pandas as pd
 
-    from oncorwe.config import read_params
     from oncorwe.core.io import write_json
     from oncorwe.core.paths import resolve
     from oncorwe.core.roles import read_table, roles_for_analysis_table
-    from oncorwe.validation import run_validation
+    from oncorwe.pipeline.params import read_params
+    from oncorwe.pipeline.validation import run_validation
 
     p = read_params(params)
     analysis = resolve("data/features/analysis")
@@ -332,8 +332,8 @@ def emulate(
     from oncorwe.core.io import atomic_path, write_json
     from oncorwe.core.roles import load_cohort, load_roles
     from oncorwe.core.rules import Condition
+    from oncorwe.pipeline.validation import arm_column
     from oncorwe.trials.emulation import emulate as _emulate
-    from oncorwe.validation import arm_column
 
     if not horizon_months > 0:
         raise OncorweError(f"--horizon-months {horizon_months:g}: expected a horizon > 0")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from oncorwe.effects import AIPWEstimator, aipw_effect, aipw_scores, grouped_fold_ids, grouped_kfold
+from oncorwe.effects import AIPWEstimator, aipw_effect, aipw_scores
 from oncorwe.models import OutcomeRegressor
+from oncorwe.models.splits import grouped_fold_ids, grouped_kfold
 
 from . import simulate_binary, small_classifier
 

@@ -6,8 +6,8 @@ import pytest
 
 from oncorwe.cohort.generator import generate
 from oncorwe.cohort.spec import load_spec
-from oncorwe.config import FeaturesParams
 from oncorwe.features.build import build_features, write_features
+from oncorwe.pipeline.params import FeaturesParams
 
 
 @pytest.fixture(scope="session")

@@ -477,7 +477,7 @@ def test_xgboost_iptw_ci_covers_the_true_marginal_hr(xgboost_trial):
 def trainer_trial(large_world):
     """The propensity models through the stage trainer (the code path of federated and
     Dask training; pooled here: the backends train the same trees)."""
-    from oncorwe.models.trainer import Trainer
+    from oncorwe.compute.trainer import Trainer
 
     feats, po, kappa = large_world
     with Trainer("pooled", site_column="site") as tr:

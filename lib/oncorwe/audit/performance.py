@@ -28,7 +28,7 @@ import pandas as pd
 from oncorwe.core.privacy import DEFAULT_MIN_CELL, check_min_cell
 from oncorwe.models.metrics import (
     BINARY_METRICS,
-    _binary_inputs,
+    binary_inputs,
     binary_metrics,
     harrell_c,
     metrics_by_group,
@@ -123,7 +123,7 @@ def performance_by_group(
         raise ValueError(
             f"oe_range must be (low, high) with 0 < low <= 1 <= high, got {oe_range!r}"
         )
-    y_arr, p_arr = _binary_inputs(y, p)
+    y_arr, p_arr = binary_inputs(y, p)
     if y_arr.size == 0:
         raise ValueError("y is empty")
     grouping = _group_arrays(groups, y_arr.size)

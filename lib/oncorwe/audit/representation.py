@@ -24,7 +24,6 @@ Functions
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from oncorwe.core.io import jsonable
 from oncorwe.core.privacy import DEFAULT_MIN_CELL, check_min_cell, suppress_counts
 from oncorwe.core.rules import Condition, biomarker_column
 
@@ -75,18 +75,6 @@ def _share(num: pd.Series, den: pd.Series) -> pd.Series:
     return pd.Series(out, index=num.index, dtype=float)
 
 
-def _json_value(v: Any) -> Any:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, list | tuple | np.ndarray):
-        return [_json_value(x) for x in v]
-    return v
-
-
 def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of an audit table as JSON-safe dicts: suppressed / missing values -> ``None``.
 
@@ -100,7 +88,7 @@ def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
     return [
-        {str(k): _json_value(v) for k, v in row.items()}
+        {str(k): jsonable(v) for k, v in row.items()}
         for row in frame.astype(object).to_dict(orient="records")
     ]
 

@@ -1,12 +1,16 @@
-"""Atomic file writes: write to a temporary sibling, then rename.
+"""Atomic file writes (a temporary sibling, then rename) and the one JSON encoder.
 
-A failed stage therefore never leaves a half-written output behind.
+A failed stage therefore never leaves a half-written output behind; every result that
+becomes JSON goes through :func:`jsonable` (NumPy and pandas scalars to Python, NaN and
+missing to null) and :func:`write_json`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -35,6 +39,32 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(work, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types: NumPy / pandas scalars to Python, arrays and tuples
+    to lists, keys to text, a dataclass to its fields, NaN, infinity and missing values
+    (``None``, ``pd.NA``, ``NaT``) to None. Booleans stay booleans.
+
+    >>> import numpy as np
+    >>> jsonable({1: np.float32(0.5), "b": [np.int64(2), float("nan")], "c": np.bool_(True)})
+    {'1': 0.5, 'b': [2, None], 'c': True}
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist") and hasattr(value, "ndim") and value.ndim > 0:
+        return jsonable(value.tolist())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    if hasattr(value, "item") and not isinstance(value, int | float | str | bool):
+        value = value.item()  # a NumPy scalar
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
 
 
 def rounded(obj: Any, digits: int = 6) -> Any:

@@ -24,8 +24,8 @@ import pandas as pd
 from scipy import stats
 from sklearn.base import clone
 
-from oncorwe.effects.splits import grouped_fold_ids
 from oncorwe.models.estimators import OutcomeRegressor, ResponseClassifier
+from oncorwe.models.splits import grouped_fold_ids
 
 __all__ = [
     "AIPWEstimator",
@@ -256,13 +256,13 @@ def is_binary_outcome(Y: np.ndarray, outcome_type: str) -> bool:
     raise ValueError(f"outcome_type must be 'auto', 'binary' or 'continuous'; got {outcome_type!r}")
 
 
-def _predict_outcome(model: Any, F: pd.DataFrame, binary: bool) -> np.ndarray:
+def predict_outcome(model: Any, F: pd.DataFrame, binary: bool) -> np.ndarray:
     if binary:
         return model.predict_proba(F)[:, 1]
     return model.predict(F)
 
 
-def _fit_model(model: Any, F: pd.DataFrame, y: np.ndarray, groups: Any) -> Any:
+def fit_model(model: Any, F: pd.DataFrame, y: np.ndarray, groups: Any) -> Any:
     """Fit an oncorwe estimator (passing groups) or any scikit-learn estimator."""
     if isinstance(model, ResponseClassifier | OutcomeRegressor):
         return model.fit(F, y, groups=groups)
@@ -327,7 +327,7 @@ def crossfit_nuisances(
                 "use fewer n_splits or check the treatment column"
             )
         g_tr = None if g is None else g[tr]
-        prop = _fit_model(clone(propensity_model), F.iloc[tr], arm[tr], g_tr)
+        prop = fit_model(clone(propensity_model), F.iloc[tr], arm[tr], g_tr)
         e[te] = prop.predict_proba(F.iloc[te])
         if outcome_mode == "separate":
             fitted = []
@@ -340,22 +340,22 @@ def crossfit_nuisances(
                         "use outcome_mode='pooled' or fewer n_splits"
                     )
                 fitted.append(
-                    _fit_model(
+                    fit_model(
                         clone(outcome_model), F.iloc[rows], y_a, None if g is None else g[rows]
                     )
                 )
             for a in range(n_arms):
-                m[te, a] = _predict_outcome(fitted[a], F.iloc[te], binary)
+                m[te, a] = predict_outcome(fitted[a], F.iloc[te], binary)
         else:
             Ftr = F.iloc[tr].assign(
                 **{ARM_COLUMN: pd.Categorical(arm[tr], categories=range(n_arms))}
             )
-            fitted = _fit_model(clone(outcome_model), Ftr, Y[tr], g_tr)
+            fitted = fit_model(clone(outcome_model), Ftr, Y[tr], g_tr)
             for a in range(n_arms):
                 Fte = F.iloc[te].assign(
                     **{ARM_COLUMN: pd.Categorical(np.full(te.size, a), categories=range(n_arms))}
                 )
-                m[te, a] = _predict_outcome(fitted, Fte, binary)
+                m[te, a] = predict_outcome(fitted, Fte, binary)
         models.append({"propensity": prop, "outcome": fitted})
     return {"e": e, "m": m, "fold_ids": fold_ids, "models": models}
 
@@ -376,12 +376,12 @@ def predict_nuisances(
         out = fold["outcome"]
         for a in range(n_arms):
             if isinstance(out, list):
-                m[:, a] += _predict_outcome(out[a], F, binary)
+                m[:, a] += predict_outcome(out[a], F, binary)
             else:
                 Fa = F.assign(
                     **{ARM_COLUMN: pd.Categorical(np.full(F.shape[0], a), categories=range(n_arms))}
                 )
-                m[:, a] += _predict_outcome(out, Fa, binary)
+                m[:, a] += predict_outcome(out, Fa, binary)
     return e / len(models), m / len(models)
 
 

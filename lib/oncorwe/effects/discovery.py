@@ -39,8 +39,8 @@ from oncorwe.core.privacy import suppress
 from oncorwe.core.rules import Clause, Condition
 from oncorwe.effects.aipw import aipw_effect, aipw_scores, outside_bounds
 from oncorwe.effects.multiplicity import bh_qvalues
-from oncorwe.effects.splits import grouped_fold_ids
 from oncorwe.models.estimators import OutcomeRegressor, ResponseClassifier
+from oncorwe.models.splits import grouped_fold_ids
 
 ARM = "_arm"
 EFFICACY = ("response", "pfs")
@@ -172,7 +172,7 @@ TRAINER_PARAMS = ("n_estimators", "learning_rate", "max_depth", "min_child_weigh
 
 
 class _TrainerModels:
-    """The nuisance models through a :class:`~oncorwe.models.trainer.Trainer` (pooled,
+    """The nuisance models through a :class:`~oncorwe.compute.trainer.Trainer` (pooled,
     federated or Dask: the caller does not know which). No row subsampling, so every
     backend trains the same trees; one thread per model."""
 
@@ -534,7 +534,7 @@ class PartAnalysis:
         )
         ids = self.frame[id_col].to_numpy()
         site_vals = None if site_col is None else self.frame[site_col].astype(str).to_numpy()
-        F = _feature_frame(self.frame, covariates)
+        F = feature_frame(self.frame, covariates)
         stratum_key = (
             self.frame[strata].astype(str).agg("|".join, axis=1).to_numpy()
             if strata
@@ -614,7 +614,7 @@ def arm_codes(treatment: np.ndarray, is_control: np.ndarray, drugs: list[str]) -
     return arm
 
 
-def _feature_frame(frame: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
+def feature_frame(frame: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
     F = frame[covariates].copy()
     for c in F.columns:
         if not pd.api.types.is_numeric_dtype(F[c]) and not isinstance(

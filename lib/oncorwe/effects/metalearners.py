@@ -31,15 +31,15 @@ from sklearn.base import clone
 
 from oncorwe.effects.aipw import (
     EffectInference,
-    _fit_model,
-    _predict_outcome,
     aipw_effect,
     combine_features,
     crossfit_nuisances,
     default_outcome_model,
+    fit_model,
     is_binary_outcome,
     nuisance_models,
     predict_nuisances,
+    predict_outcome,
 )
 from oncorwe.models.estimators import OutcomeRegressor
 
@@ -234,7 +234,7 @@ class TLearner(_CateMixin):
         models = {}
         for a, label in enumerate([self.control, *treatments]):
             rows = np.flatnonzero(codes == a)
-            models[label] = _fit_model(
+            models[label] = fit_model(
                 clone(base), F.iloc[rows], Y_arr[rows], None if g is None else g[rows]
             )
         self.models_ = models
@@ -244,10 +244,10 @@ class TLearner(_CateMixin):
 
     def _cate(self, X: Any) -> np.ndarray:
         F = combine_features(X)
-        m0 = _predict_outcome(self.models_[self.control], F, self.binary_outcome_)
+        m0 = predict_outcome(self.models_[self.control], F, self.binary_outcome_)
         return np.column_stack(
             [
-                _predict_outcome(self.models_[k], F, self.binary_outcome_) - m0
+                predict_outcome(self.models_[k], F, self.binary_outcome_) - m0
                 for k in self.treatments_
             ]
         )
@@ -390,7 +390,7 @@ class DRLearner(_CateMixin):
         )
         psi = self._pseudo(Y_arr, codes, nuis["e"], nuis["m"])
         self.final_models_ = {
-            label: _fit_model(clone(final), Xf, psi[:, j], groups)
+            label: fit_model(clone(final), Xf, psi[:, j], groups)
             for j, label in enumerate(treatments)
         }
         self.treatments_ = treatments

@@ -57,7 +57,7 @@ BINARY_METRICS = (
 )
 
 
-def _binary_inputs(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+def binary_inputs(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
     y_arr = np.asarray(y, dtype=float).ravel()
     p_arr = np.asarray(p, dtype=float).ravel()
     if y_arr.shape != p_arr.shape:
@@ -107,7 +107,7 @@ def _logistic_newton(
 # --------------------------------------------------------------------------- binary
 def auc(y: Any, p: Any) -> float:
     """Area under the ROC curve; NaN when ``y`` has a single class."""
-    y_arr, p_arr = _binary_inputs(y, p)
+    y_arr, p_arr = binary_inputs(y, p)
     if np.unique(y_arr).size < 2:
         return float("nan")
     return float(roc_auc_score(y_arr, p_arr))
@@ -115,13 +115,13 @@ def auc(y: Any, p: Any) -> float:
 
 def brier(y: Any, p: Any) -> float:
     """Brier score ``mean((p - y)^2)``."""
-    y_arr, p_arr = _binary_inputs(y, p)
+    y_arr, p_arr = binary_inputs(y, p)
     return float(np.mean((p_arr - y_arr) ** 2))
 
 
 def scaled_brier(y: Any, p: Any) -> float:
     """Scaled Brier ``1 - Brier / (ybar (1 - ybar))``: 0 for the prevalence, 1 perfect."""
-    y_arr, p_arr = _binary_inputs(y, p)
+    y_arr, p_arr = binary_inputs(y, p)
     ybar = y_arr.mean()
     if ybar in (0.0, 1.0):
         return float("nan")
@@ -144,7 +144,7 @@ def calibration_in_the_large(y: Any, p: Any) -> dict[str, float]:
     >>> round(out["observed_expected"], 6), round(out["intercept"], 6)
     (1.0, 0.0)
     """
-    y_arr, p_arr = _binary_inputs(y, p)
+    y_arr, p_arr = binary_inputs(y, p)
     oe = float(y_arr.sum() / p_arr.sum()) if p_arr.sum() > 0 else float("nan")
     if np.unique(y_arr).size < 2:
         return {"observed_expected": oe, "intercept": float("nan")}
@@ -162,7 +162,7 @@ def calibration_slope_intercept(y: Any, p: Any) -> dict[str, float]:
     -------
     dict with ``slope`` (b) and ``intercept`` (a); NaN when ``y`` has one class.
     """
-    y_arr, p_arr = _binary_inputs(y, p)
+    y_arr, p_arr = binary_inputs(y, p)
     if np.unique(y_arr).size < 2:
         return {"slope": float("nan"), "intercept": float("nan")}
     lp = _logit(p_arr)
@@ -219,7 +219,7 @@ def loess_calibration_curve(
     ndarray of shape (n,)
         Smoothed observed probability at each ``p_i`` (not clipped to [0, 1]).
     """
-    y_arr, p_arr = _binary_inputs(y, p)
+    y_arr, p_arr = binary_inputs(y, p)
     xf, yf = p_arr, y_arr
     if p_arr.size > max_points:
         idx = np.random.default_rng(random_state).choice(p_arr.size, max_points, replace=False)
@@ -247,7 +247,7 @@ def ici(y: Any, p: Any, **loess_kwargs: Any) -> dict[str, float]:
     >>> ici(y, p)["ici"] < 0.03
     True
     """
-    _, p_arr = _binary_inputs(y, p)
+    _, p_arr = binary_inputs(y, p)
     err = np.abs(loess_calibration_curve(y, p, **loess_kwargs) - p_arr)
     return {
         "ici": float(err.mean()),
@@ -259,7 +259,7 @@ def ici(y: Any, p: Any, **loess_kwargs: Any) -> dict[str, float]:
 
 def binary_metrics(y: Any, p: Any) -> dict[str, float]:
     """Every binary metric of this module in one dict (one row of a report)."""
-    y_arr, p_arr = _binary_inputs(y, p)
+    y_arr, p_arr = binary_inputs(y, p)
     citl = calibration_in_the_large(y_arr, p_arr)
     slope = calibration_slope_intercept(y_arr, p_arr)
     return {
@@ -294,7 +294,7 @@ def metrics_by_group(y: Any, p: Any, groups: Any, *, min_cell: int = 20) -> pd.D
         One row per group (sorted): ``group, n, events, suppressed`` and the columns of
         :func:`binary_metrics`.
     """
-    y_arr, p_arr = _binary_inputs(y, p)
+    y_arr, p_arr = binary_inputs(y, p)
     g = np.asarray(groups)
     if g.shape[0] != y_arr.shape[0]:
         raise ValueError(f"groups has {g.shape[0]} rows; expected {y_arr.shape[0]}")

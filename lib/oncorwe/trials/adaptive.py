@@ -61,7 +61,8 @@ import numpy as np
 from scipy.special import gammaln
 from scipy.stats import norm
 
-from oncorwe.trials.design import _check_alpha
+from oncorwe.core.io import jsonable
+from oncorwe.trials.design import check_alpha
 
 __all__ = [
     "AdaptiveDesign",
@@ -188,7 +189,7 @@ class AdaptiveDesign:
         _check_int("confirm_n", self.confirm_n, 4)
         if self.confirm_n % 2:
             raise ValueError(f"confirm_n must be even (1:1 trial), got {self.confirm_n}")
-        _check_alpha(self.confirm_alpha, "confirm_alpha")
+        check_alpha(self.confirm_alpha, "confirm_alpha")
         _check_int("grid_size", self.grid_size, 16)
 
     @property
@@ -311,7 +312,7 @@ def predictive_probability(
     """
     if confirm_n < 4 or confirm_n % 2:
         raise ValueError(f"confirm_n must be an even integer >= 4, got {confirm_n!r}")
-    _check_alpha(alpha)
+    check_alpha(alpha)
     ye, ne, yc, nc = np.broadcast_arrays(
         *(np.asarray(v, dtype=np.int64) for v in (y_exp, n_exp, y_ctl, n_ctl))
     )
@@ -468,23 +469,8 @@ class AdaptiveResult:
                 continue
             if key == "design":
                 value = {k: getattr(value, k) for k in value.__dataclass_fields__}
-            out[key] = _jsonable(value)
+            out[key] = jsonable(value)
         return out
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating | float):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    return value
 
 
 class _Engine:

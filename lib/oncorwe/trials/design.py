@@ -45,21 +45,21 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- validation
-def _check_hr(hr: float) -> float:
+def check_hr(hr: float) -> float:
     hr = float(hr)
     if not (hr > 0 and math.isfinite(hr)):
         raise ValueError(f"hr must be a finite number > 0, got {hr!r}")
     return hr
 
 
-def _check_alpha(alpha: float, name: str = "alpha") -> float:
+def check_alpha(alpha: float, name: str = "alpha") -> float:
     alpha = float(alpha)
     if not 0 < alpha < 0.5:
         raise ValueError(f"{name} must be in (0, 0.5), got {alpha!r}")
     return alpha
 
 
-def _check_power(power: float) -> float:
+def check_power(power: float) -> float:
     power = float(power)
     if not 0 < power < 1:
         raise ValueError(f"power must be in (0, 1), got {power!r}")
@@ -76,13 +76,13 @@ def _check_allocation(allocation: float) -> float:
     return allocation
 
 
-def _check_sided(sided: int) -> int:
+def check_sided(sided: int) -> int:
     if sided not in (1, 2):
         raise ValueError(f"sided must be 1 or 2, got {sided!r}")
     return int(sided)
 
 
-def _check_positive(name: str, value: float, allow_zero: bool = False) -> float:
+def check_positive(name: str, value: float, allow_zero: bool = False) -> float:
     value = float(value)
     ok = value >= 0 if allow_zero else value > 0
     if not (ok and math.isfinite(value)):
@@ -91,7 +91,7 @@ def _check_positive(name: str, value: float, allow_zero: bool = False) -> float:
     return value
 
 
-def _check_probability(name: str, value: float) -> float:
+def check_probability(name: str, value: float) -> float:
     value = float(value)
     if not 0 < value < 1:
         raise ValueError(f"{name} must be in (0, 1), got {value!r}")
@@ -106,7 +106,7 @@ def _z_alpha(alpha: float, sided: int) -> float:
 # ------------------------------------------------------------------------ survival
 def hazard_from_median(median_months: float) -> float:
     """Exponential hazard per month with the given median: lambda = ln 2 / median."""
-    median_months = _check_positive("median_months", median_months)
+    median_months = check_positive("median_months", median_months)
     return math.log(2.0) / median_months
 
 
@@ -149,11 +149,11 @@ def schoenfeld_events(
     >>> math.ceil(schoenfeld_events(0.7, alpha=0.025, power=0.9))
     331
     """
-    hr = _check_hr(hr)
+    hr = check_hr(hr)
     if hr == 1.0:
         raise ValueError("hr must differ from 1 to size a trial, got 1.0")
-    alpha, power = _check_alpha(alpha), _check_power(power)
-    r, sided = _check_allocation(allocation), _check_sided(sided)
+    alpha, power = check_alpha(alpha), check_power(power)
+    r, sided = _check_allocation(allocation), check_sided(sided)
     z = _z_alpha(alpha, sided) + float(norm.ppf(power))
     return (1.0 + r) ** 2 * z**2 / (r * math.log(hr) ** 2)
 
@@ -191,8 +191,8 @@ def schoenfeld_power(
     >>> round(float(schoenfeld_power(0.7, 331)), 3)
     0.901
     """
-    hr = _check_hr(hr)
-    alpha, r, sided = _check_alpha(alpha), _check_allocation(allocation), _check_sided(sided)
+    hr = check_hr(hr)
+    alpha, r, sided = check_alpha(alpha), _check_allocation(allocation), check_sided(sided)
     d = np.asarray(events, dtype=float)
     if np.any(d < 0) or not np.all(np.isfinite(d)):
         raise ValueError("events must be finite and >= 0")
@@ -241,10 +241,10 @@ def prob_event_exponential(
     >>> round(prob_event_exponential(math.log(2) / 12, 24, 12), 4)
     0.7295
     """
-    lam = _check_positive("hazard", hazard)
-    a = _check_positive("accrual_months", accrual_months, allow_zero=True)
-    f = _check_positive("followup_months", followup_months, allow_zero=True)
-    delta = _check_positive("dropout_hazard", dropout_hazard, allow_zero=True)
+    lam = check_positive("hazard", hazard)
+    a = check_positive("accrual_months", accrual_months, allow_zero=True)
+    f = check_positive("followup_months", followup_months, allow_zero=True)
+    delta = check_positive("dropout_hazard", dropout_hazard, allow_zero=True)
     if a == 0 and f == 0:
         raise ValueError("accrual_months + followup_months must be > 0, got 0")
     total = lam + delta
@@ -272,8 +272,8 @@ def prob_event_two_arms(
 
     with P from :func:`prob_event_exponential`.
     """
-    hr, r = _check_hr(hr), _check_allocation(allocation)
-    lam = _check_positive("control_hazard", control_hazard)
+    hr, r = check_hr(hr), _check_allocation(allocation)
+    lam = check_positive("control_hazard", control_hazard)
     p_c = prob_event_exponential(lam, accrual_months, followup_months, dropout_hazard)
     p_e = prob_event_exponential(lam * hr, accrual_months, followup_months, dropout_hazard)
     return (r * p_e + p_c) / (1.0 + r)
@@ -360,8 +360,8 @@ def two_proportion_power(
     >>> round(two_proportion_power(0.5, 0.75, 50, alpha=0.05, sided=2), 4)
     0.7402
     """
-    p0, p1 = _check_probability("p0", p0), _check_probability("p1", p1)
-    alpha, sided = _check_alpha(alpha), _check_sided(sided)
+    p0, p1 = check_probability("p0", p0), check_probability("p1", p1)
+    alpha, sided = check_alpha(alpha), check_sided(sided)
     n_c = float(n_control)
     n_e = n_c if n_experimental is None else float(n_experimental)
     for name, n in (("n_control", n_c), ("n_experimental", n_e)):
@@ -407,11 +407,11 @@ def two_proportion_sample_size(
     >>> round(ss["n_control_exact"], 2), ss["n_total"]
     (76.71, 154)
     """
-    p0, p1 = _check_probability("p0", p0), _check_probability("p1", p1)
+    p0, p1 = check_probability("p0", p0), check_probability("p1", p1)
     if p0 == p1:
         raise ValueError(f"p1 must differ from p0 to size a trial, both are {p0!r}")
-    alpha, power = _check_alpha(alpha), _check_power(power)
-    r, sided = _check_allocation(allocation), _check_sided(sided)
+    alpha, power = check_alpha(alpha), check_power(power)
+    r, sided = _check_allocation(allocation), check_sided(sided)
     pbar = (p0 + r * p1) / (1 + r)
     num = _z_alpha(alpha, sided) * math.sqrt(pbar * (1 - pbar) * (1 + 1 / r)) + float(
         norm.ppf(power)

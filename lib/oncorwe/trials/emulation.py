@@ -38,9 +38,10 @@ from scipy import special, stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from oncorwe.core.io import jsonable
 from oncorwe.core.roles import MAX_ABS_COVARIATE, absurd_values
-from oncorwe.effects.splits import grouped_fold_ids
 from oncorwe.models.estimators import ResponseClassifier
+from oncorwe.models.splits import grouped_fold_ids
 from oncorwe.trials.survival import (
     cox_coefficient,
     cox_hazard_ratio,
@@ -413,25 +414,6 @@ def weighted_risk_difference(
 
 
 # --------------------------------------------------------------------------- result
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return [_json_safe(x) for x in v.tolist()]
-    if isinstance(v, bool | np.bool_):
-        return bool(v)
-    if isinstance(v, int | np.integer):
-        return int(v)
-    if isinstance(v, float | np.floating):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    if isinstance(v, BalanceRow):
-        return _json_safe(v.__dict__)
-    return v
-
-
 def _internal() -> Any:
     return field(default=None, repr=False, metadata={"export": False})
 
@@ -546,7 +528,7 @@ class EmulationResult:
         }
         out["treated_value"] = str(self.treated_value)
         out["control_value"] = str(self.control_value)
-        return _json_safe(out)
+        return jsonable(out)
 
 
 # --------------------------------------------------------------------------- checks
@@ -875,7 +857,7 @@ def emulate(
         XGBoost threads (1 is faster on a busy machine).
     seed : int, default 0
         Folds, XGBoost, matching order and bootstrap.
-    trainer : oncorwe.models.trainer.Trainer, optional
+    trainer : oncorwe.compute.trainer.Trainer, optional
         Train the ``"xgboost"`` propensity models through it (``compute.training``:
         pooled, federated or Dask; the frame must hold its site column), with the same
         trees but no row or column subsampling. Default: in-process XGBoost.

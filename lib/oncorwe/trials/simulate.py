@@ -37,12 +37,12 @@ import numpy as np
 from scipy.stats import norm
 
 from oncorwe.trials.design import (
-    _check_alpha,
-    _check_hr,
-    _check_positive,
-    _check_power,
-    _check_probability,
-    _check_sided,
+    check_alpha,
+    check_hr,
+    check_positive,
+    check_power,
+    check_probability,
+    check_sided,
     sample_size_survival,
     two_proportion_sample_size,
 )
@@ -323,18 +323,18 @@ class SurvivalTrialDesign:
 
     def __post_init__(self) -> None:
         _check_n("n_patients", self.n_patients)
-        _check_hr(self.hr)
-        _check_positive("control_median_months", self.control_median_months)
+        check_hr(self.hr)
+        check_positive("control_median_months", self.control_median_months)
         if (self.accrual_months is None) == (self.accrual_rate is None):
             raise ValueError("give exactly one of accrual_months and accrual_rate")
         if self.accrual_months is not None:
-            _check_positive("accrual_months", self.accrual_months, allow_zero=True)
+            check_positive("accrual_months", self.accrual_months, allow_zero=True)
         if self.accrual_rate is not None:
-            _check_positive("accrual_rate", self.accrual_rate)
+            check_positive("accrual_rate", self.accrual_rate)
         if (self.followup_months is None) == (self.target_events is None):
             raise ValueError("give exactly one of followup_months and target_events")
         if self.followup_months is not None:
-            _check_positive("followup_months", self.followup_months, allow_zero=True)
+            check_positive("followup_months", self.followup_months, allow_zero=True)
             if self.followup_months + self.accrual_duration <= 0:
                 raise ValueError("accrual + followup_months must be > 0")
         if self.target_events is not None:
@@ -344,12 +344,12 @@ class SurvivalTrialDesign:
                     f"target_events must be in [1, n_patients={self.n_patients}], "
                     f"got {self.target_events}"
                 )
-        _check_positive("weibull_shape", self.weibull_shape)
-        _check_positive("dropout_hazard", self.dropout_hazard, allow_zero=True)
-        _check_positive("allocation", self.allocation)
+        check_positive("weibull_shape", self.weibull_shape)
+        check_positive("dropout_hazard", self.dropout_hazard, allow_zero=True)
+        check_positive("allocation", self.allocation)
         _check_randomization(self.randomization, self.allocation, self.block_size)
-        _check_alpha(self.alpha)
-        _check_sided(self.sided)
+        check_alpha(self.alpha)
+        check_sided(self.sided)
 
     @property
     def event_driven(self) -> bool:
@@ -394,12 +394,12 @@ class BinaryTrialDesign:
 
     def __post_init__(self) -> None:
         _check_n("n_patients", self.n_patients)
-        _check_probability("p_control", self.p_control)
-        _check_probability("p_experimental", self.p_experimental)
-        _check_positive("allocation", self.allocation)
+        check_probability("p_control", self.p_control)
+        check_probability("p_experimental", self.p_experimental)
+        check_positive("allocation", self.allocation)
         _check_randomization(self.randomization, self.allocation, self.block_size)
-        _check_alpha(self.alpha)
-        _check_sided(self.sided)
+        check_alpha(self.alpha)
+        check_sided(self.sided)
 
     def with_n_patients(self, n_patients: int) -> BinaryTrialDesign:
         return replace(self, n_patients=n_patients)
@@ -808,7 +808,7 @@ def find_sample_size(
     ValueError
         When the power at ``n_max`` stays below target.
     """
-    target = _check_power(target_power)
+    target = check_power(target_power)
     n_min = _check_n("n_min", n_min)
     n_max = _check_n("n_max", n_max)
     if n_min >= n_max:

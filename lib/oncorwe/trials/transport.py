@@ -45,6 +45,7 @@ from scipy import special, stats
 from sklearn.linear_model import LogisticRegression
 from xgboost.core import XGBoostError
 
+from oncorwe.core.io import jsonable
 from oncorwe.core.roles import MAX_ABS_COVARIATE, absurd_values
 from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
 from oncorwe.models.metrics import (
@@ -82,16 +83,6 @@ MIN_ROWS = 10
 BINARY_MODELS = ("xgboost", "logistic")
 
 
-def _clean(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, float | np.floating):
-        return float(v) if math.isfinite(float(v)) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
-
-
 def _internal() -> Any:
     return field(default=None, repr=False, metadata={"export": False})
 
@@ -105,7 +96,7 @@ def _exported_dict(self) -> dict[str, Any]:
             continue
         v = getattr(self, f.name)
         out[f.name] = v.to_dict() if hasattr(v, "to_dict") else v
-    return _clean(out)
+    return jsonable(out)
 
 
 @dataclass(frozen=True)
@@ -150,7 +141,7 @@ class SurvivalPerformance:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (NaN -> None)."""
-        return _clean(asdict(self))
+        return jsonable(asdict(self))
 
 
 def _oe(ev: np.ndarray, tm: np.ndarray, lp: np.ndarray, h0t, h0c, horizon: float) -> float:
@@ -431,7 +422,7 @@ def transport(
     n_jobs : int, default 2
         XGBoost threads.
     seed : int, default 0
-    trainer : oncorwe.models.trainer.Trainer, optional
+    trainer : oncorwe.compute.trainer.Trainer, optional
         ``"xgboost"`` through the stage's trainer (``compute.training``; ``train``
         holds its site column): the same trees for 300 rounds, no early stopping, risk
         sets over every site. Default: in-process XGBoost.
@@ -679,7 +670,7 @@ class BinaryPerformance:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (NaN -> None)."""
-        return _clean(asdict(self))
+        return jsonable(asdict(self))
 
 
 def binary_performance(y: Any, p: Any) -> BinaryPerformance:

@@ -1,7 +1,7 @@
 """A federated session: many models in one federation; the Trainer over all backends.
 
 Parity (federated == pooled == Dask, predictions to 1e-6) is checked for the model kinds
-the analyses fit through :class:`oncorwe.models.trainer.Trainer`: multiclass propensity,
+the analyses fit through :class:`oncorwe.compute.trainer.Trainer`: multiclass propensity,
 regression (a pseudo-outcome), binary, Cox; a site without rows for a model takes part
 with a weight-0 placeholder row and changes nothing.
 """
@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from oncorwe.compute.federated.server import FederatedConfig, FederatedSession, make_tls_material
+from oncorwe.compute.trainer import Trainer
 from oncorwe.core.errors import OncorweError
-from oncorwe.federated.server import FederatedConfig, FederatedSession, make_tls_material
-from oncorwe.models.trainer import Trainer
-from tests.federated import FEATURES, SITES, alive, synthetic_sites
+from tests.compute.federated import FEATURES, SITES, alive, synthetic_sites
 
 PARAMS = {"n_estimators": 25, "max_depth": 3, "learning_rate": 0.3, "min_child_weight": 2.0}
 

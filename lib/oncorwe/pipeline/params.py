@@ -7,7 +7,7 @@ read are the ones ``dvc.yaml`` declares for it (checked in the tests).
 
 Example
 -------
->>> from oncorwe.config import Params
+>>> from oncorwe.pipeline.params import Params
 >>> Params.model_validate({"cohort": {"profile": "tiny"}}).cohort.n_patients
 3000
 """
@@ -195,7 +195,7 @@ class ValidationParams(_Section):
     seed: int = Field(7, ge=0)
 
     def config(self, min_cell: int, threads: int, compute: ComputeParams | None = None):
-        from oncorwe.validation import ValidationConfig
+        from oncorwe.pipeline.validation import ValidationConfig
 
         where = (
             {}
@@ -224,7 +224,7 @@ class FederatedComputeParams(_Section):
     heartbeat_timeout_s: float = Field(30.0, gt=0, le=3600)
 
     def config(self, sites: list[str], scratch: Path):
-        from oncorwe.federated.server import FederatedConfig, TLSConfig, make_tls_material
+        from oncorwe.compute.federated.server import FederatedConfig, TLSConfig, make_tls_material
 
         tls = None
         if self.tls:
@@ -252,7 +252,7 @@ class ComputeParams(_Section):
 
     def track_config(self, hp: HypothesisParams, min_cell: int):
         from oncorwe.effects.discovery import DiscoveryConfig
-        from oncorwe.hypothesis import TrackConfig
+        from oncorwe.pipeline.hypothesis import TrackConfig
 
         dcfg = DiscoveryConfig(
             min_effect={

@@ -31,7 +31,7 @@ from oncorwe.core.io import rounded, write_json
 from oncorwe.core.privacy import DEFAULT_MIN_CELL
 from oncorwe.core.roles import Roles
 from oncorwe.core.rules import Condition
-from oncorwe.hypothesis import sketch_contract, track_trainer, training_summary
+from oncorwe.pipeline.hypothesis import sketch_contract, track_trainer, training_summary
 from oncorwe.trials.adaptive import AdaptiveDesign, simulate_adaptive
 from oncorwe.trials.design import sample_size_survival, schoenfeld_power
 from oncorwe.trials.emulation import emulate
@@ -239,7 +239,8 @@ def transport_for(
     cfg: ValidationConfig,
     trainer: Any = None,
 ) -> dict:
-    """PFS model of the hypothesis' cancer type: majority population -> the others."""
+    """PFS model of the hypothesis' cancer type on ``frame`` (the validation part):
+    developed in the majority population, validated in the others."""
     if not roles.population:
         return {"available": False, "reason": "no population column"}
     group = {k: v for k, v in hyp["conditions"].items() if k in ("cancer",)}
@@ -369,7 +370,9 @@ def _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer) -> 
         trial = design_trial(em, cfg)
         adaptive = adaptive_for(em, rest, cfg)
         try:
-            tr = transport_for(frame, roles, h, covariates, cfg, trainer)
+            # the validation part only, as every step of track 2: discovery and confirmation
+            # rows shaped the hypothesis and must not score the model that tests it
+            tr = transport_for(valid, roles, h, covariates, cfg, trainer)
         except ValueError as err:
             tr = {"available": False, "reason": str(err)}
         decision, reasons = decide(h, em, trial)

@@ -1,4 +1,4 @@
-"""``python -m oncorwe.report``: render the stakeholder reports and the index (a DVC stage).
+"""``python -m oncorwe.pipeline.report``: render the stakeholder reports and the index (a DVC stage).
 
 Each report is ``notebooks/NAME.ipynb`` executed with parameters taken from
 ``params.yaml`` (only the keys ``dvc.yaml`` declares for the stage) into
@@ -35,7 +35,7 @@ PARAMETERS: dict[str, Callable] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m oncorwe.report", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m oncorwe.pipeline.report", description=__doc__)
     parser.add_argument(
         "names",
         nargs="*",
@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     args = parser.parse_args(argv)
     try:
-        from oncorwe.config import read_params
         from oncorwe.core.paths import resolve
+        from oncorwe.pipeline.params import read_params
         from oncorwe.report.render import render_report, write_index
 
         params = read_params(args.params)

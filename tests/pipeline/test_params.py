@@ -7,10 +7,10 @@ import textwrap
 import pytest
 import yaml
 
-from oncorwe.config import STAGES, Params, load_params, read_params
 from oncorwe.core.errors import ConfigError
+from oncorwe.pipeline.params import STAGES, Params, load_params, read_params
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 
 def _write(tmp_path, text: str):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from oncorwe.core.roles import read_table, roles_for_analysis_table
-from oncorwe.validation import ValidationConfig, decide, run_validation
+from oncorwe.pipeline.validation import ValidationConfig, decide, run_validation
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +115,27 @@ def test_validation_notebook_renders_when_nothing_was_confirmed(tmp_path):
     )
     assert report.metrics == {"validated": 0, "go": 0, "go_drugs": []}
     assert "No hypothesis was validated" in report.html.read_text()
+
+
+def test_transport_sees_only_the_validation_part(validated, track1):
+    """Track 2 tests on patients neither discovery nor confirmation saw: the transport's
+    development and test rows together are the validation part's rows of the cancer."""
+    from oncorwe.core.rules import Condition
+
+    res, _, _ = validated
+    out, _ = track1
+    analysis = read_table(out.parent / "analysis")
+    roles = roles_for_analysis_table(out.parent / "analysis")
+    parts = pd.read_parquet(out / "splits.parquet")
+    valid_ids = set(parts.loc[parts["part"] == "validation", "id"])
+    checked = 0
+    for r in res["hypotheses"]:
+        tr = r["transport"]
+        if not tr.get("available"):
+            continue
+        cancer = {k: v for k, v in r["conditions"].items() if k == "cancer"}
+        rows = analysis[Condition.parse(cancer).mask(analysis)]
+        in_valid = rows[roles.id].astype(str).isin(valid_ids)
+        assert tr["n_train"] + tr["n_test"] == int(in_valid.sum()) < len(rows)
+        checked += 1
+    assert checked, "no hypothesis had a transport to check"

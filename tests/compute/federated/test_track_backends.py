@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 
 from oncorwe.cohort.splits import assign_splits
+from oncorwe.compute.trainer import stage_trainer
 from oncorwe.core.roles import read_table, roles_for_analysis_table
-from oncorwe.hypothesis import fit_response_models, sketch_contract
-from oncorwe.models.trainer import stage_trainer
+from oncorwe.pipeline.hypothesis import fit_response_models, sketch_contract
 
-from ..conftest import small_track_config
+from ...conftest import small_track_config
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def parts(track1):
 def test_response_models_train_on_the_backend_and_match_pooled_quality(parts, backend):
     from dataclasses import replace
 
-    from oncorwe.config import FederatedComputeParams
+    from oncorwe.pipeline.params import FederatedComputeParams
 
     disc, conf, roles, cov = parts
     pooled_cfg = small_track_config()

@@ -6,17 +6,17 @@ chooses the backend by name (``params.yaml`` ``compute.training``) and never tou
 
 - ``pooled``: ``xgboost.train`` in this process on all rows (the reference);
 - ``federated``: one OS process per hospital, each reading only its own Parquet
-  partition, joined by XGBoost's federated server (:mod:`oncorwe.federated.server`);
+  partition, joined by XGBoost's federated server (:mod:`oncorwe.compute.federated.server`);
 - ``dask``: ``xgboost.dask.train`` on a Dask DataFrame read from the per-site Parquet
   partitions, on a local 2-worker cluster (``cluster="local"``) or an existing scheduler
   (``cluster="tcp://host:port"``, or a ``distributed.Client``).
 
-All three apply the same :class:`~oncorwe.federated.binning.BinningContract` before
+All three apply the same :class:`~oncorwe.compute.federated.binning.BinningContract` before
 XGBoost sees the data, so no feature has more than ``max_bin`` distinct values, every
 worker derives the same cut points, and the backends train the same trees
 (federated == pooled to floating-point summation order). For Cox models the contract
 also carries a shared time grid, and all backends use
-:class:`~oncorwe.federated.site.CoxRiskSetObjective`, whose risk sets span every site
+:class:`~oncorwe.compute.federated.site.CoxRiskSetObjective`, whose risk sets span every site
 (XGBoost's built-in Cox objective would use each worker's rows alone). The contract is
 by default sketched from the sites (``contract="sketch"``: in the site processes for the
 federated backend, per site in this process otherwise, with the same result);
@@ -53,10 +53,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oncorwe.core.errors import OncorweError
-from oncorwe.core.privacy import DEFAULT_MIN_CELL
-from oncorwe.federated.binning import BinningContract, contract_from_summaries, site_summary
-from oncorwe.federated.site import (
+from oncorwe.compute.federated.binning import BinningContract, contract_from_summaries, site_summary
+from oncorwe.compute.federated.site import (
     CoxRiskSetObjective,
     build_matrix,
     drop_unlabeled,
@@ -64,6 +62,8 @@ from oncorwe.federated.site import (
     prepare_features,
     read_partition,
 )
+from oncorwe.core.errors import OncorweError
+from oncorwe.core.privacy import DEFAULT_MIN_CELL
 
 __all__ = [
     "BACKENDS",
@@ -549,7 +549,7 @@ def train_model(
     if backend == "federated":
         from dataclasses import replace
 
-        from oncorwe.federated.server import FederatedConfig
+        from oncorwe.compute.federated.server import FederatedConfig
 
         fed_cfg = federated or FederatedConfig()
         if timeout is not None:
@@ -591,7 +591,7 @@ def train_model(
                         features,
                     )
                 elif backend == "federated":
-                    from oncorwe.federated.server import federated_contract
+                    from oncorwe.compute.federated.server import federated_contract
 
                     resolved = federated_contract(
                         partitions,
@@ -650,7 +650,7 @@ def train_model(
             if model_path is not None:
                 TrainedModel(booster, kind, features, resolved, backend).save(model_path)
         elif backend == "federated":
-            from oncorwe.federated.server import federated_train
+            from oncorwe.compute.federated.server import federated_train
 
             common = dict(
                 kind=kind,
@@ -731,9 +731,9 @@ class Trainer:
 
     A stage opens one ``Trainer`` (a context manager) and fits every model through
     :meth:`fit`. The trainer keeps what is costly to start for the whole stage: a Dask
-    client (and its ``LocalCluster``) or a :class:`~oncorwe.federated.server.FederatedSession`
+    client (and its ``LocalCluster``) or a :class:`~oncorwe.compute.federated.server.FederatedSession`
     (one server and one process per site). :meth:`sketch` agrees a
-    :class:`~oncorwe.federated.binning.BinningContract` once, over the whole table, from
+    :class:`~oncorwe.compute.federated.binning.BinningContract` once, over the whole table, from
     the sites' suppressed summaries; every later fit bins its features with it (a
     categorical column missing from it, such as an arm indicator, brings its fixed
     category list), so the three backends train the same trees on the same rows.
@@ -808,7 +808,7 @@ class Trainer:
 
     def open(self) -> None:
         if self.backend == "federated" and self.session is None:
-            from oncorwe.federated.server import FederatedConfig, FederatedSession
+            from oncorwe.compute.federated.server import FederatedConfig, FederatedSession
 
             self.session = FederatedSession(self.sites, self.federated or FederatedConfig())
             self.session.open()
@@ -978,7 +978,7 @@ def stage_trainer(
     with tempfile.TemporaryDirectory(prefix="oncorwe-trainer-") as scratch:
         fed = None
         if backend == "federated":
-            from oncorwe.federated.server import FederatedConfig
+            from oncorwe.compute.federated.server import FederatedConfig
 
             fed = (
                 federated_params.config(sites, Path(scratch))

@@ -104,7 +104,7 @@ class BinningContract:
         XGBoost's ``max_bin``: training must use the same value.
     time_grid : sequence of float, optional
         Sorted time points for survival labels: the federated Cox objective
-        (:mod:`oncorwe.models.trainer`) puts a row with time ``t`` at the first grid point
+        (:mod:`oncorwe.compute.trainer`) puts a row with time ``t`` at the first grid point
         ``>= t`` (or after the last one), so the sites only exchange risk-set sums on this
         grid, never an event time.
 

@@ -7,9 +7,9 @@ import logging
 import numpy as np
 import pytest
 
+from oncorwe.compute.trainer import train_model
 from oncorwe.models.metrics import auc, harrell_c
-from oncorwe.models.trainer import train_model
-from tests.federated import FEATURES, synthetic_sites, write_sites
+from tests.compute.federated import FEATURES, synthetic_sites, write_sites
 
 pytest.importorskip("distributed")
 

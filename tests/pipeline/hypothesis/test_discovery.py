@@ -191,7 +191,7 @@ def test_overlap_flags_a_covariate_that_records_the_treatment(capsys):
     bad = _analysis(leaky, outcomes, cfg, covariates=("age", "bm_brca", "on_drug_before"))
     res = bad.comparison("x", "drug").overlap(cfg.overlap_warn, min_cell=11)
     assert res["poor_overlap"] and res["outside_share"] > 0.5, res
-    from oncorwe.hypothesis import overlap_summary
+    from oncorwe.pipeline.hypothesis import overlap_summary
 
     table = overlap_summary(bad, bad, cfg, 11)
     assert table[0]["discovery"] == res and table[0]["confirmation"] == res

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from oncorwe.pipeline.validation import ValidationConfig, adaptive_for
 from oncorwe.trials.adaptive import AdaptiveDesign, simulate_adaptive
-from oncorwe.validation import ValidationConfig, adaptive_for
 
 SUB = {"risk_control": 0.2, "risk_treated": 0.5}  # the subgroup: response 20% -> 50%
 REST = {"risk_control": 0.3, "risk_treated": 0.3}  # the rest of the cancer: no benefit

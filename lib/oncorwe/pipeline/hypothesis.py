@@ -41,9 +41,9 @@ from oncorwe.effects.discovery import (
     Hypothesis,
     OutcomeData,
     PartAnalysis,
-    _feature_frame,
     confirm,
     discover,
+    feature_frame,
     ipcw_rmst,
 )
 from oncorwe.effects.metalearners import dr_pseudo_outcome_loss
@@ -127,8 +127,8 @@ def fit_response_models(
         n_jobs=cfg.threads,
         random_state=cfg.split_seed,
     )
-    Xd = _feature_frame(disc, X_cols)
-    Xc = _feature_frame(conf, X_cols)
+    Xd = feature_frame(disc, X_cols)
+    Xc = feature_frame(conf, X_cols)
     gd = disc[roles.id].to_numpy()
     groups_conf = {
         k: conf[c].astype(str).to_numpy()
@@ -247,7 +247,7 @@ def sketch_contract(trainer: Any, frame: pd.DataFrame, roles: Roles, covariates:
     """One binning contract for every model of the stage (covariates, the treatment and
     the survival time grid), agreed from the sites' suppressed summaries of ``frame``."""
     feats = list(dict.fromkeys([*covariates, roles.treatment]))
-    sketch = _feature_frame(frame, feats).assign(
+    sketch = feature_frame(frame, feats).assign(
         **{roles.hospital: frame[roles.hospital].astype(str).to_numpy()}
     )
     if roles.time:
@@ -267,7 +267,7 @@ def _fit_response_models_distributed(disc, conf, roles, covariates, cfg, trainer
         "nthread": 1,
     }
     models, metrics = {}, {}
-    Xc = _feature_frame(conf, X_cols)
+    Xc = feature_frame(conf, X_cols)
     for name, col in (("response", roles.response), ("toxicity", roles.toxicity)):
         if not col:
             continue
@@ -448,7 +448,7 @@ def run_hypothesis(
 def track_trainer(cfg: Any, frame: pd.DataFrame, roles: Roles):
     """The stage trainer of a track (``cfg.training``, ``cluster``, ``federated``,
     ``min_cell``): None for pooled; one site per hospital of ``frame``."""
-    from oncorwe.models.trainer import stage_trainer
+    from oncorwe.compute.trainer import stage_trainer
 
     sites = frame[roles.hospital].astype(str).unique() if roles.hospital else None
     return stage_trainer(
@@ -599,8 +599,8 @@ def _run_hypothesis(
             _log(f"hypothesis: blinded {h.drug} in {h.condition.describe()}: {h.blinded}")
 
     # explanations: effect models per comparison, SHAP for each hypothesis
-    X_disc = _feature_frame(disc, covariates)
-    X_conf = _feature_frame(conf, covariates)
+    X_disc = feature_frame(disc, covariates)
+    X_conf = feature_frame(conf, covariates)
     effect_models: dict[tuple[str, str, str], tuple[Any, dict]] = {}
     effect_dist: list[dict[str, Any]] = []
     for h in hyps:
@@ -688,7 +688,7 @@ def _run_hypothesis(
     shap_models = {}
     strata_col = group_col or roles.treatment
     X_cols = [*covariates, roles.treatment]
-    Xc_full = _feature_frame(conf, X_cols)
+    Xc_full = feature_frame(conf, X_cols)
     for name, model in models.items():
         shap_models[name] = shap_summary(
             model, Xc_full, conf[strata_col].astype(str).to_numpy(), cfg.shap_rows, cfg.split_seed

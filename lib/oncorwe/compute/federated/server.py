@@ -1,7 +1,7 @@
 """The coordinator: a federated XGBoost server and one process per hospital.
 
 :func:`federated_train` starts XGBoost's federated (gRPC) server in a child process,
-then one site process per hospital (:mod:`oncorwe.federated.site`), each given only the
+then one site process per hospital (:mod:`oncorwe.compute.federated.site`), each given only the
 path of its own Parquet partition; the sites train one model together, exchanging
 gradient histograms through the server, and rank 0 returns the model. The coordinator
 watches every process and stops them all — on success, failure, timeout or
@@ -29,7 +29,7 @@ site) with the ``cryptography`` package, or the ``openssl`` command where it is 
 
 Example
 -------
->>> from oncorwe.federated.server import FederatedConfig
+>>> from oncorwe.compute.federated.server import FederatedConfig
 >>> FederatedConfig(timeout=120).address
 '127.0.0.1'
 """
@@ -52,9 +52,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oncorwe.compute.federated.binning import BinningContract, contract_from_summaries
 from oncorwe.core.errors import OncorweError
 from oncorwe.core.privacy import DEFAULT_MIN_CELL
-from oncorwe.federated.binning import BinningContract, contract_from_summaries
 
 __all__ = [
     "FederatedConfig",
@@ -309,7 +309,7 @@ class _NoPortError(Exception):
 def _launch_server(fleet: _Fleet, n_workers: int, cfg: FederatedConfig, port: int) -> Path:
     """Start the server process; it writes ``server-port.json`` once it listens."""
     port_file = fleet.work / "server-port.json"
-    argv = ["-m", "oncorwe.federated.server", "serve", "--n-workers", str(n_workers)]
+    argv = ["-m", "oncorwe.compute.federated.server", "serve", "--n-workers", str(n_workers)]
     argv += ["--port", str(port), "--port-file", str(port_file), "--parent-pid", str(os.getpid())]
     argv += ["--timeout", str(int(max(cfg.timeout, 1)))]
     if cfg.tls is not None:
@@ -509,7 +509,7 @@ def federated_summaries(
 ) -> list[dict[str, Any]]:
     """Each site's sketch summary, computed in that site's own process.
 
-    See :func:`oncorwe.federated.binning.site_summary`; returns one summary per site,
+    See :func:`oncorwe.compute.federated.binning.site_summary`; returns one summary per site,
     in the order of ``partitions``.
     """
     cfg = config or FederatedConfig()
@@ -531,7 +531,9 @@ def federated_summaries(
                     "out_dir": str(work),
                     "parent_pid": os.getpid(),
                 }
-                fleet.start(s, ["-m", "oncorwe.federated.site", str(_write_job(work, s, job))])
+                fleet.start(
+                    s, ["-m", "oncorwe.compute.federated.site", str(_write_job(work, s, job))]
+                )
             _supervise(fleet, sites, cfg, deadline, "sketch")
             return [json.loads((work / f"summary-{s}.json").read_text()) for s in sites]
         finally:
@@ -607,12 +609,12 @@ def federated_train(
     label : str or (event column, time column)
     params : mapping
         XGBoost parameters, identical at every site (build them with
-        :func:`oncorwe.models.trainer.xgboost_params`).
+        :func:`oncorwe.compute.trainer.xgboost_params`).
     num_boost_round : int
     contract : BinningContract or None
         None trains on the raw columns (each site sketches its own cut points).
     time_grid : sequence of float, optional
-        Cox only: use :class:`~oncorwe.federated.site.CoxRiskSetObjective` on this grid
+        Cox only: use :class:`~oncorwe.compute.federated.site.CoxRiskSetObjective` on this grid
         (pooled risk sets); without it XGBoost's ``survival:cox`` uses each site's own.
     config : FederatedConfig, optional
     model_path : path, optional
@@ -660,7 +662,9 @@ def federated_train(
                         "contract": None if contract is None else contract.to_dict(),
                         "time_grid": None if time_grid is None else [float(t) for t in time_grid],
                     }
-                    fleet.start(s, ["-m", "oncorwe.federated.site", str(_write_job(work, s, job))])
+                    fleet.start(
+                        s, ["-m", "oncorwe.compute.federated.site", str(_write_job(work, s, job))]
+                    )
 
             server_pid, port = _start_server(fleet, len(sites), cfg, deadline, start_sites)
             statuses = _supervise(fleet, sites, cfg, deadline, "training")
@@ -758,7 +762,11 @@ class FederatedSession:
                         "task": "serve",
                         "inbox": str(self.work / "inbox"),
                     }
-                    argv = ["-m", "oncorwe.federated.site", str(_write_job(self.work, s, job))]
+                    argv = [
+                        "-m",
+                        "oncorwe.compute.federated.site",
+                        str(_write_job(self.work, s, job)),
+                    ]
                     self.fleet.start(s, argv)
 
             _, self.port = _start_server(self.fleet, len(self.sites), cfg, deadline, start_sites)
@@ -1099,7 +1107,7 @@ def _serve(argv: Sequence[str]) -> int:
     import argparse
     import threading
 
-    ap = argparse.ArgumentParser(prog="python -m oncorwe.federated.server serve")
+    ap = argparse.ArgumentParser(prog="python -m oncorwe.compute.federated.server serve")
     ap.add_argument("--n-workers", type=int, required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file", required=True)
@@ -1152,7 +1160,7 @@ if __name__ == "__main__":
     sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
     if len(sys.argv) < 2 or sys.argv[1] != "serve":
         print(
-            "usage: python -m oncorwe.federated.server serve --n-workers N --port-file F ...",
+            "usage: python -m oncorwe.compute.federated.server serve --n-workers N --port-file F ...",
             file=sys.stderr,
         )
         sys.exit(2)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from oncorwe.federated.aggregates import combine_aggregates, site_aggregates
+from oncorwe.compute.federated.aggregates import combine_aggregates, site_aggregates
 from oncorwe.models.metrics import auc, brier
 
 

@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from oncorwe.core.errors import OncorweError
-from oncorwe.federated.binning import (
+from oncorwe.compute.federated.binning import (
     GRID_CELLS,
     BinningContract,
     contract_from_summaries,
     grid_edges,
     site_summary,
 )
-from tests.federated import SITES, synthetic_sites
+from oncorwe.core.errors import OncorweError
+from tests.compute.federated import SITES, synthetic_sites
 
 NUMERIC = ["age", "ldh", "albumin", "nlr"]
 

@@ -1,21 +1,21 @@
 """What one hospital runs: read its own partition, bin it, train in the federation.
 
-A site is one OS process started by the coordinator (:mod:`oncorwe.federated.server`)
-as ``python -m oncorwe.federated.site JOB.json``. The job file names the one Parquet
+A site is one OS process started by the coordinator (:mod:`oncorwe.compute.federated.server`)
+as ``python -m oncorwe.compute.federated.site JOB.json``. The job file names the one Parquet
 partition the site may read, the features, labels, binning contract and training
 parameters, the federated server's address and the site's TLS files. The site:
 
 1. reads **only** its partition and records the paths it opened in its status file
    (``status-<site>.json``, rewritten every ``HEARTBEAT_S`` seconds with a heartbeat time,
    its stage and boosting round, so the coordinator can tell a hung site from a slow one);
-2. applies the :class:`~oncorwe.federated.binning.BinningContract`;
+2. applies the :class:`~oncorwe.compute.federated.binning.BinningContract`;
 3. for ``task: "summarize"``, writes its sketch summary (``summary-<site>.json``) and
    stops; for ``task: "train"``, joins the federation inside
    ``xgboost.collective.CommunicatorContext`` and calls ``xgboost.train`` with the same
    parameters as every other site. Only gradient histograms (and, for Cox, risk-set sums
    on the shared time grid) leave the process. Rank 0 writes the model to a temporary
    file and renames it to ``model.json``;
-4. for ``task: "serve"`` (a session, :class:`oncorwe.federated.server.FederatedSession`),
+4. for ``task: "serve"`` (a session, :class:`oncorwe.compute.federated.server.FederatedSession`),
    joins the federation once and runs numbered train / summarize tasks from the
    coordinator's inbox until told to stop, so many models cost one start-up.
 
@@ -26,7 +26,7 @@ killed coordinator leaves no site behind.
 
 The training helpers (:func:`make_labels`, :func:`build_matrix`,
 :class:`CoxRiskSetObjective`) are shared with the pooled and Dask backends of
-:mod:`oncorwe.models.trainer`, so all backends train the same model.
+:mod:`oncorwe.compute.trainer`, so all backends train the same model.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oncorwe.federated.binning import BinningContract, site_summary
+from oncorwe.compute.federated.binning import BinningContract, site_summary
 
 __all__ = [
     "HEARTBEAT_S",
@@ -471,7 +471,7 @@ def run_job(job: Mapping[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m oncorwe.federated.site JOB.json", file=sys.stderr)
+        print("usage: python -m oncorwe.compute.federated.site JOB.json", file=sys.stderr)
         return 2
     job = json.loads(Path(args[0]).read_text())
     if job.get("task") == "summarize" or job.get("kind") in ("binary", "multiclass", "regression"):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from oncorwe.hypothesis import effect_model
 from oncorwe.models.estimators import grouped_validation_split
+from oncorwe.pipeline.hypothesis import effect_model
 
 SEED = 3
 

@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oncorwe.core.errors import OncorweError
-from oncorwe.federated.binning import BinningContract, contract_from_summaries, site_summary
-from oncorwe.federated.server import (
+from oncorwe.compute.federated.binning import BinningContract, contract_from_summaries, site_summary
+from oncorwe.compute.federated.server import (
     FederatedConfig,
     federated_contract,
     federated_train,
     make_tls_material,
 )
-from oncorwe.models.trainer import TrainedModel, train_model, xgboost_params
-from tests.federated import FEATURES, SITES, alive, synthetic_sites, write_sites
+from oncorwe.compute.trainer import TrainedModel, train_model, xgboost_params
+from oncorwe.core.errors import OncorweError
+from tests.compute.federated import FEATURES, SITES, alive, synthetic_sites, write_sites
 
 NUMERIC = ["age", "ldh", "albumin", "nlr"]
 ROUNDS = 25

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from oncorwe.cohort.generator import OMOP_TABLES, copy_tree, generate
 from oncorwe.cohort.spec import load_spec
-from oncorwe.config import CohortParams
 from oncorwe.core.errors import OncorweError
 from oncorwe.core.io import atomic_path, write_json
 from oncorwe.core.paths import resolve
 from oncorwe.core.privacy import suppress
+from oncorwe.pipeline.params import CohortParams
 
 
 def run_cohort_stage(params: CohortParams, min_cell: int, root: Path | None = None) -> dict:
