@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
 from oncorwe.cohort.flat import ROLES, flat_cohort
 from oncorwe.core.errors import OncorweError
 from oncorwe.core.roles import Roles, validate_cohort
