@@ -29,6 +29,11 @@ def world(tmp_path_factory):
     return d
 
 
+def _discover(cohort, roles, out, cwd):
+    """``oncorwe discover`` on a cohort file and a roles file, run from ``cwd``."""
+    return oncorwe("discover", "--cohort", cohort, "--roles", roles, "--out", out, cwd=cwd)
+
+
 def _roles(**kw) -> Roles:
     return Roles.model_validate({**ROLES, **kw})
 
@@ -189,32 +194,14 @@ def test_transport_refuses_a_test_file_coded_otherwise(world, tmp_path):
 def test_discover_confirms_the_planted_zero_one_subgroup_first_and_its_null_twin_nothing(
     world, tmp_path
 ):
-    res = oncorwe(
-        "discover",
-        "--cohort",
-        world / "cohort.csv",
-        "--roles",
-        world / "roles.yaml",
-        "--out",
-        tmp_path / "d",
-        cwd=tmp_path,
-    )
+    res = _discover(world / "cohort.csv", world / "roles.yaml", tmp_path / "d", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "parameters: the defaults" in res.stderr
     top = json.loads((tmp_path / "d" / "hypotheses.json").read_text())["hypotheses"][0]
     assert top["confirmed"] and top["drug"] == "2"
     assert top["conditions"].get("marker_b") == "positive"
     assert top["confirmation"]["pfs"]["effect"] > 0  # longer PFS on the drug, in months
-    res = oncorwe(
-        "discover",
-        "--cohort",
-        world / "null.csv",
-        "--roles",
-        world / "roles.yaml",
-        "--out",
-        tmp_path / "n",
-        cwd=tmp_path,
-    )
+    res = _discover(world / "null.csv", world / "roles.yaml", tmp_path / "n", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     summary = json.loads((tmp_path / "n" / "summary.json").read_text())
     assert summary["n_confirmed"] == 0
@@ -228,16 +215,7 @@ def test_discover_says_why_when_no_comparison_can_be_formed(world, tmp_path):
     frame = pd.read_csv(world / "cohort.csv")
     drug = frame[frame["trt"] == 2].iloc[:60]
     pd.concat([frame[frame["trt"] == 1].iloc[:2000], drug]).to_csv(tmp_path / "c.csv", index=False)
-    res = oncorwe(
-        "discover",
-        "--cohort",
-        tmp_path / "c.csv",
-        "--roles",
-        world / "roles.yaml",
-        "--out",
-        tmp_path / "d",
-        cwd=tmp_path,
-    )
+    res = _discover(tmp_path / "c.csv", world / "roles.yaml", tmp_path / "d", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "no comparison could be formed" in res.stderr and "min_drug_rows (50)" in res.stderr
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
@@ -316,15 +294,8 @@ def test_subgroup_cuts_split_a_continuous_covariate_and_find_the_planted_interva
     roles = {**ROLES, "covariates": ["age", "ecog"]}
     for name, extra in (("cut", {"subgroup_cuts": {"age": [65, 75]}}), ("plain", {})):
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({**roles, **extra}))
-        res = oncorwe(
-            "discover",
-            "--cohort",
-            tmp_path / "c.csv",
-            "--roles",
-            tmp_path / f"{name}.yaml",
-            "--out",
-            tmp_path / name,
-            cwd=tmp_path,
+        res = _discover(
+            tmp_path / "c.csv", tmp_path / f"{name}.yaml", tmp_path / name, cwd=tmp_path
         )
         assert res.returncode == 0, res.stderr
     cut = json.loads((tmp_path / "cut" / "hypotheses.json").read_text())["hypotheses"]
@@ -380,16 +351,7 @@ def test_discover_refuses_a_pfs_horizon_beyond_the_follow_up(world, tmp_path):
     frame = pd.read_csv(world / "cohort.csv")
     frame["pfs_days"] = frame["pfs_days"].clip(upper=200)  # 6.6 months at most
     frame.to_csv(tmp_path / "c.csv", index=False)
-    res = oncorwe(
-        "discover",
-        "--cohort",
-        tmp_path / "c.csv",
-        "--roles",
-        world / "roles.yaml",
-        "--out",
-        tmp_path / "d",
-        cwd=tmp_path,
-    )
+    res = _discover(tmp_path / "c.csv", world / "roles.yaml", tmp_path / "d", cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     assert "horizon_months 12" in res.stderr and "'pfs_days' (6.57 months" in res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "d").exists()
@@ -403,16 +365,7 @@ def test_discover_blinds_hypotheses_whose_comparison_fails_overlap(world, tmp_pa
     frame.to_csv(tmp_path / "c.csv", index=False)
     roles = {**ROLES, "covariates": [*ROLES["covariates"], "on_drug"]}
     (tmp_path / "roles.yaml").write_text(yaml.safe_dump(roles))
-    res = oncorwe(
-        "discover",
-        "--cohort",
-        tmp_path / "c.csv",
-        "--roles",
-        tmp_path / "roles.yaml",
-        "--out",
-        tmp_path / "d",
-        cwd=tmp_path,
-    )
+    res = _discover(tmp_path / "c.csv", tmp_path / "roles.yaml", tmp_path / "d", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     hyps = json.loads((tmp_path / "d" / "hypotheses.json").read_text())["hypotheses"]
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
