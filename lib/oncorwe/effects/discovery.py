@@ -444,8 +444,11 @@ def _screen(psi: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return mean, se, n
 
 
-@dataclass
+@dataclass(frozen=True)
 class DiscoveryConfig:
+    """Discovery and confirmation settings (``hypothesis.discovery`` in params.yaml);
+    frozen: a stage makes a changed copy with ``dataclasses.replace``, never edits one."""
+
     min_effect: dict[str, float] = field(
         default_factory=lambda: {"response": 0.05, "pfs": 0.5, "toxicity": 0.05}
     )
