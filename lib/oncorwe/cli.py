@@ -498,17 +498,25 @@ def trial_sim(
                 f"{design}: outcomes.source model needs --cohort (the patients) and "
                 "--model (the fitted model)"
             )
+        table, fitted = read_table(cohort), load_estimator(model)  # their errors name them
         try:
-            outcomes = ModelOutcomes.from_design(spec, read_table(cohort), load_estimator(model))
-        except ValueError as err:  # the model and the cohort or design do not fit together
-            raise OncorweError(f"{design} with --model {model}: {err}") from err
+            outcomes = ModelOutcomes.from_design(spec, table, fitted)
+        except (OncorweError, ValueError) as err:  # cohort, model and design do not fit
+            raise OncorweError(
+                f"{design} with --cohort {cohort} and --model {model}: {err}"
+            ) from err
     elif cohort is not None or model is not None:
         raise OncorweError(
             f"{design}: outcomes.source is parametric; --cohort and --model are used only "
             "with source model"
         )
-    res = run_design(spec, model_outcomes=outcomes)
+    try:
+        res = run_design(spec, model_outcomes=outcomes)
+    except OncorweError as err:  # e.g. a target_power no N reaches: say which file
+        raise OncorweError(f"{design}: {err}") from err
     write_json(out / "trial.json", res)
+    for warning in res["warnings"]:
+        _log(f"trial-sim: warning: {warning}")
     formula = res["formula_power"]
     _log(
         f"trial-sim: {spec.name}: power {res['power']:.3f}"

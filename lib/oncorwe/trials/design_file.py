@@ -56,7 +56,15 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from scipy import optimize
 from scipy.integrate import cumulative_trapezoid, trapezoid
 from scipy.stats import norm
@@ -104,13 +112,37 @@ __all__ = [
     "run_design",
 ]
 
-PosFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-OpenProb = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+def _not_bool(value: Any) -> Any:
+    # pydantic reads True as 1 and False as 0, and YAML reads yes/no/on/off as booleans:
+    # ``hazard_ratio: yes`` would otherwise simulate HR 1 without a word.
+    if isinstance(value, bool):
+        raise ValueError(
+            "expected a number, not a boolean (YAML reads yes/no/on/off/true/false as booleans)"
+        )
+    return value
+
+
+def _sides(value: Any) -> Any:
+    # A number written as text is read as the number everywhere else ("0.8"); so here.
+    value = _not_bool(value)
+    if isinstance(value, str) and value.strip() in ("1", "2"):
+        return int(value)
+    return value
+
+
+_Number = BeforeValidator(_not_bool)
+Int = Annotated[int, _Number]
+Float = Annotated[float, _Number]
+PosFloat = Annotated[float, _Number, Field(gt=0.0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, _Number, Field(ge=0.0, allow_inf_nan=False)]
+OpenProb = Annotated[float, _Number, Field(gt=0.0, lt=1.0)]
 ArmValue = bool | int | float | str
 _QUANTILES = (("q2.5", 0.025), ("q25", 0.25), ("q50", 0.5), ("q75", 0.75), ("q97.5", 0.975))
 #: Search bounds for ``target_power`` designs.
 N_MIN, N_MAX = 4, 100_000
+#: Hazard ratios from this value up are refused (a percent written for a ratio).
+HR_MAX = 10.0
 
 
 # --------------------------------------------------------------------------- schema
@@ -148,7 +180,9 @@ class ControlSurvival(_Strict):
 
     distribution: Literal["exponential", "weibull"] = "exponential"
     median_months: PosFloat = Field(description="control-arm median PFS in months")
-    shape: PosFloat | None = Field(None, description="Weibull shape k (weibull only)")
+    shape: Annotated[float, _Number, Field(ge=0.01, le=100.0)] | None = Field(
+        None, description="Weibull shape k in [0.01, 100] (weibull only; 1 is exponential)"
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> ControlSurvival:
@@ -192,10 +226,22 @@ class Outcomes(_Strict):
 
     source: Literal["parametric", "model"]
     control: ControlSurvival | None = None
-    hazard_ratio: PosFloat | None = Field(None, description="HR experimental / control")
+    hazard_ratio: PosFloat | None = Field(None, description="HR experimental / control, < 10")
     control_rate: OpenProb | None = Field(None, description="control response probability")
     experimental_rate: OpenProb | None = Field(None, description="experimental response prob.")
     treatment: TreatmentArms | None = None
+
+    @field_validator("hazard_ratio")
+    @classmethod
+    def _ratio(cls, hr: float | None) -> float | None:
+        # A ratio of 10 or more is no trial's planning assumption; 70 is a percent (0.7)
+        # that would otherwise be simulated as a seventy-fold hazard, power 0.
+        if hr is not None and hr >= HR_MAX:
+            hint = f" (a percent? write {hr / 100:g})" if hr <= 100 else ""
+            raise ValueError(
+                f"expected a ratio experimental / control in (0, {HR_MAX:g}), e.g. 0.7{hint}"
+            )
+        return hr
 
 
 class TrialDesignSpec(_Strict):
@@ -207,7 +253,10 @@ class TrialDesignSpec(_Strict):
     ``target_events`` (event-driven analysis); a ``response`` design takes none of the
     timing keys; ``target_power`` needs a fixed-time analysis (an event-driven design's
     power is set by ``target_events``, not by N); ``outcomes`` carries the keys of its
-    ``source`` and ``endpoint`` only.
+    ``source`` and ``endpoint`` only; a parametric ``target_power`` without an effect
+    (HR 1, equal rates) or that the formula reaches only beyond ``N_MAX`` patients is
+    refused before any simulation. Numbers may be written as text ("0.8"); YAML booleans
+    (yes/no/on/off) are refused where a number is expected.
     """
 
     name: str = Field(min_length=1)
@@ -215,23 +264,23 @@ class TrialDesignSpec(_Strict):
     endpoint: Literal["pfs", "response"]
     allocation: Allocation = Allocation()
     randomization: Literal["block", "simple"] = "block"
-    block_size: int | None = Field(None, ge=2, description="permuted-block length")
-    sample_size: int | None = Field(None, ge=2, le=N_MAX, description="patients randomized")
+    block_size: Int | None = Field(None, ge=2, description="permuted-block length")
+    sample_size: Int | None = Field(None, ge=2, le=N_MAX, description="patients randomized")
     target_power: OpenProb | None = Field(None, description="search the smallest N reaching it")
-    alpha: float = Field(0.025, gt=0.0, lt=0.5)
-    sided: Literal[1, 2] = 1
+    alpha: Float = Field(0.025, gt=0.0, lt=0.5)
+    sided: Annotated[Literal[1, 2], BeforeValidator(_sides)] = 1
     accrual: Accrual | None = None
     followup_months: NonNegFloat | None = Field(
         None, description="analysis this long after the last patient enters"
     )
-    target_events: int | None = Field(None, ge=1, description="analysis at this many events")
-    dropout_per_year: float | None = Field(None, ge=0.0, lt=1.0, description="P(drop out by 12m)")
+    target_events: Int | None = Field(None, ge=1, description="analysis at this many events")
+    dropout_per_year: Float | None = Field(None, ge=0.0, lt=1.0, description="P(drop out by 12m)")
     outcomes: Outcomes
     eligibility: dict[str, Any] | None = Field(
         None, description="condition on patients (oncorwe.core.rules); selects the model's pool"
     )
-    replicates: int = Field(10_000, ge=1, le=10_000_000, description="simulated trials")
-    seed: int = Field(0, ge=0, le=2**63 - 1)
+    replicates: Int = Field(10_000, ge=1, le=10_000_000, description="simulated trials")
+    seed: Int = Field(0, ge=0, le=2**63 - 1)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrialDesignSpec:
@@ -327,7 +376,50 @@ class TrialDesignSpec(_Strict):
             _check_randomization(self.randomization, self.allocation.ratio, self.block_size)
         except ValueError as err:
             p.append(f"allocation / block_size: {err}")
+        if not p and self.target_power is not None and o.source == "parametric":
+            p.extend(self._unreachable_power())
         return p
+
+    def _unreachable_power(self) -> list[str]:
+        """A ``target_power`` no N up to N_MAX reaches, by the formula (the search would
+        simulate ever larger trials up to N_MAX before failing)."""
+        o = self.outcomes
+        if self.endpoint == "pfs":
+            if o.hazard_ratio == 1.0:
+                return ["outcomes.hazard_ratio: is 1 (no effect), so no N reaches target_power"]
+            effect = f"hazard_ratio {o.hazard_ratio:g}"
+        else:
+            if o.control_rate == o.experimental_rate:
+                return [
+                    "outcomes.experimental_rate: equals control_rate (no effect), so no N "
+                    "reaches target_power"
+                ]
+            effect = f"response rates {o.experimental_rate} vs {o.control_rate}"
+        r = self.allocation.ratio
+        try:
+            if self.endpoint == "pfs":
+                events = schoenfeld_events(
+                    o.hazard_ratio, self.alpha, self.target_power, r, self.sided
+                )
+                n = _formula_patients(self, o.hazard_ratio, events)
+            else:
+                n = two_proportion_sample_size(
+                    o.control_rate,
+                    o.experimental_rate,
+                    self.alpha,
+                    self.target_power,
+                    r,
+                    self.sided,
+                )["n_total"]
+        except (ValueError, ZeroDivisionError, OverflowError):
+            return []  # no closed form here; the simulated search decides
+        if n <= N_MAX:
+            return []
+        return [
+            f"target_power: {self.target_power:g} with {effect} needs about {n:,} patients "
+            f"by the formula, more than the {N_MAX:,} searched; expected a lower "
+            "target_power or a larger effect"
+        ]
 
     # ---- derived quantities
     @property
@@ -537,6 +629,7 @@ class ModelOutcomes:
             raise ValueError(f"covariates lack model feature(s) {missing[:5]}")
         if experimental == control:
             raise ValueError(f"experimental and control must differ, both are {experimental!r}")
+        _check_numeric_features(covariates, model, treatment_column, (experimental, control))
         cats = model.categories_.get(treatment_column)
         if cats is not None:
             unknown = [v for v in (experimental, control) if v not in set(cats)]
@@ -608,6 +701,8 @@ class ModelOutcomes:
         """
         if design.outcomes.source != "model":
             raise OncorweError(f"design {design.name!r} has outcomes.source parametric, not model")
+        if len(cohort) == 0:
+            raise OncorweError("the cohort has no rows: no patient to resample")
         cond = design.eligibility_condition
         try:
             mask = cond.mask(cohort)
@@ -686,6 +781,34 @@ class ModelOutcomes:
         if self.endpoint == "response":
             out["response_rates"] = self.response_rates
         return out
+
+
+def _check_numeric_features(
+    covariates: pd.DataFrame, model: Any, treatment_column: str, arms: tuple[Any, Any]
+) -> None:
+    """Text where the model was fitted on numbers, said by column (XGBoost's own message
+    names DataFrame dtypes and ``enable_categorical``)."""
+    categorical = set(model.categories_)
+    for col in model.feature_names_:
+        if col == treatment_column or col in categorical:
+            continue
+        s = covariates[col]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        bad = s[s.notna() & pd.to_numeric(s, errors="coerce").isna()]
+        found = sorted(map(str, bad.unique()))[:3] if len(bad) else [str(s.dtype)]
+        raise ValueError(
+            f"column {col!r} holds text {found} but the model was fitted on numbers; "
+            "expected numeric values (leave a missing value empty)"
+        )
+    if treatment_column not in categorical:
+        text = [v for v in arms if isinstance(v, str)]
+        if text:
+            raise ValueError(
+                f"treatment value(s) {text} are text but the model's column "
+                f"{treatment_column!r} is numeric; expected the numbers it was fitted on "
+                "(outcomes.treatment.experimental / control, e.g. 1 and 0)"
+            )
 
 
 # --------------------------------------------------------------------------- simulation
@@ -1045,14 +1168,20 @@ def run_design(design: TrialDesignSpec, *, model_outcomes: ModelOutcomes | None 
         n = design.sample_size
         sim = simulate(n)
     elif not model:
-        search = find_sample_size(
-            design.trial_design(100),
-            target_power=design.target_power,
-            n_replicates=reps,
-            seed=seed,
-            n_min=N_MIN,
-            n_max=N_MAX,
-        )
+        try:
+            search = find_sample_size(
+                design.trial_design(100),
+                target_power=design.target_power,
+                n_replicates=reps,
+                seed=seed,
+                n_min=N_MIN,
+                n_max=N_MAX,
+            )
+        except ValueError as err:  # the simulated power stays below target up to N_MAX
+            raise OncorweError(
+                f"target_power: {design.target_power:g} is not reached by {N_MAX:,} "
+                f"patients ({err}); expected a lower target_power or a larger effect"
+            ) from err
         n, evaluations = search.n_patients, search.evaluations
         sim = simulate(n)  # same seed: reproduces the search's evaluation at n
     else:
@@ -1097,6 +1226,13 @@ def run_design(design: TrialDesignSpec, *, model_outcomes: ModelOutcomes | None 
         else:
             hr = design.outcomes.hazard_ratio
         out.update(_survival_formula(design, sim, n, power_for, hr))
+        if design.target_events is not None and sim["mean_events"] < design.target_events:
+            out["warnings"].append(
+                f"target_events={design.target_events}: the simulated trials have "
+                f"{sim['mean_events']:.1f} events on average; a trial that never reaches "
+                "the target (dropout, or events beyond the outcome model's follow-up) is "
+                "analysed after its last event, so the power is that of fewer events"
+            )
     else:
         out["risk_difference_distribution"] = {
             "mean": sim["mean_risk_difference"],
