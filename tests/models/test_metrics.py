@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lifelines import KaplanMeierFitter
 from scipy.special import expit, logit
 
 from oncorwe.models.metrics import (
@@ -16,7 +15,6 @@ from oncorwe.models.metrics import (
     calibration_slope_intercept,
     harrell_c,
     ici,
-    kaplan_meier_at,
     metrics_by_group,
     scaled_brier,
     survival_calibration_at_horizon,
@@ -137,15 +135,6 @@ def test_harrell_c_matches_the_pairwise_definition_with_censoring():
     event = (rng.random(150) < 0.6).astype(int)
     risk = np.round(-time + rng.normal(0, 1.0, 150), 1)  # rounded: ties in risk
     assert harrell_c(event, time, risk) == pytest.approx(_c_by_definition(event, time, risk))
-
-
-def test_kaplan_meier_at_matches_lifelines():
-    rng = np.random.default_rng(8)
-    time = np.round(rng.exponential(2.0, 500), 1) + 0.1
-    event = (rng.random(500) < 0.7).astype(int)
-    km = KaplanMeierFitter().fit(time, event)
-    for h in (0.5, 1.0, 3.0):
-        assert kaplan_meier_at(event, time, h) == pytest.approx(float(km.predict(h)), rel=1e-12)
 
 
 def test_survival_calibration_at_horizon_agrees_for_the_true_model():

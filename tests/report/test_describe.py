@@ -25,23 +25,17 @@ def test_load_analysis_names_a_missing_stage_output(tmp_path):
         describe.load_analysis(tmp_path)
 
 
-def test_kaplan_meier_matches_lifelines():
+def test_km_curves_start_at_one_and_read_lifelines_on_the_grid(analysis_frame):
     from lifelines import KaplanMeierFitter
 
-    rng = np.random.default_rng(3)
-    t = np.round(rng.exponential(6.0, 300), 1)  # rounding makes ties
-    e = rng.random(300) < 0.7
-    times, surv, at_risk = describe.kaplan_meier(t, e)
-    km = KaplanMeierFitter().fit(t, e).survival_function_["KM_estimate"]
-    np.testing.assert_allclose(surv, km.to_numpy(), rtol=1e-12)
-    np.testing.assert_allclose(times, km.index.to_numpy())
-    assert at_risk[0] == 300 and np.all(np.diff(at_risk) <= 0)
-
-
-def test_kaplan_meier_without_censoring_is_the_empirical_survival():
-    t = np.array([1.0, 2.0, 2.0, 4.0])
-    _, surv, _ = describe.kaplan_meier(t, np.ones(4))
-    np.testing.assert_allclose(surv, [1.0, 0.75, 0.25, 0.0])
+    curves = describe.km_by(analysis_frame, "cancer", MIN_CELL)
+    assert curves
+    for name, (grid, surv) in curves.items():
+        part = analysis_frame[analysis_frame["cancer"] == name]
+        km = KaplanMeierFitter().fit(part["pfs_months"], part["pfs_event"])
+        assert grid[0] == 0.0 and surv[0] == 1.0
+        expected = km.survival_function_at_times(grid).to_numpy()
+        np.testing.assert_allclose(surv, expected, rtol=1e-12, atol=0)
 
 
 def test_km_curves_stop_before_fewer_than_min_cell_are_at_risk(analysis_frame):

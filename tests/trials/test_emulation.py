@@ -20,6 +20,7 @@ from lifelines import CoxPHFitter, KaplanMeierFitter
 
 from oncorwe.cohort.generator import generate
 from oncorwe.features.build import build_features
+from oncorwe.models.kaplan_meier import restricted_mean_survival_time, weighted_kaplan_meier
 from oncorwe.trials.emulation import (
     emulate,
     equipoise,
@@ -30,8 +31,6 @@ from oncorwe.trials.emulation import (
 from oncorwe.trials.survival import (
     cox_coefficient,
     cox_hazard_ratio,
-    restricted_mean_survival_time,
-    weighted_kaplan_meier,
 )
 from tests.trials.truth import (
     NSCLC_COVARIATES,

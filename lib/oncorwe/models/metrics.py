@@ -8,7 +8,8 @@ evaluation"):
   (logistic regression of y on logit p), ICI and E50/E90/Emax (Austin & Steyerberg 2019);
 - survival: Harrell's C, **with the convention that a higher score means higher risk**
   (the one :class:`oncorwe.models.estimators.SurvivalModel` uses), and calibration at a
-  horizon by risk group (Kaplan-Meier observed vs mean predicted survival).
+  horizon by risk group (observed survival from
+  :func:`oncorwe.models.kaplan_meier.weighted_kaplan_meier` vs mean predicted survival).
 
 Logistic fits are plain Newton-Raphson on two parameters (no statsmodels, no penalty).
 """
@@ -23,6 +24,8 @@ from lifelines.utils import concordance_index
 from scipy import special
 from sklearn.metrics import roc_auc_score
 
+from oncorwe.models.kaplan_meier import weighted_kaplan_meier
+
 __all__ = [
     "BINARY_METRICS",
     "auc",
@@ -32,7 +35,6 @@ __all__ = [
     "calibration_slope_intercept",
     "harrell_c",
     "ici",
-    "kaplan_meier_at",
     "loess_calibration_curve",
     "metrics_by_group",
     "scaled_brier",
@@ -343,18 +345,6 @@ def harrell_c(event: Any, time: Any, risk: Any) -> float:
     return float(concordance_index(tm, -rk, ev))
 
 
-def kaplan_meier_at(event: Any, time: Any, horizon: float) -> float:
-    """Kaplan-Meier survival ``prod_{t_k <= horizon} (1 - d_k / n_k)``."""
-    ev = np.asarray(event, dtype=float).ravel()
-    tm = np.asarray(time, dtype=float).ravel()
-    uniq, inv = np.unique(tm, return_inverse=True)
-    d = np.bincount(inv, weights=ev, minlength=uniq.size)
-    leaving = np.bincount(inv, minlength=uniq.size)
-    at_risk = tm.size - np.concatenate([[0], np.cumsum(leaving)[:-1]])
-    keep = (uniq <= horizon) & (d > 0)
-    return float(np.prod(1.0 - d[keep] / at_risk[keep]))
-
-
 def survival_calibration_at_horizon(
     event: Any, time: Any, surv_pred: Any, horizon: float, *, n_groups: int = 10
 ) -> pd.DataFrame:
@@ -388,7 +378,7 @@ def survival_calibration_at_horizon(
     rows = []
     for k in range(1, n_groups + 1):
         sel = grp == k
-        obs = kaplan_meier_at(ev[sel], tm[sel], horizon)
+        obs = float(weighted_kaplan_meier(ev[sel], tm[sel]).at(horizon)[0])
         pred = float(sp[sel].mean())
         rows.append(
             {

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from oncorwe.core.errors import OncorweError
 from oncorwe.core.paths import resolve
 from oncorwe.core.privacy import COUNT_NAME, suppress_table, suppressed_label
+from oncorwe.models.kaplan_meier import weighted_kaplan_meier
 from oncorwe.report.render import METRICS_KEY
 
 STATUS_SUFFIX = "_status"
@@ -221,41 +222,6 @@ def outcome_completeness(table: pd.DataFrame, min_cell: int) -> pd.DataFrame:
     )
 
 
-def kaplan_meier(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Kaplan-Meier estimate ``S(t) = prod_{t_i <= t} (1 - d_i / n_i)``.
-
-    Parameters
-    ----------
-    time : (n,) array of float
-        Follow-up time (> 0).
-    event : (n,) array of 0/1
-        1 = event observed at ``time``; 0 = censored there.
-
-    Returns
-    -------
-    times, survival, at_risk : arrays of equal length
-        Distinct times (starting with 0), the survival just after each and the number at
-        risk just before each (the same times and values as lifelines'
-        ``KaplanMeierFitter().fit(time, event).survival_function_``).
-    """
-    t = np.asarray(time, float)
-    e = np.asarray(event).astype(bool)
-    if t.shape != e.shape:
-        raise OncorweError("kaplan_meier: time and event differ in length")
-    uniq, inv = np.unique(t, return_inverse=True)
-    deaths = np.bincount(inv, weights=e, minlength=len(uniq))
-    leaving = np.bincount(inv, minlength=len(uniq))
-    at_risk = len(t) - np.concatenate([[0], np.cumsum(leaving)[:-1]])
-    surv = np.cumprod(1.0 - deaths / at_risk)
-    if len(uniq) and uniq[0] <= 0:  # events at time 0 already start the curve
-        return uniq, surv, at_risk
-    return (
-        np.concatenate([[0.0], uniq]),
-        np.concatenate([[1.0], surv]),
-        np.concatenate([[len(t)], at_risk]),
-    )
-
-
 def km_by(
     table: pd.DataFrame,
     group: str,
@@ -267,21 +233,21 @@ def km_by(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Kaplan-Meier curves per group, coarsened so that no single patient can be read off.
 
-    Groups with fewer than ``min_cell`` lines are left out; each curve is read on a grid of
-    ``grid_months`` and stops where fewer than ``min_cell`` lines remain at risk.
+    Groups with fewer than ``min_cell`` lines are left out; each curve
+    (:func:`~oncorwe.models.kaplan_meier.weighted_kaplan_meier`, unit weights) is read on a
+    grid of ``grid_months`` from 0 (where it is 1) and stops at the last time with at least
+    ``min_cell`` lines at risk.
     """
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, part in table.groupby(group, observed=True, sort=True):
         if len(part) < min_cell:
             continue
-        t, s, n = kaplan_meier(part[time].to_numpy(float), part[event].to_numpy())
-        enough = n >= min_cell
-        if not enough.any():
-            continue
-        t_max = t[enough].max()
+        curve = weighted_kaplan_meier(part[event].to_numpy(), part[time].to_numpy(float))
+        # time 0 has all len(part) >= min_cell lines at risk, so a curve has its origin
+        enough = curve.times[curve.at_risk >= min_cell]
+        t_max = enough.max() if enough.size else 0.0
         grid = np.arange(0.0, t_max + 1e-9, grid_months)
-        idx = np.searchsorted(t, grid, side="right") - 1
-        curves[str(name)] = (grid, s[idx])
+        curves[str(name)] = (grid, curve.at(grid))
     return curves
 
 
@@ -343,7 +309,6 @@ __all__ = [
     "counts_by",
     "drug_use",
     "for_display",
-    "kaplan_meier",
     "km_by",
     "km_medians",
     "line_group",

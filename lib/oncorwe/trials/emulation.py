@@ -41,11 +41,11 @@ from sklearn.metrics import roc_auc_score
 from oncorwe.core.io import jsonable
 from oncorwe.core.roles import MAX_ABS_COVARIATE, absurd_values
 from oncorwe.models.estimators import ResponseClassifier
+from oncorwe.models.kaplan_meier import weighted_kaplan_meier
 from oncorwe.models.splits import grouped_fold_ids
 from oncorwe.trials.survival import (
     cox_coefficient,
     cox_hazard_ratio,
-    weighted_kaplan_meier,
 )
 
 __all__ = [

@@ -48,6 +48,7 @@ from xgboost.core import XGBoostError
 from oncorwe.core.io import jsonable
 from oncorwe.core.roles import MAX_ABS_COVARIATE, absurd_values
 from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
+from oncorwe.models.kaplan_meier import weighted_kaplan_meier
 from oncorwe.models.metrics import (
     auc,
     brier,
@@ -60,7 +61,6 @@ from oncorwe.trials.survival import (
     breslow_baseline,
     cox_coefficient,
     cumulative_hazard_at,
-    weighted_kaplan_meier,
 )
 
 __all__ = [
