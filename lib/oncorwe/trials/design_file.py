@@ -70,6 +70,7 @@ from scipy.integrate import cumulative_trapezoid, trapezoid
 from scipy.stats import norm
 
 from oncorwe.core.errors import OncorweError, format_validation_error, load_yaml_model
+from oncorwe.core.io import jsonable
 from oncorwe.core.rules import Condition
 from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
 from oncorwe.trials.design import (
@@ -83,20 +84,19 @@ from oncorwe.trials.simulate import (
     STREAM_BLOCK,
     BinaryTrialDesign,
     SurvivalTrialDesign,
-    _analyse_binary,
-    _analyse_survival,
-    _binary_block_draws,
-    _block_template,
-    _check_randomization,
-    _critical,
-    _jsonable,
-    _mean_arms,
-    _run_chunks,
-    _summarise_hr,
-    _survival_block_draws,
+    analyse_binary,
+    analyse_survival,
+    binary_block_draws,
+    block_template,
+    check_randomization,
+    critical_value,
     find_sample_size,
+    mean_arms,
+    run_chunks,
     simulate_binary_trial,
     simulate_survival_trial,
+    summarise_hr,
+    survival_block_draws,
 )
 
 __all__ = [
@@ -373,7 +373,7 @@ class TrialDesignSpec(_Strict):
             except ValueError as err:
                 p.append(f"eligibility: {err}")
         try:
-            _check_randomization(self.randomization, self.allocation.ratio, self.block_size)
+            check_randomization(self.randomization, self.allocation.ratio, self.block_size)
         except ValueError as err:
             p.append(f"allocation / block_size: {err}")
         if not p and self.target_power is not None and o.source == "parametric":
@@ -796,10 +796,10 @@ def _check_numeric_features(
         if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             continue
         bad = s[s.notna() & pd.to_numeric(s, errors="coerce").isna()]
-        found = sorted(map(str, bad.unique()))[:3] if len(bad) else [str(s.dtype)]
+        found = f"holds text {sorted(map(str, bad.unique()))[:3]}" if len(bad) else "is text"
         raise ValueError(
-            f"column {col!r} holds text {found} but the model was fitted on numbers; "
-            "expected numeric values (leave a missing value empty)"
+            f"column {col!r} {found} but the model was fitted on numbers; expected numeric "
+            "values (leave a missing value empty)"
         )
     if treatment_column not in categorical:
         text = [v for v in arms if isinstance(v, str)]
@@ -824,18 +824,18 @@ def _simulate_model_survival(
     T = S^{-1}(exp(-E)) in place of E simulates the model.
     """
     design = spec.trial_design(n)
-    template = _block_template(design)
+    template = block_template(design)
 
     def draw(seq):
-        entry, exp1, dropout, arm = _survival_block_draws(design, seq, template)
+        entry, exp1, dropout, arm = survival_block_draws(design, seq, template)
         t = outcomes.draw_event_times(outcomes._indices(seq, n), arm, exp1)
         return entry, t, dropout, arm
 
-    reps, _ = _run_chunks(n, n_replicates, seed, draw, lambda *a: _analyse_survival(design, *a))
-    crit = _critical(design.alpha, design.sided)
+    reps, _ = run_chunks(n, n_replicates, seed, draw, lambda *a: analyse_survival(design, *a))
+    crit = critical_value(design.alpha, design.sided)
     reject = (reps["z"] <= -crit) if design.sided == 1 else (np.abs(reps["z"]) >= crit)
     power = float(reject.mean())
-    mean_log_hr, hr_q = _summarise_hr(reps["log_hr"])
+    mean_log_hr, hr_q = summarise_hr(reps["log_hr"])
     return {
         "power": power,
         "power_se": math.sqrt(power * (1 - power) / n_replicates),
@@ -843,7 +843,7 @@ def _simulate_model_survival(
         "median_duration_months": float(np.median(reps["duration"])),
         "mean_log_hr": mean_log_hr,
         "hr_quantiles": hr_q,
-        "n_per_arm": _mean_arms(reps),
+        "n_per_arm": mean_arms(reps),
     }
 
 
@@ -856,22 +856,22 @@ def _simulate_model_response(
     u' = 0.5 u / p_i makes that exactly u < p_i, the patient's model probability.
     """
     design = spec.trial_design(n)
-    template = _block_template(design)
+    template = block_template(design)
 
     def draw(seq):
-        u, arm = _binary_block_draws(design, seq, template)
+        u, arm = binary_block_draws(design, seq, template)
         p = outcomes.response_probability(outcomes._indices(seq, n), arm)
         return 0.5 * u / np.maximum(p, 1e-300), arm
 
-    reps, _ = _run_chunks(n, n_replicates, seed, draw, lambda *a: _analyse_binary(design, *a))
-    crit = _critical(design.alpha, design.sided)
+    reps, _ = run_chunks(n, n_replicates, seed, draw, lambda *a: analyse_binary(design, *a))
+    crit = critical_value(design.alpha, design.sided)
     reject = (reps["z"] >= crit) if design.sided == 1 else (np.abs(reps["z"]) >= crit)
     power = float(reject.mean())
     return {
         "power": power,
         "power_se": math.sqrt(power * (1 - power) / n_replicates),
         **_rd_summary(reps["risk_difference"]),
-        "n_per_arm": _mean_arms(reps),
+        "n_per_arm": mean_arms(reps),
     }
 
 
@@ -1253,7 +1253,7 @@ def run_design(design: TrialDesignSpec, *, model_outcomes: ModelOutcomes | None 
                 f"the model's last event time ({horizon:.1f} months): later events cannot "
                 "be simulated and are censored, so power is underestimated"
             )
-    return _jsonable(out)
+    return jsonable(out)
 
 
 def _model_guess(design: TrialDesignSpec, outcomes: ModelOutcomes) -> int:

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.stats import norm
 
+from oncorwe.core.io import jsonable
 from oncorwe.trials.design import (
     check_alpha,
     check_hr,
@@ -94,7 +95,7 @@ def _allocation_block(allocation: float, block_size: int | None) -> np.ndarray:
     return np.array([1] * (k * a) + [0] * (k * b), dtype=bool)
 
 
-def _check_randomization(randomization: str, allocation: float, block_size: int | None) -> None:
+def check_randomization(randomization: str, allocation: float, block_size: int | None) -> None:
     if randomization not in ("block", "simple"):
         raise ValueError(f"randomization must be 'block' or 'simple', got {randomization!r}")
     if randomization == "block":
@@ -107,7 +108,7 @@ def _check_n(name: str, n: int, minimum: int = 2) -> int:
     return int(n)
 
 
-def _critical(alpha: float, sided: int) -> float:
+def critical_value(alpha: float, sided: int) -> float:
     return float(norm.ppf(1.0 - alpha / sided))
 
 
@@ -137,27 +138,12 @@ def _draw_arms(
     return template[perm].reshape(n_rep, n_blocks * size)[:, :n]
 
 
-def _summarise_hr(log_hr: np.ndarray) -> tuple[float, dict[str, float]]:
+def summarise_hr(log_hr: np.ndarray) -> tuple[float, dict[str, float]]:
     finite = log_hr[np.isfinite(log_hr)]
     if finite.size == 0:
         return math.nan, {k: math.nan for k, _ in _QUANTILES}
     qs = np.exp(np.quantile(finite, [q for _, q in _QUANTILES]))
     return float(finite.mean()), {k: float(v) for (k, _), v in zip(_QUANTILES, qs, strict=True)}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating | float):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    return value
 
 
 # --------------------------------------------------------------------------- log-rank
@@ -347,7 +333,7 @@ class SurvivalTrialDesign:
         check_positive("weibull_shape", self.weibull_shape)
         check_positive("dropout_hazard", self.dropout_hazard, allow_zero=True)
         check_positive("allocation", self.allocation)
-        _check_randomization(self.randomization, self.allocation, self.block_size)
+        check_randomization(self.randomization, self.allocation, self.block_size)
         check_alpha(self.alpha)
         check_sided(self.sided)
 
@@ -397,7 +383,7 @@ class BinaryTrialDesign:
         check_probability("p_control", self.p_control)
         check_probability("p_experimental", self.p_experimental)
         check_positive("allocation", self.allocation)
-        _check_randomization(self.randomization, self.allocation, self.block_size)
+        check_randomization(self.randomization, self.allocation, self.block_size)
         check_alpha(self.alpha)
         check_sided(self.sided)
 
@@ -447,7 +433,7 @@ class SurvivalSimulationResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no per-replicate arrays; NaN becomes None)."""
         out = {k: v for k, v in asdict(self).items() if k != "replicates"}
-        return _jsonable(out)
+        return jsonable(out)
 
 
 @dataclass
@@ -481,11 +467,11 @@ class BinarySimulationResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no per-replicate arrays)."""
         out = {k: v for k, v in asdict(self).items() if k != "replicates"}
-        return _jsonable(out)
+        return jsonable(out)
 
 
 # --------------------------------------------------------------------------- survival
-def _survival_block_draws(
+def survival_block_draws(
     design: SurvivalTrialDesign, seq: np.random.SeedSequence, template: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Entry, latent event time, dropout time and arm for one stream block, (B, n)."""
@@ -505,7 +491,7 @@ def _survival_block_draws(
     return entry, latent, dropout, arm
 
 
-def _analyse_survival(
+def analyse_survival(
     design: SurvivalTrialDesign,
     entry: np.ndarray,
     latent: np.ndarray,
@@ -551,7 +537,7 @@ def _analyse_survival(
     }
 
 
-def _run_chunks(n_patients: int, n_replicates: int, seed: int | None, draw, analyse):
+def run_chunks(n_patients: int, n_replicates: int, seed: int | None, draw, analyse):
     streams, entropy = _block_streams(seed, n_replicates)
     per_chunk = max(1, CHUNK_ELEMENTS // (n_patients * STREAM_BLOCK))
     parts: list[dict[str, np.ndarray]] = []
@@ -567,13 +553,13 @@ def _check_replicates(n_replicates: int) -> int:
     return _check_n("n_replicates", n_replicates, minimum=1)
 
 
-def _block_template(design: SurvivalTrialDesign | BinaryTrialDesign) -> np.ndarray | None:
+def block_template(design: SurvivalTrialDesign | BinaryTrialDesign) -> np.ndarray | None:
     if design.randomization != "block":
         return None
     return _allocation_block(design.allocation, design.block_size)
 
 
-def _mean_arms(reps: dict[str, np.ndarray]) -> dict[str, float]:
+def mean_arms(reps: dict[str, np.ndarray]) -> dict[str, float]:
     return {
         "experimental": float(reps["n_experimental"].mean()),
         "control": float(reps["n_control"].mean()),
@@ -587,15 +573,15 @@ def _simulate(design, n_replicates: int, seed: int | None, draws, analyse, *, be
 
     Returns the replicates, the replicate count, the seed used and the power."""
     n_replicates = _check_replicates(n_replicates)
-    template = _block_template(design)
-    reps, entropy = _run_chunks(
+    template = block_template(design)
+    reps, entropy = run_chunks(
         design.n_patients,
         n_replicates,
         seed,
         lambda s: draws(design, s, template),
         lambda *a: analyse(design, *a),
     )
-    crit = _critical(design.alpha, design.sided)
+    crit = critical_value(design.alpha, design.sided)
     z = reps["z"]
     one_sided = (z <= -crit) if benefit_below else (z >= crit)
     reps["reject"] = one_sided if design.sided == 1 else (np.abs(z) >= crit)
@@ -628,9 +614,9 @@ def simulate_survival_trial(
     if not isinstance(design, SurvivalTrialDesign):
         raise ValueError(f"design must be a SurvivalTrialDesign, got {type(design).__name__}")
     reps, n_replicates, seed, power = _simulate(
-        design, n_replicates, seed, _survival_block_draws, _analyse_survival, benefit_below=True
+        design, n_replicates, seed, survival_block_draws, analyse_survival, benefit_below=True
     )
-    mean_log_hr, hr_q = _summarise_hr(reps["log_hr"])
+    mean_log_hr, hr_q = summarise_hr(reps["log_hr"])
     return SurvivalSimulationResult(
         design=design,
         n_replicates=n_replicates,
@@ -641,13 +627,13 @@ def simulate_survival_trial(
         median_duration_months=float(np.median(reps["duration"])),
         mean_log_hr=mean_log_hr,
         hr_quantiles=hr_q,
-        n_per_arm=_mean_arms(reps),
+        n_per_arm=mean_arms(reps),
         replicates=reps,
     )
 
 
 # --------------------------------------------------------------------------- binary
-def _binary_block_draws(
+def binary_block_draws(
     design: BinaryTrialDesign, seq: np.random.SeedSequence, template: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     n, b = design.n_patients, STREAM_BLOCK
@@ -658,7 +644,7 @@ def _binary_block_draws(
     return u, arm
 
 
-def _analyse_binary(design: BinaryTrialDesign, u: np.ndarray, arm: np.ndarray):
+def analyse_binary(design: BinaryTrialDesign, u: np.ndarray, arm: np.ndarray):
     response = u < np.where(arm, design.p_experimental, design.p_control)
     n_e = arm.sum(axis=1)
     n_c = arm.shape[1] - n_e
@@ -693,7 +679,7 @@ def simulate_binary_trial(
     if not isinstance(design, BinaryTrialDesign):
         raise ValueError(f"design must be a BinaryTrialDesign, got {type(design).__name__}")
     reps, n_replicates, seed, power = _simulate(
-        design, n_replicates, seed, _binary_block_draws, _analyse_binary, benefit_below=False
+        design, n_replicates, seed, binary_block_draws, analyse_binary, benefit_below=False
     )
     rd = reps["risk_difference"]
     finite = rd[np.isfinite(rd)]
@@ -706,7 +692,7 @@ def simulate_binary_trial(
         power_se=math.sqrt(power * (1 - power) / n_replicates),
         mean_risk_difference=float(finite.mean()) if finite.size else math.nan,
         risk_difference_quantiles={k: float(v) for (k, _), v in zip(_QUANTILES, qs, strict=True)},
-        n_per_arm=_mean_arms(reps),
+        n_per_arm=mean_arms(reps),
         replicates=reps,
     )
 
@@ -735,7 +721,7 @@ class SampleSizeSearch:
     evaluations: dict[int, float]
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 def _initial_guess(design: SurvivalTrialDesign | BinaryTrialDesign, target: float) -> int:
