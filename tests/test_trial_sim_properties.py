@@ -686,6 +686,8 @@ def test_trial_sim_from_a_model_answers_or_names_the_cohort_problem(
     elif case == "text in a covariate":
         cohort["x"] = cohort["x"].astype(object)
         cohort.loc[[3, 7], "x"] = "unknown"
+        if fmt == "parquet":  # a text column there (Parquet holds one type per column)
+            cohort["x"] = cohort["x"].astype(str)
     elif case == "header only":
         cohort = cohort.iloc[:0]
     elif case == "no eligible patient":
@@ -832,13 +834,18 @@ def test_an_event_driven_target_rarely_reached_is_said_in_the_warnings(tmp_path)
     assert any(w.startswith("target_events=295:") for w in res["warnings"])
 
 
-def test_text_in_a_model_covariate_is_named_by_column(saved_models, tmp_path):
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_text_in_a_model_covariate_is_named_by_column(saved_models, tmp_path, fmt):
     # was: XGBoost's "DataFrame.dtypes for data must be int, float, bool or category ...
     # enable_categorical" (exit 2, but naming neither the cohort nor the value)
     models, pool = saved_models
     cohort = pool.astype({"x": object})
     cohort.loc[3, "x"] = "unknown"
-    cohort.to_csv(tmp_path / "c.csv", index=False)
+    table = tmp_path / f"c.{fmt}"
+    if fmt == "csv":
+        cohort.to_csv(table, index=False)
+    else:
+        cohort.astype({"x": str}).to_parquet(table)
     design = _design(
         tmp_path,
         PFS_TEXT.replace(
@@ -848,10 +855,10 @@ def test_text_in_a_model_covariate_is_named_by_column(saved_models, tmp_path):
     )
     res = oncorwe(
         "trial-sim", "--design", design, "--out", tmp_path / "o",
-        "--cohort", tmp_path / "c.csv", "--model", models / "pfs.json",
+        "--cohort", table, "--model", models / "pfs.json",
     )  # fmt: skip
     assert res.returncode == 2
-    assert str(tmp_path / "c.csv") in res.stderr
+    assert str(table) in res.stderr
     assert "column 'x' holds text ['unknown']" in res.stderr
     assert not (tmp_path / "o").exists()
 
