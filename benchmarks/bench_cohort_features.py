@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from oncorwe.cohort.generator import generate
 from oncorwe.cohort.spec import load_spec
 from oncorwe.features.build import REQUIRED, build_features
+from oncorwe.pipeline.features import feature_config
 from oncorwe.pipeline.params import FeaturesParams
 
 
@@ -49,7 +50,7 @@ def main() -> None:
                 pq.write_table(pq.read_table(p), work / f"copy-{p.name}")
 
         t_io, _ = _timed(io_floor)
-        cfg = FeaturesParams().feature_config()
+        cfg = feature_config(FeaturesParams())
         t_feat, table = _timed(lambda: build_features(omop, cfg, threads=args.threads))
 
         def scan():

@@ -42,6 +42,7 @@ from tests.trials.truth import (  # noqa: E402
 from oncorwe.cohort.generator import generate  # noqa: E402
 from oncorwe.cohort.spec import load_spec  # noqa: E402
 from oncorwe.features.build import build_features  # noqa: E402
+from oncorwe.pipeline.features import feature_config
 from oncorwe.pipeline.params import FeaturesParams  # noqa: E402
 from oncorwe.trials.emulation import emulate  # noqa: E402
 
@@ -50,7 +51,7 @@ DRUG = "pembrolizumab"
 
 def _world(spec, n: int, seed: int, out: Path) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     generate(spec, n, seed=seed, out=out)
-    feats = build_features(out / "omop", FeaturesParams().feature_config()).to_pandas()
+    feats = build_features(out / "omop", feature_config(FeaturesParams())).to_pandas()
     po = pd.read_parquet(out / "truth" / "potential_outcomes.parquet")
     return feats, po, weibull_shape(out)
 

@@ -27,13 +27,14 @@ from oncorwe.cohort.spec import load_spec
 from oncorwe.cohort.truth import Truth, evaluate
 from oncorwe.core.roles import read_table, roles_for_analysis_table
 from oncorwe.features.build import build_features, pseudonym_key, write_features
+from oncorwe.pipeline.features import feature_config
 from oncorwe.pipeline.hypothesis import run_hypothesis
 from oncorwe.pipeline.params import read_params
 
 
 def run_world(spec, n: int, seed: int, work: Path, threads: int, params_path=None, cancers=None):
     params = read_params(params_path)
-    fcfg = params.features.feature_config()
+    fcfg = feature_config(params.features)
     w = work / f"w{seed}"
     peak = {}  # this process' peak RSS so far after each step (GB): what set the peak
     generate(spec, n, seed, w)

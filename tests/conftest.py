@@ -11,6 +11,7 @@ from oncorwe.cohort.generator import generate
 from oncorwe.cohort.spec import Spec, load_spec
 from oncorwe.features.build import build_features
 from oncorwe.features.schema import FeatureConfig
+from oncorwe.pipeline.features import feature_config as make_feature_config
 from oncorwe.pipeline.params import FeaturesParams
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ def null_spec(default_spec: Spec) -> Spec:
 
 @pytest.fixture(scope="session")
 def feature_config() -> FeatureConfig:
-    return FeaturesParams().feature_config()
+    return make_feature_config(FeaturesParams())
 
 
 @pytest.fixture(scope="session")

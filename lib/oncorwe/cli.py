@@ -192,20 +192,12 @@ def cohort(params: ParamsOpt = Path("params.yaml")) -> None:
 @_user_errors
 def features(params: ParamsOpt = Path("params.yaml")) -> None:
     """Stage `features`: one analysis row per treated line (data/features/analysis)."""
-    from oncorwe.core.paths import resolve
-    from oncorwe.features.build import run_feature_stage
+    from oncorwe.core.paths import catalog
+    from oncorwe.pipeline import features as stage
     from oncorwe.pipeline.params import read_params
 
-    p = read_params(params)
     t0 = time.perf_counter()
-    metrics = run_feature_stage(
-        resolve("data/cohort/omop"),
-        resolve("data/features/analysis"),
-        resolve("metrics/features.json"),
-        p.features.feature_config(),
-        p.privacy.min_cell_count,
-        threads=p.compute.threads,
-    )
+    metrics = stage.run(read_params(params), catalog())
     _log(f"features: {metrics['lines']} lines in {time.perf_counter() - t0:.1f}s")
 
 

@@ -116,19 +116,6 @@ class FeaturesParams(_Section):
         ]
     )
 
-    def feature_config(self):
-        from oncorwe.features.schema import FeatureConfig
-
-        return FeatureConfig(
-            biomarkers=dict(self.biomarkers),
-            labs=tuple(self.labs),
-            comorbidities=tuple(self.comorbidities),
-            cancers=tuple(self.cancers),
-            standard_of_care={c: dict(v) for c, v in self.standard_of_care.items()},
-            lookback_days=self.lookback_days,
-            toxicity_window_days=self.toxicity_window_days,
-            pseudonym_key_env=self.pseudonym_key_env,
-        )
 
 
 class SplitParams(_Section):
