@@ -1,19 +1,25 @@
 """Track 1, hypothesis generation: from a cohort table to ranked, explained hypotheses.
 
-:func:`run_hypothesis` is what the ``hypothesis`` stage and ``oncorwe discover`` call:
+:func:`run_hypothesis` is what the ``hypothesis`` stage and ``oncorwe discover`` call;
+its steps, each one function, in the order it runs them:
 
-1. split the rows by patient into discovery, confirmation and validation parts (the
-   validation part is left untouched for track 2);
-2. fit the response models (binary response, PFS with ``survival:cox``, toxicity), tuned
-   with optuna on the discovery part, evaluated on the confirmation part overall, per
-   population and per hospital;
-3. screen candidate subgroups for every drug against its comparator on the discovery
-   part and confirm them on the confirmation part (:mod:`oncorwe.effects.discovery`);
-4. explain: TreeSHAP of the response models on a stratified sample, and of an
-   effect model (the doubly robust learner's second stage, tuned on the held-out DR loss)
-   for each hypothesis;
-5. audit: representation of drugs, populations and hospitals, model performance and
-   calibration per group, and each hypothesis' effect per population.
+1. :func:`split_parts`: split the eligible rows by patient into discovery, confirmation
+   and validation parts (the validation part is left untouched for track 2);
+2. :func:`fit_response_models`: the response models (binary response, PFS with
+   ``survival:cox``, toxicity), tuned with optuna on the discovery part, evaluated on
+   the confirmation part overall, per population and per hospital;
+3. :func:`part_analyses` and :func:`discover_and_confirm`: the nuisance models of each
+   part; candidate subgroups for every drug against its comparator screened on the
+   discovery part and confirmed on the confirmation part
+   (:mod:`oncorwe.effects.discovery`);
+4. :func:`explain_hypotheses` and :func:`response_model_shap`: TreeSHAP of the response
+   models on a stratified sample, and of an effect model (the doubly robust learner's
+   second stage, tuned on the held-out DR loss) for each hypothesis, with each
+   hypothesis' effect per population (the bias audit);
+5. :func:`suppress_hypothesis_counts`, :func:`rank`, :func:`track_summary` and
+   :func:`write_track_outputs`: small counts withheld, hypotheses ranked, the summary
+   (screen, overlap, model metrics per group, SHAP, effect distributions) and the
+   files, written at once.
 
 Everything it writes is aggregate: counts under the suppression threshold are removed.
 """
@@ -52,7 +58,7 @@ from oncorwe.models.metrics import binary_metrics, harrell_c, metrics_by_group
 from oncorwe.models.tuning import tune
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrackConfig:
     """Everything track 1 needs beyond the data (from ``params.yaml`` ``hypothesis``)."""
 
@@ -73,10 +79,14 @@ class TrackConfig:
 
 
 def _log(msg: str) -> None:
+    """One progress line on stdout, flushed: a long stage shows where it is."""
     print(f"[oncorwe] {msg}", flush=True)
 
 
 def _outcomes(frame: pd.DataFrame, roles: Roles, horizon: float) -> list[OutcomeData]:
+    """The endpoints the roles name, each as one number a row: response and toxicity as
+    they are, PFS as its IPCW-weighted RMST to ``horizon`` (per censoring stratum when
+    the roles give one), so that every endpoint is a mean an AIPW score can estimate."""
     out = []
     if roles.response:
         out.append(OutcomeData("response", frame[roles.response].to_numpy(float), True))
@@ -99,6 +109,24 @@ def _outcomes(frame: pd.DataFrame, roles: Roles, horizon: float) -> list[Outcome
 
 
 # ------------------------------------------------------------------ response models
+@dataclass(frozen=True)
+class _PooledDesign:
+    """What every pooled response model of a run shares.
+
+    The design matrices of both parts (covariates and the treatment), the discovery
+    part's patient ids (a patient's rows stay together in every tuning split), the rows
+    tuning may use, the fixed estimator settings, and the study's storage and key.
+    """
+
+    X_disc: pd.DataFrame
+    X_conf: pd.DataFrame
+    groups: np.ndarray
+    tune_rows: np.ndarray
+    base_kw: dict[str, Any]
+    storage: Path | None
+    tag: str
+
+
 def fit_response_models(
     disc: pd.DataFrame,
     conf: pd.DataFrame,
@@ -117,107 +145,119 @@ def fit_response_models(
     """
     if trainer is not None:
         return _fit_response_models_distributed(disc, conf, roles, covariates, cfg, trainer)
+    design = _pooled_design(disc, conf, roles, covariates, cfg, tuning_db)
     models: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
-    X_cols = [*covariates, roles.treatment]
-    base_kw = dict(
-        n_estimators=400,
-        early_stopping_rounds=30,
-        device=cfg.device,
-        n_jobs=cfg.threads,
-        random_state=cfg.split_seed,
-    )
-    Xd = feature_frame(disc, X_cols)
-    Xc = feature_frame(conf, X_cols)
-    gd = disc[roles.id].to_numpy()
-    groups_conf = {
-        k: conf[c].astype(str).to_numpy()
-        for k, c in (("population", roles.population), ("hospital", roles.hospital))
-        if c
-    }
-    tasks = []
-    if roles.response:
-        tasks.append(("response", roles.response))
-    if roles.toxicity:
-        tasks.append(("toxicity", roles.toxicity))
-    # tuning runs on at most TUNE_ROWS rows (whole patients); the final fit uses them all
-    sub = _tuning_rows(gd, cfg.split_seed)
-    tag = study_key(disc, roles, covariates, cfg)
-    for name, col in tasks:
-        ok_d, ok_c = disc[col].notna().to_numpy(), conf[col].notna().to_numpy()
-        y = disc.loc[ok_d, col].to_numpy(int)
-        base = ResponseClassifier(**base_kw)
-        t_rows = ok_d & sub
-        best, study = tune(
-            base,
-            Xd[t_rows],
-            disc.loc[t_rows, col].to_numpy(int),
-            gd[t_rows],
-            n_trials=cfg.tuning_trials,
-            timeout_s=cfg.tuning_timeout_s,
-            storage=tuning_db,
-            study_name=f"{name}_model_{tag}",
-            seed=cfg.split_seed,
-        )
-        model = base.set_params(**best).fit(Xd[ok_d], y, groups=gd[ok_d])
-        p = model.predict_proba(Xc[ok_c])[:, 1]
-        yc = conf.loc[ok_c, col].to_numpy(int)
-        metrics[name] = {
-            "overall": {k: float(v) for k, v in binary_metrics(yc, p).items()},
-            "n_trials": len(study.trials),
-            "best_params": best,
-            **{
-                f"by_{k}": _records(metrics_by_group(yc, p, g[ok_c], min_cell=cfg.min_cell))
-                for k, g in groups_conf.items()
-            },
-        }
-        models[name] = model
+    for name, col in (("response", roles.response), ("toxicity", roles.toxicity)):
+        if col:
+            models[name], metrics[name] = _fit_binary_model(
+                name, col, disc, conf, roles, design, cfg
+            )
     if roles.time:
-        ev_d = disc[roles.event].to_numpy(int)
-        t_d = disc[roles.time].to_numpy(float)
-        base = SurvivalModel(objective="cox", baseline_min_events=cfg.min_cell, **base_kw)
-        best, study = tune(
-            base,
-            Xd[sub],
-            (ev_d[sub], t_d[sub]),
-            gd[sub],
-            n_trials=cfg.tuning_trials,
-            timeout_s=cfg.tuning_timeout_s,
-            storage=tuning_db,
-            study_name=f"pfs_model_{tag}",
-            seed=cfg.split_seed,
-        )
-        model = base.set_params(**best).fit(Xd, ev_d, t_d, groups=gd)
-        risk = model.predict_risk(Xc)
-        ev_c, t_c = conf[roles.event].to_numpy(int), conf[roles.time].to_numpy(float)
-        by = {}
-        for k, g in groups_conf.items():
-            rows = []
-            for level in sorted(set(g)):
-                m = g == level
-                n = int(m.sum())
-                rows.append(
-                    {
-                        "group": level,
-                        "n": suppress(n, cfg.min_cell),
-                        "c_index": float(harrell_c(ev_c[m], t_c[m], risk[m]))
-                        if n >= cfg.min_cell and ev_c[m].sum() > 1
-                        else None,
-                    }
-                )
-            by[f"by_{k}"] = rows
-        metrics["pfs"] = {
-            "overall": {"c_index": float(harrell_c(ev_c, t_c, risk))},
-            "n_trials": len(study.trials),
-            "best_params": best,
-            **by,
-        }
-        models["pfs"] = model
+        models["pfs"], metrics["pfs"] = _fit_pfs_model(disc, conf, roles, design, cfg)
     return models, metrics
 
 
+def _pooled_design(
+    disc: pd.DataFrame,
+    conf: pd.DataFrame,
+    roles: Roles,
+    covariates: list[str],
+    cfg: TrackConfig,
+    tuning_db: Path | None,
+) -> _PooledDesign:
+    """Build once what the pooled models share: tuning runs on at most TUNE_ROWS rows
+    (whole patients) while the final fits use them all, and every study of the run is
+    keyed by :func:`study_key` so a rerun on other data never resumes a stale one."""
+    X_cols = [*covariates, roles.treatment]
+    gd = disc[roles.id].to_numpy()
+    return _PooledDesign(
+        X_disc=feature_frame(disc, X_cols),
+        X_conf=feature_frame(conf, X_cols),
+        groups=gd,
+        tune_rows=_tuning_rows(gd, cfg.split_seed),
+        base_kw=dict(
+            n_estimators=400,
+            early_stopping_rounds=30,
+            device=cfg.device,
+            n_jobs=cfg.threads,
+            random_state=cfg.split_seed,
+        ),
+        storage=tuning_db,
+        tag=study_key(disc, roles, covariates, cfg),
+    )
+
+
+def _tuned(base, rows: np.ndarray, y, name: str, design: _PooledDesign, cfg: TrackConfig):
+    """Tune ``base`` with optuna on the discovery ``rows`` (grouped by patient), in the
+    run's study storage under ``<name>_model_<key>``; returns the best parameters and
+    the study (its trials are reported)."""
+    return tune(
+        base,
+        design.X_disc[rows],
+        y,
+        design.groups[rows],
+        n_trials=cfg.tuning_trials,
+        timeout_s=cfg.tuning_timeout_s,
+        storage=design.storage,
+        study_name=f"{name}_model_{design.tag}",
+        seed=cfg.split_seed,
+    )
+
+
+def _fit_binary_model(
+    name: str,
+    col: str,
+    disc: pd.DataFrame,
+    conf: pd.DataFrame,
+    roles: Roles,
+    design: _PooledDesign,
+    cfg: TrackConfig,
+) -> tuple[Any, dict[str, Any]]:
+    """One binary outcome (response or toxicity): tuned on the discovery rows where it
+    is known, refitted on all of them, scored on the confirmation rows where it is known
+    (overall and per population and hospital)."""
+    ok_d, ok_c = disc[col].notna().to_numpy(), conf[col].notna().to_numpy()
+    base = ResponseClassifier(**design.base_kw)
+    t_rows = ok_d & design.tune_rows
+    best, study = _tuned(base, t_rows, disc.loc[t_rows, col].to_numpy(int), name, design, cfg)
+    y = disc.loc[ok_d, col].to_numpy(int)
+    model = base.set_params(**best).fit(design.X_disc[ok_d], y, groups=design.groups[ok_d])
+    p = model.predict_proba(design.X_conf[ok_c])[:, 1]
+    yc = conf.loc[ok_c, col].to_numpy(int)
+    return model, {
+        "overall": {k: float(v) for k, v in binary_metrics(yc, p).items()},
+        "n_trials": len(study.trials),
+        "best_params": best,
+        **_group_metrics(conf.loc[ok_c], roles, cfg, yc, p, True),
+    }
+
+
+def _fit_pfs_model(
+    disc: pd.DataFrame, conf: pd.DataFrame, roles: Roles, design: _PooledDesign, cfg: TrackConfig
+) -> tuple[Any, dict[str, Any]]:
+    """The PFS model (``survival:cox``, a higher score is a higher risk): tuned and
+    refitted on the discovery part, Harrell's C on the confirmation part (overall and
+    per population and hospital). Its baseline hazard needs ``min_cell`` events."""
+    ev_d = disc[roles.event].to_numpy(int)
+    t_d = disc[roles.time].to_numpy(float)
+    base = SurvivalModel(objective="cox", baseline_min_events=cfg.min_cell, **design.base_kw)
+    sub = design.tune_rows
+    best, study = _tuned(base, sub, (ev_d[sub], t_d[sub]), "pfs", design, cfg)
+    model = base.set_params(**best).fit(design.X_disc, ev_d, t_d, groups=design.groups)
+    risk = model.predict_risk(design.X_conf)
+    ev_c, t_c = conf[roles.event].to_numpy(int), conf[roles.time].to_numpy(float)
+    return model, {
+        "overall": {"c_index": float(harrell_c(ev_c, t_c, risk))},
+        "n_trials": len(study.trials),
+        "best_params": best,
+        **_group_metrics(conf, roles, cfg, (ev_c, t_c), risk, False),
+    }
+
+
 def _group_metrics(conf: pd.DataFrame, roles: Roles, cfg: TrackConfig, y, score, binary: bool):
-    """Metrics per population and hospital on the confirmation part."""
+    """Metrics per population and hospital on the confirmation part: a model good on
+    average can fail one group, and the audit reads these tables."""
     out = {}
     for k, c in (("population", roles.population), ("hospital", roles.hospital)):
         if not c:
@@ -225,22 +265,29 @@ def _group_metrics(conf: pd.DataFrame, roles: Roles, cfg: TrackConfig, y, score,
         g = conf[c].astype(str).to_numpy()
         if binary:
             out[f"by_{k}"] = _records(metrics_by_group(y, score, g, min_cell=cfg.min_cell))
-            continue
-        ev, t = y
-        rows = []
-        for level in sorted(set(g)):
-            m = g == level
-            n = int(m.sum())
-            ok = n >= cfg.min_cell and ev[m].sum() > 1
-            rows.append(
-                {
-                    "group": level,
-                    "n": suppress(n, cfg.min_cell),
-                    "c_index": float(harrell_c(ev[m], t[m], score[m])) if ok else None,
-                }
-            )
-        out[f"by_{k}"] = rows
+        else:
+            out[f"by_{k}"] = _c_index_by_group(*y, score, g, cfg.min_cell)
     return out
+
+
+def _c_index_by_group(
+    ev: np.ndarray, t: np.ndarray, risk: np.ndarray, g: np.ndarray, min_cell: int
+) -> list[dict[str, Any]]:
+    """Harrell's C per level of ``g``; a level under ``min_cell`` rows (or with fewer
+    than two events) has its count suppressed and no C, which would be noise or leak."""
+    rows = []
+    for level in sorted(set(g)):
+        m = g == level
+        n = int(m.sum())
+        ok = n >= min_cell and ev[m].sum() > 1
+        rows.append(
+            {
+                "group": level,
+                "n": suppress(n, min_cell),
+                "c_index": float(harrell_c(ev[m], t[m], risk[m])) if ok else None,
+            }
+        )
+    return rows
 
 
 def sketch_contract(trainer: Any, frame: pd.DataFrame, roles: Roles, covariates: list[str]):
@@ -309,6 +356,8 @@ def _tuning_rows(ids: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """A metrics table as JSON-ready records: NumPy scalars to Python, non-finite floats
+    to None (JSON has no NaN), anything else that is not plain to its string."""
     out = []
     for rec in df.reset_index().to_dict(orient="records"):
         clean = {}
@@ -501,6 +550,42 @@ def _check_horizon(frame: pd.DataFrame, roles: Roles, horizon: float) -> None:
         )
 
 
+@dataclass(frozen=True)
+class TrackParts:
+    """The eligible cohort split by patient, with the column choices every step reads.
+
+    ``frame`` is the eligible rows (index 0..n-1) and ``part`` each row's part;
+    ``disc`` and ``conf`` are the discovery and confirmation rows (positions ``disc_i``
+    and ``conf_i`` in ``frame``). ``covariates`` feed the response and effect models,
+    ``nuisance_covariates`` (plus the hospital) the propensity and outcome models.
+    """
+
+    frame: pd.DataFrame
+    part: np.ndarray
+    disc_i: np.ndarray
+    conf_i: np.ndarray
+    disc: pd.DataFrame
+    conf: pd.DataFrame
+    covariates: list[str]
+    nuisance_covariates: list[str]
+    group_col: str | None
+    fields: list[str]
+    comparator: pd.Series
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What discovery and confirmation found: the candidates that passed the screen, the
+    signals the confirmation part cannot test, the screen's counts, the propensity
+    overlap of each comparison, and the confirmed (or not) hypotheses."""
+
+    candidates: list[Hypothesis]
+    untestable: list[Hypothesis]
+    screen: dict[str, Any]
+    overlap: list[dict[str, Any]]
+    hypotheses: list[Hypothesis]
+
+
 def _run_hypothesis(
     frame: pd.DataFrame,
     roles: Roles,
@@ -509,77 +594,156 @@ def _run_hypothesis(
     trainer: Any,
     tuning_db: Path,
 ) -> dict:
+    """Track 1's steps in order (the wiring); :func:`run_hypothesis` holds the study's
+    temporary folder and the stage trainer around them."""
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
-    # a copy: the caller's configuration is never mutated
+    dcfg = discovery_config(cfg, roles)
+    parts = split_parts(frame, roles, cfg)
+    if trainer is not None:
+        both = pd.concat([parts.disc, parts.conf], ignore_index=True)
+        sketch_contract(trainer, both, roles, parts.nuisance_covariates)
+    models, model_metrics = fit_response_models(
+        parts.disc, parts.conf, roles, parts.covariates, cfg, tuning_db, trainer
+    )
+    _log(f"hypothesis: response models in {time.perf_counter() - t0:.0f}s")
+    pa_disc, pa_conf = part_analyses(parts, roles, cfg, dcfg, trainer)
+    found = discover_and_confirm(pa_disc, pa_conf, parts, dcfg, cfg.min_cell, t0)
+    effect_dist = explain_hypotheses(
+        found.hypotheses, pa_disc, pa_conf, parts, roles, cfg, dcfg, trainer
+    )
+    suppress_hypothesis_counts(found.hypotheses, cfg.min_cell)
+    ranked = rank(found.hypotheses)
+    shap_models = response_model_shap(models, parts, roles, cfg)
+    summary = track_summary(
+        parts,
+        roles,
+        cfg,
+        dcfg,
+        found,
+        pa_disc,
+        model_metrics,
+        shap_models,
+        effect_dist,
+        trainer,
+        t0,
+    )
+    write_track_outputs(
+        Path(out_dir), models, parts, roles, ranked, found.untestable, cfg, dcfg, summary, tuning_db
+    )
+    return {
+        "summary": summary,
+        "hypotheses": found.hypotheses,
+        "not_testable": found.untestable,
+        "parts": parts.part,
+        "confirmation": pa_conf,
+    }
+
+
+def discovery_config(cfg: TrackConfig, roles: Roles) -> DiscoveryConfig:
+    """The discovery settings of this run, a copy: the roles' subgroup cut points over the
+    configured ones, and the stage's device, model parameters and threads for the
+    nuisance models. The caller's configuration is never mutated."""
     base = cfg.discovery or DiscoveryConfig()
-    dcfg = replace(
+    return replace(
         base,
         subgroup_cuts={**base.subgroup_cuts, **roles.subgroup_cuts},
         model_params={**(cfg.model_params or {}), "device": cfg.device},
         threads=cfg.threads,
     )
+
+
+def eligible_rows(frame: pd.DataFrame, roles: Roles) -> pd.DataFrame:
+    """The rows ``roles.eligible`` admits (all when it is unset), indexed 0..n-1: every
+    later step addresses rows by position."""
     frame = frame.reset_index(drop=True)
     if roles.eligible:
         from oncorwe.core.rules import Condition
 
         frame = frame[Condition.parse(roles.eligible).mask(frame)].reset_index(drop=True)
+    return frame
+
+
+def split_parts(frame: pd.DataFrame, roles: Roles, cfg: TrackConfig) -> TrackParts:
+    """Split the eligible rows by patient into the parts (a patient's rows stay in one:
+    a random row split would let one patient both find and confirm a subgroup) and fix
+    the columns the steps use. Refuses a PFS horizon past the longest follow-up first."""
+    frame = eligible_rows(frame, roles)
     _check_horizon(frame, roles, cfg.horizon_months)
     part = assign_splits(frame[roles.id], cfg.fractions, seed=cfg.split_seed)
     covariates = roles.resolved_covariates(frame)
-    nuis_cov = [
-        *covariates,
-        *([roles.hospital] if roles.hospital and roles.hospital not in covariates else []),
-    ]
-    group_col = roles.stratum[0] if roles.stratum else None
-    fields = roles.resolved_subgroups(frame)
-    comparator = roles.comparator_of(frame)
-
     disc_i, conf_i = np.flatnonzero(part == "discovery"), np.flatnonzero(part == "confirmation")
-    disc, conf = (
-        frame.iloc[disc_i].reset_index(drop=True),
-        frame.iloc[conf_i].reset_index(drop=True),
-    )
+    disc = frame.iloc[disc_i].reset_index(drop=True)
+    conf = frame.iloc[conf_i].reset_index(drop=True)
     _log(f"hypothesis: {len(frame)} rows -> discovery {len(disc)}, confirmation {len(conf)}")
-
-    if trainer is not None:
-        sketch_contract(trainer, pd.concat([disc, conf], ignore_index=True), roles, nuis_cov)
-    models, model_metrics = fit_response_models(
-        disc, conf, roles, covariates, cfg, tuning_db, trainer
+    return TrackParts(
+        frame=frame,
+        part=part,
+        disc_i=disc_i,
+        conf_i=conf_i,
+        disc=disc,
+        conf=conf,
+        covariates=covariates,
+        nuisance_covariates=[
+            *covariates,
+            *([roles.hospital] if roles.hospital and roles.hospital not in covariates else []),
+        ],
+        group_col=roles.stratum[0] if roles.stratum else None,
+        fields=roles.resolved_subgroups(frame),
+        comparator=roles.comparator_of(frame),
     )
-    _log(f"hypothesis: response models in {time.perf_counter() - t0:.0f}s")
 
+
+def part_analyses(
+    parts: TrackParts, roles: Roles, cfg: TrackConfig, dcfg: DiscoveryConfig, trainer: Any
+) -> tuple[PartAnalysis, PartAnalysis]:
+    """The nuisance models (propensity, outcomes, pseudo-outcomes) of each part.
+
+    The confirmation part's depend on discovery only through which drugs are compared;
+    building them before selection lets it skip rules they could not estimate."""
     common = dict(
         treatment=roles.treatment,
-        group_col=group_col,
+        group_col=parts.group_col,
         strata=list(roles.stratum),
-        covariates=nuis_cov,
+        covariates=parts.nuisance_covariates,
         id_col=roles.id,
         cfg=dcfg,
         trainer=trainer,
         site_col=roles.hospital if trainer is not None else None,
     )
     pa_disc = PartAnalysis(
-        disc,
-        comparator=comparator.iloc[disc_i],
-        outcomes=_outcomes(disc, roles, cfg.horizon_months),
+        parts.disc,
+        comparator=parts.comparator.iloc[parts.disc_i],
+        outcomes=_outcomes(parts.disc, roles, cfg.horizon_months),
         **common,
     )
-    # the confirmation part's nuisances depend on discovery only through which drugs are
-    # compared; building them first lets selection skip rules it could not estimate
     pa_conf = PartAnalysis(
-        conf,
-        comparator=comparator.iloc[conf_i],
-        outcomes=_outcomes(conf, roles, cfg.horizon_months),
+        parts.conf,
+        comparator=parts.comparator.iloc[parts.conf_i],
+        outcomes=_outcomes(parts.conf, roles, cfg.horizon_months),
         drugs_by_group=pa_disc.drugs_by_group,
         **common,
     )
+    return pa_disc, pa_conf
+
+
+def discover_and_confirm(
+    pa_disc: PartAnalysis,
+    pa_conf: PartAnalysis,
+    parts: TrackParts,
+    dcfg: DiscoveryConfig,
+    min_cell: int,
+    t0: float,
+) -> Findings:
+    """Screen subgroups on the discovery part, check each comparison's propensity overlap
+    (warning in the log where it is poor), and test the candidates on the confirmation
+    part (Benjamini-Hochberg at 5 %). Discovery and confirmation never share a patient,
+    so a confirmed subgroup was not chosen on the rows that confirm it."""
     untestable: list = []
     screen: dict[str, Any] = {}
     candidates = discover(
         pa_disc,
-        group_col=group_col,
-        fields=fields,
+        group_col=parts.group_col,
+        fields=parts.fields,
         cfg=dcfg,
         confirm_part=pa_conf,
         untestable=untestable,
@@ -588,7 +752,7 @@ def _run_hypothesis(
     _log(
         f"hypothesis: {len(candidates)} candidates after discovery ({time.perf_counter() - t0:.0f}s)"
     )
-    overlap = overlap_summary(pa_disc, pa_conf, dcfg, cfg.min_cell)
+    overlap = overlap_summary(pa_disc, pa_conf, dcfg, min_cell)
     hyps = confirm(candidates, pa_conf, cfg=dcfg, alpha=0.05)
     _log(
         f"hypothesis: {sum(h.confirmed for h in hyps)} confirmed ({time.perf_counter() - t0:.0f}s)"
@@ -597,10 +761,27 @@ def _run_hypothesis(
         if h.blinded:
             # the log names the subgroup and the failed diagnostic, never its estimate
             _log(f"hypothesis: blinded {h.drug} in {h.condition.describe()}: {h.blinded}")
+    return Findings(candidates, untestable, screen, overlap, hyps)
 
-    # explanations: effect models per comparison, SHAP for each hypothesis
-    X_disc = feature_frame(disc, covariates)
-    X_conf = feature_frame(conf, covariates)
+
+def explain_hypotheses(
+    hyps: list[Hypothesis],
+    pa_disc: PartAnalysis,
+    pa_conf: PartAnalysis,
+    parts: TrackParts,
+    roles: Roles,
+    cfg: TrackConfig,
+    dcfg: DiscoveryConfig,
+    trainer: Any,
+) -> list[dict[str, Any]]:
+    """Say why each hypothesis holds, in its ``extras``: the effect model's DR losses,
+    the subgroup's overlap, the features the effect model leans on (SHAP) and the effect
+    per population. One effect model per comparison and endpoint, fitted on discovery
+    the first time a hypothesis needs it; returns their effect distributions on the
+    confirmation part (one suppressed histogram each)."""
+    X_disc = feature_frame(parts.disc, parts.covariates)
+    X_conf = feature_frame(parts.conf, parts.covariates)
+    sites = None if trainer is None else pa_disc.frame[roles.hospital].astype(str).to_numpy()
     effect_models: dict[tuple[str, str, str], tuple[Any, dict]] = {}
     effect_dist: list[dict[str, Any]] = []
     for h in hyps:
@@ -609,33 +790,13 @@ def _run_hypothesis(
         name = h.primary or "response"
         key = (h.group, h.drug, name)
         if key not in effect_models and comp_d is not None and name in comp_d.psi:
-            rows = np.flatnonzero(comp_d.rows)
-            effect_models[key] = effect_model(
-                X_disc.iloc[rows],
-                comp_d.psi[name][rows],
-                pa_disc.ids[rows],
-                cfg.split_seed,
-                cfg.threads,
-                cfg.device,
-                trainer=trainer,
-                sites=(
-                    None
-                    if trainer is None
-                    else pa_disc.frame[roles.hospital].astype(str).to_numpy()[rows]
-                ),
+            effect_models[key] = fit_effect_model(
+                comp_d, name, pa_disc, X_disc, sites, cfg, trainer
             )
             model = effect_models[key][0]
             if model is not None and comp_c is not None:
-                cate = model.predict(X_conf.iloc[np.flatnonzero(comp_c.rows)])
-                counts, edges = np.histogram(cate, bins=20)
                 effect_dist.append(
-                    {
-                        "group": h.group,
-                        "drug": h.drug,
-                        "outcome": name,
-                        "bin_edges": [float(x) for x in edges],
-                        "counts": [suppress(int(c), cfg.min_cell) for c in counts],
-                    }
+                    effect_distribution(h, name, model, comp_c, X_conf, cfg.min_cell)
                 )
         model, losses = effect_models.get(key, (None, {}))
         h.extras["effect_model_dr_loss"] = losses
@@ -644,80 +805,159 @@ def _run_hypothesis(
             mask = comp_c.rows & h.condition.mask(pa_conf.frame)
             h.extras["overlap"] = comp_c.overlap(dcfg.overlap_warn, mask, cfg.min_cell)
         if model is not None and mask is not None and mask.any():
-            rows = np.flatnonzero(mask)
-            rng = np.random.default_rng(cfg.split_seed)
-            rows = np.sort(rng.choice(rows, size=min(len(rows), cfg.shap_rows), replace=False))
-            contrib = model.shap_values(X_conf.iloc[rows]).drop(columns="bias")
-            mean = contrib.mean()
-            top = mean.abs().sort_values(ascending=False).head(5)
-            h.extras["top_features"] = [
-                {"feature": f, "mean_shap_on_effect": float(mean[f])} for f in top.index
-            ]
-        # effect by population within the subgroup (bias audit): the audit's estimator,
-        # cluster-robust by patient, with Cochran's Q across populations
+            h.extras["top_features"] = effect_top_features(model, X_conf, mask, cfg)
         if roles.population and comp_c is not None and mask is not None and name in comp_c.psi:
-            psi = comp_c.psi[name]
-            rows = mask & ~np.isnan(psi)
-            het = effect_by_group(
-                psi[rows],
-                {"population": pa_conf.frame[roles.population].astype(str).to_numpy()[rows]},
-                min_cell=max(cfg.min_cell, 30),
-                cluster=pa_conf.ids[rows],
-            )
-            h.extras["effect_by_population"] = [
-                {
-                    "population": g["group"],
-                    "n": g["n"],
-                    "effect": g["effect"],
-                    "ci_low": g["ci_low"],
-                    "ci_high": g["ci_high"],
-                }
-                for g in to_records(het.groups)
-            ]
-            h.extras["population_heterogeneity"] = to_records(het.tests)
-        # counts leave only above the suppression threshold
+            h.extras.update(effect_by_population_of(comp_c.psi[name], mask, pa_conf, roles, cfg))
+    return effect_dist
+
+
+def fit_effect_model(
+    comp, name: str, pa_disc: PartAnalysis, X_disc: pd.DataFrame, sites, cfg: TrackConfig, trainer
+) -> tuple[Any, dict[str, float]]:
+    """The effect model of one comparison and endpoint, on its discovery rows: the
+    learner sees only the part that chose the subgroups, never the one that tests them."""
+    rows = np.flatnonzero(comp.rows)
+    return effect_model(
+        X_disc.iloc[rows],
+        comp.psi[name][rows],
+        pa_disc.ids[rows],
+        cfg.split_seed,
+        cfg.threads,
+        cfg.device,
+        trainer=trainer,
+        sites=None if sites is None else sites[rows],
+    )
+
+
+def effect_distribution(
+    h: Hypothesis, name: str, model, comp_c, X_conf: pd.DataFrame, min_cell: int
+) -> dict[str, Any]:
+    """The effect model's predicted effects on the comparison's confirmation rows, as a
+    20-bin histogram whose small counts are suppressed: how the effect spreads, not who."""
+    cate = model.predict(X_conf.iloc[np.flatnonzero(comp_c.rows)])
+    counts, edges = np.histogram(cate, bins=20)
+    return {
+        "group": h.group,
+        "drug": h.drug,
+        "outcome": name,
+        "bin_edges": [float(x) for x in edges],
+        "counts": [suppress(int(c), min_cell) for c in counts],
+    }
+
+
+def effect_top_features(
+    model, X_conf: pd.DataFrame, mask: np.ndarray, cfg: TrackConfig
+) -> list[dict[str, Any]]:
+    """The five features with the largest mean SHAP on the effect model within the
+    subgroup's confirmation rows (a seeded sample of at most ``shap_rows``): what makes
+    the drug work better or worse there."""
+    rows = np.flatnonzero(mask)
+    rng = np.random.default_rng(cfg.split_seed)
+    rows = np.sort(rng.choice(rows, size=min(len(rows), cfg.shap_rows), replace=False))
+    contrib = model.shap_values(X_conf.iloc[rows]).drop(columns="bias")
+    mean = contrib.mean()
+    top = mean.abs().sort_values(ascending=False).head(5)
+    return [{"feature": f, "mean_shap_on_effect": float(mean[f])} for f in top.index]
+
+
+def effect_by_population_of(
+    psi: np.ndarray, mask: np.ndarray, pa_conf: PartAnalysis, roles: Roles, cfg: TrackConfig
+) -> dict[str, Any]:
+    """The bias audit of a subgroup: its effect per population (the audit's estimator,
+    cluster-robust by patient, at least 30 rows a group) with Cochran's Q across them; a
+    finding that holds in one population only is not a finding for all."""
+    rows = mask & ~np.isnan(psi)
+    het = effect_by_group(
+        psi[rows],
+        {"population": pa_conf.frame[roles.population].astype(str).to_numpy()[rows]},
+        min_cell=max(cfg.min_cell, 30),
+        cluster=pa_conf.ids[rows],
+    )
+    return {
+        "effect_by_population": [
+            {
+                "population": g["group"],
+                "n": g["n"],
+                "effect": g["effect"],
+                "ci_low": g["ci_low"],
+                "ci_high": g["ci_high"],
+            }
+            for g in to_records(het.groups)
+        ],
+        "population_heterogeneity": to_records(het.tests),
+    }
+
+
+def suppress_hypothesis_counts(hyps: list[Hypothesis], min_cell: int) -> None:
+    """Withhold every count of a hypothesis under ``min_cell`` (arm sizes and each
+    endpoint's n in both parts): counts leave only above the suppression threshold."""
+    for h in hyps:
         for k in ("n_treated", "n_control"):
             if k in h.extras:
-                h.extras[k] = suppress(h.extras[k], cfg.min_cell)
+                h.extras[k] = suppress(h.extras[k], min_cell)
         for block in (h.discovery, h.confirmation):
             for res in block.values():
                 if "n" in res:
-                    res["n"] = suppress(res["n"], cfg.min_cell)
+                    res["n"] = suppress(res["n"], min_cell)
 
-    ranked = rank(hyps)
-    shap_models = {}
-    strata_col = group_col or roles.treatment
-    X_cols = [*covariates, roles.treatment]
-    Xc_full = feature_frame(conf, X_cols)
-    for name, model in models.items():
-        shap_models[name] = shap_summary(
-            model, Xc_full, conf[strata_col].astype(str).to_numpy(), cfg.shap_rows, cfg.split_seed
-        )[:20]
 
+def response_model_shap(
+    models: dict[str, Any], parts: TrackParts, roles: Roles, cfg: TrackConfig
+) -> dict[str, list[dict]]:
+    """The 20 features each response model leans on most (mean |SHAP| on the confirmation
+    part, sampled evenly over the strata so a large cancer type does not drown the rest)."""
+    strata_col = parts.group_col or roles.treatment
+    X = feature_frame(parts.conf, [*parts.covariates, roles.treatment])
+    strata = parts.conf[strata_col].astype(str).to_numpy()
+    return {
+        name: shap_summary(model, X, strata, cfg.shap_rows, cfg.split_seed)[:20]
+        for name, model in models.items()
+    }
+
+
+def track_summary(
+    parts: TrackParts,
+    roles: Roles,
+    cfg: TrackConfig,
+    dcfg: DiscoveryConfig,
+    found: Findings,
+    pa_disc: PartAnalysis,
+    model_metrics: dict[str, Any],
+    shap_models: dict[str, Any],
+    effect_dist: list[dict[str, Any]],
+    trainer: Any,
+    t0: float,
+) -> dict[str, Any]:
+    """``summary.json``: the counts of every step (suppressed), the screen, why nothing
+    was confirmed when nothing was, overlap, model metrics and SHAP, the effect
+    distributions and where the models trained. Aggregates only."""
+    hyps = found.hypotheses
     n_confirmed = sum(h.confirmed for h in hyps)
+    n_blinded = sum(h.blinded is not None for h in hyps)
     report = screen_report(
-        disc, roles, group_col, fields, screen, dcfg, cfg.min_cell, comparator.iloc[disc_i]
+        parts.disc,
+        roles,
+        parts.group_col,
+        parts.fields,
+        found.screen,
+        dcfg,
+        cfg.min_cell,
+        parts.comparator.iloc[parts.disc_i],
     )
-    summary = {
+    n_comparisons, n_candidates = len(pa_disc.comparisons), len(found.candidates)
+    return {
         "why_nothing": (
-            []
-            if n_confirmed
-            else why_nothing(
-                report,
-                len(pa_disc.comparisons),
-                len(candidates),
-                sum(h.blinded is not None for h in hyps),
-            )
+            [] if n_confirmed else why_nothing(report, n_comparisons, n_candidates, n_blinded)
         ),
-        "n_rows": suppress(len(frame), cfg.min_cell),
-        "parts": {k: suppress(int((part == k).sum()), cfg.min_cell) for k in cfg.fractions},
-        "n_candidates": len(candidates),
-        "n_not_testable": len(untestable),
-        "n_confirmed": sum(h.confirmed for h in hyps),
-        "n_blinded": sum(h.blinded is not None for h in hyps),
+        "n_rows": suppress(len(parts.frame), cfg.min_cell),
+        "parts": {k: suppress(int((parts.part == k).sum()), cfg.min_cell) for k in cfg.fractions},
+        "n_candidates": n_candidates,
+        "n_not_testable": len(found.untestable),
+        "n_confirmed": n_confirmed,
+        "n_blinded": n_blinded,
         "comparisons": [{"group": c.group, "drug": c.drug} for c in pa_disc.comparisons],
         "screen": report,
-        "overlap": {"eps": dcfg.eps, "warn_share": dcfg.overlap_warn, "comparisons": overlap},
+        "overlap": {"eps": dcfg.eps, "warn_share": dcfg.overlap_warn, "comparisons": found.overlap},
         "models": model_metrics,
         "shap": shap_models,
         "effect_distribution": effect_dist,
@@ -725,6 +965,43 @@ def _run_hypothesis(
         "training": training_summary(cfg.training, trainer),
         "seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+def hypotheses_payload(
+    ranked: list[dict[str, Any]],
+    untestable: list[Hypothesis],
+    dcfg: DiscoveryConfig,
+    cfg: TrackConfig,
+) -> dict[str, Any]:
+    """``hypotheses.json``: the ranked hypotheses, the signals nobody could test, and what
+    each endpoint's effect means (its unit and sign), so a reader needs no other file."""
+    return {
+        "hypotheses": ranked,
+        "not_testable": not_testable(untestable, dcfg.min_arm_rows, cfg.min_cell),
+        "horizon_months": cfg.horizon_months,
+        "endpoints": {
+            "response": "risk difference (drug - comparator)",
+            "pfs": f"RMST difference to {cfg.horizon_months:g} months (months, + = longer PFS)",
+            "toxicity": "risk difference of grade >= 3 AE (+ = more toxic)",
+        },
+    }
+
+
+def write_track_outputs(
+    out_dir: Path,
+    models: dict[str, Any],
+    parts: TrackParts,
+    roles: Roles,
+    ranked: list[dict[str, Any]],
+    untestable: list[Hypothesis],
+    cfg: TrackConfig,
+    dcfg: DiscoveryConfig,
+    summary: dict[str, Any],
+    tuning_db: Path,
+) -> None:
+    """Write the stage's outputs all at once (a failed run leaves no half folder): the
+    response models, each patient's part (track 2 validates on the untouched one),
+    ``hypotheses.json``, ``summary.json`` and the tuning study a rerun resumes."""
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         (tmp / "models").mkdir()
@@ -733,31 +1010,12 @@ def _run_hypothesis(
             # a federated / Dask TrainedModel writes its own format
             model.save(tmp / "models" / f"{name}.json")
         pd.DataFrame(
-            {"id": frame[roles.id].astype(str), "part": part}
+            {"id": parts.frame[roles.id].astype(str), "part": parts.part}
         ).drop_duplicates().to_parquet(tmp / "splits.parquet", index=False)
-        write_json(
-            tmp / "hypotheses.json",
-            {
-                "hypotheses": ranked,
-                "not_testable": not_testable(untestable, dcfg.min_arm_rows, cfg.min_cell),
-                "horizon_months": cfg.horizon_months,
-                "endpoints": {
-                    "response": "risk difference (drug - comparator)",
-                    "pfs": f"RMST difference to {cfg.horizon_months:g} months (months, + = longer PFS)",
-                    "toxicity": "risk difference of grade >= 3 AE (+ = more toxic)",
-                },
-            },
-        )
+        write_json(tmp / "hypotheses.json", hypotheses_payload(ranked, untestable, dcfg, cfg))
         write_json(tmp / "summary.json", summary)
         if tuning_db.is_file():
             shutil.copyfile(tuning_db, tmp / TUNING_DB)
-    return {
-        "summary": summary,
-        "hypotheses": hyps,
-        "not_testable": untestable,
-        "parts": part,
-        "confirmation": pa_conf,
-    }
 
 
 def screen_report(
