@@ -39,8 +39,10 @@ from oncorwe.trials.simulate import SurvivalTrialDesign, find_sample_size, simul
 from oncorwe.trials.transport import transport
 
 
-@dataclass
+@dataclass(frozen=True)
 class ValidationConfig:
+    """Everything track 2 needs beyond the data (from ``params.yaml`` ``validation``)."""
+
     top_k: int = 5
     target_power: float = 0.8
     alpha: float = 0.025
@@ -61,10 +63,13 @@ class ValidationConfig:
 
 
 def _log(msg: str) -> None:
+    """One progress line on stdout, flushed: a long stage shows where it is."""
     print(f"[oncorwe] {msg}", flush=True)
 
 
 def arm_column(frame: pd.DataFrame, roles: Roles, drug: str) -> pd.Series:
+    """Each row's arm against ``drug``: "treated" for the drug, "control" for the line's
+    comparator (standard of care), None for any other drug, which is in neither arm."""
     comp = roles.comparator_of(frame).astype(str)
     t = frame[roles.treatment].astype(str)
     arm = pd.Series(None, index=frame.index, dtype=object)
@@ -74,6 +79,8 @@ def arm_column(frame: pd.DataFrame, roles: Roles, drug: str) -> pd.Series:
 
 
 def _in_strata(frame: pd.DataFrame, strata: list[dict[str, Any]]) -> np.ndarray:
+    """Rows in one of the hypothesis' strata (each a dict column -> value; all rows when
+    there are none): the emulation compares the arms where track 1 compared them."""
     if not strata:
         return np.ones(len(frame), dtype=bool)
     keys = list(strata[0])
@@ -130,6 +137,9 @@ def emulate_hypothesis(
 
 
 def _control_median(em: dict[str, Any]) -> float | None:
+    """The control arm's median PFS from the emulation's Kaplan-Meier curve; when the
+    curve stays above one half, an exponential through its last point (None when the
+    curve is flat at one): the trial design needs a median either way."""
     km = em.get("km", {}).get("control")
     if not km:
         return None
@@ -321,87 +331,169 @@ def run_validation(
 
 
 def _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer) -> dict[str, Any]:
+    """Track 2's steps in order (the wiring); :func:`run_validation` holds the stage
+    trainer around them."""
     t0 = time.perf_counter()
-    ids = frame[roles.id].astype(str)
-    part = ids.map(dict(zip(parts["id"].astype(str), parts["part"], strict=False)))
-    valid = frame[(part == "validation").to_numpy()].reset_index(drop=True)
-    covariates = roles.resolved_covariates(frame)
-    if roles.hospital and roles.hospital not in covariates:
-        covariates = [*covariates, roles.hospital]
-    # the best-ranked hypothesis of each drug (and cancer type) first: five variants of
-    # one signal would tell less than five signals
-    chosen, seen = [], set()
-    for h in hypotheses:
-        key = (h["drug"], str(h["conditions"].get("cancer")))
-        if h["confirmed"] and key not in seen and len(chosen) < cfg.top_k:
-            chosen.append(h)
-            seen.add(key)
+    valid = validation_part(frame, roles, parts)
+    covariates = validation_covariates(frame, roles)
+    chosen = choose_hypotheses(hypotheses, cfg.top_k)
     _log(f"validation: {len(chosen)} hypotheses on {len(valid)} held-out rows")
     if trainer is not None:
         sketch_contract(trainer, frame, roles, covariates)
     results = []
     for h in chosen:
-        entry: dict[str, Any] = {
-            k: h[k] for k in ("rank", "drug", "subgroup", "conditions", "primary_endpoint")
-        }
-        try:
-            em = emulate_hypothesis(valid, roles, h, cfg, covariates, trainer)
-        except ValueError as err:
-            entry.update({"decision": "no-go", "reasons": [f"emulation impossible: {err}"]})
-            results.append(entry)
-            continue
-        rest = None
-        cancer = {k: v for k, v in h["conditions"].items() if k == "cancer"}
-        if cancer and len(h["conditions"]) > 1:
-            rest_cond = Condition.parse(cancer).mask(valid) & ~Condition.parse(
-                h["conditions"]
-            ).mask(valid)
-            try:
-                rest = emulate_hypothesis(
-                    valid[rest_cond].reset_index(drop=True),
-                    roles,
-                    {**h, "conditions": cancer},
-                    cfg,
-                    covariates,
-                    trainer,
-                )
-            except ValueError:
-                rest = None
-        trial = design_trial(em, cfg)
-        adaptive = adaptive_for(em, rest, cfg)
-        try:
-            # the validation part only, as every step of track 2: discovery and confirmation
-            # rows shaped the hypothesis and must not score the model that tests it
-            tr = transport_for(valid, roles, h, covariates, cfg, trainer)
-        except ValueError as err:
-            tr = {"available": False, "reason": str(err)}
-        decision, reasons = decide(h, em, trial)
-        for k in (
-            "n_treated",
-            "n_control",
-            "events",
-            "events_treated",
-            "events_control",
-            "n_eligible",
-            "n_response",
-        ):
-            if k in em and em[k] is not None and em[k] < cfg.min_cell:
-                em[k] = None
-        entry.update(
-            {
-                "emulation": em,
-                "trial": trial,
-                "adaptive": adaptive,
-                "transport": tr,
-                "decision": decision,
-                "reasons": reasons,
-            }
-        )
+        entry = validate_hypothesis(valid, roles, h, cfg, covariates, trainer)
         results.append(entry)
-        _log(
-            f"validation: #{h['rank']} {h['drug']} -> {decision} ({time.perf_counter() - t0:.0f}s)"
+        if "emulation" in entry:
+            _log(
+                f"validation: #{h['rank']} {h['drug']} -> {entry['decision']} "
+                f"({time.perf_counter() - t0:.0f}s)"
+            )
+    payload = validation_payload(results, cfg, trainer)
+    write_json(out_path, payload)
+    return rounded(payload)
+
+
+def validation_part(frame: pd.DataFrame, roles: Roles, parts: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the patients track 1 left in the validation part (``parts``: patient
+    id -> part), indexed 0..n-1: neither discovery nor confirmation saw them, so they can
+    test what those parts found."""
+    ids = frame[roles.id].astype(str)
+    part = ids.map(dict(zip(parts["id"].astype(str), parts["part"], strict=False)))
+    return frame[(part == "validation").to_numpy()].reset_index(drop=True)
+
+
+def validation_covariates(frame: pd.DataFrame, roles: Roles) -> list[str]:
+    """The emulation's and transport's covariates: the cohort's, plus the hospital
+    (hospitals differ in the drugs they prefer and in their outcomes: it confounds)."""
+    covariates = roles.resolved_covariates(frame)
+    if roles.hospital and roles.hospital not in covariates:
+        covariates = [*covariates, roles.hospital]
+    return covariates
+
+
+def choose_hypotheses(hypotheses: list[dict[str, Any]], top_k: int) -> list[dict[str, Any]]:
+    """The best-ranked confirmed hypothesis of each drug (and cancer type), at most
+    ``top_k``, in rank order: five variants of one signal would tell less than five
+    signals."""
+    chosen, seen = [], set()
+    for h in hypotheses:
+        key = (h["drug"], str(h["conditions"].get("cancer")))
+        if h["confirmed"] and key not in seen and len(chosen) < top_k:
+            chosen.append(h)
+            seen.add(key)
+    return chosen
+
+
+def validate_hypothesis(
+    valid: pd.DataFrame,
+    roles: Roles,
+    h: dict[str, Any],
+    cfg: ValidationConfig,
+    covariates: list[str],
+    trainer: Any,
+) -> dict[str, Any]:
+    """One hypothesis through track 2: emulate it (and the rest of its cancer type),
+    design the trial and the adaptive platform, transport the PFS model, decide. An
+    emulation that cannot be formed is a no-go with its reason."""
+    entry: dict[str, Any] = {
+        k: h[k] for k in ("rank", "drug", "subgroup", "conditions", "primary_endpoint")
+    }
+    try:
+        em = emulate_hypothesis(valid, roles, h, cfg, covariates, trainer)
+    except ValueError as err:
+        entry.update({"decision": "no-go", "reasons": [f"emulation impossible: {err}"]})
+        return entry
+    rest = emulate_rest(valid, roles, h, cfg, covariates, trainer)
+    trial = design_trial(em, cfg)
+    adaptive = adaptive_for(em, rest, cfg)
+    tr = transport_or_reason(valid, roles, h, covariates, cfg, trainer)
+    decision, reasons = decide(h, em, trial)
+    suppress_emulation_counts(em, cfg.min_cell)
+    entry.update(
+        {
+            "emulation": em,
+            "trial": trial,
+            "adaptive": adaptive,
+            "transport": tr,
+            "decision": decision,
+            "reasons": reasons,
+        }
+    )
+    return entry
+
+
+def emulate_rest(
+    valid: pd.DataFrame,
+    roles: Roles,
+    h: dict[str, Any],
+    cfg: ValidationConfig,
+    covariates: list[str],
+    trainer: Any,
+) -> dict[str, Any] | None:
+    """The same emulation in the rest of the hypothesis' cancer type (outside its
+    subgroup): the adaptive platform's second signature. None when the hypothesis is the
+    whole cancer type, names none, or the rest cannot be emulated."""
+    cancer = {k: v for k, v in h["conditions"].items() if k == "cancer"}
+    if not cancer or len(h["conditions"]) <= 1:
+        return None
+    rest_cond = Condition.parse(cancer).mask(valid) & ~Condition.parse(h["conditions"]).mask(valid)
+    try:
+        return emulate_hypothesis(
+            valid[rest_cond].reset_index(drop=True),
+            roles,
+            {**h, "conditions": cancer},
+            cfg,
+            covariates,
+            trainer,
         )
-    payload = {
+    except ValueError:
+        return None
+
+
+def transport_or_reason(
+    valid: pd.DataFrame,
+    roles: Roles,
+    h: dict[str, Any],
+    covariates: list[str],
+    cfg: ValidationConfig,
+    trainer: Any,
+) -> dict[str, Any]:
+    """:func:`transport_for` on the validation part only, as every step of track 2:
+    discovery and confirmation rows shaped the hypothesis and must not score the model
+    that tests it. A model that cannot be fitted is reported unavailable, with why."""
+    try:
+        return transport_for(valid, roles, h, covariates, cfg, trainer)
+    except ValueError as err:
+        return {"available": False, "reason": str(err)}
+
+
+EMULATION_COUNTS = (
+    "n_treated",
+    "n_control",
+    "events",
+    "events_treated",
+    "events_control",
+    "n_eligible",
+    "n_response",
+)
+
+
+def suppress_emulation_counts(em: dict[str, Any], min_cell: int) -> None:
+    """Withhold (as None) each count of the emulation under ``min_cell``, after the
+    decision has read the estimates: counts leave only above the threshold."""
+    for k in EMULATION_COUNTS:
+        if k in em and em[k] is not None and em[k] < min_cell:
+            em[k] = None
+
+
+def validation_payload(
+    results: list[dict[str, Any]], cfg: ValidationConfig, trainer: Any
+) -> dict[str, Any]:
+    """``validation.json``: each hypothesis' result, the settings that produced them
+    (the execution settings left out: they do not change a number), where the models
+    trained, and how many were a go."""
+    return {
         "hypotheses": results,
         "settings": {
             k: v
@@ -411,5 +503,3 @@ def _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer) -> 
         "training": training_summary(cfg.training, trainer),
         "n_go": sum(r.get("decision") == "go" for r in results),
     }
-    write_json(out_path, payload)
-    return rounded(payload)
