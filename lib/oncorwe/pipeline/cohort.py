@@ -18,29 +18,43 @@ def run_cohort_stage(params: CohortParams, min_cell: int, root: Path | None = No
     """Write ``data/cohort/omop`` and ``data/cohort/truth``; return the stage metrics."""
     base = (root or resolve(".")) / "data" / "cohort"
     if params.source == "synthetic":
-        spec_path = params.spec if params.spec == "default" else resolve(params.spec)
-        spec = load_spec(spec_path)
-        summary = generate(spec, params.n_patients, params.seed, base)
-        metrics = {
-            "source": "synthetic",
-            "spec": spec.name,
-            "patients": summary.patients,
-            "lines": summary.lines,
-            "rows": summary.rows,
-            "drug_lines": {d: suppress(c, min_cell) for d, c in sorted(summary.drug_lines.items())},
-        }
+        metrics = synthetic_cohort(params, min_cell, base)
     else:
-        src = resolve(params.omop_dir)
-        missing = [t for t in OMOP_TABLES if not (src / f"{t}.parquet").is_file()]
-        if missing:
-            raise OncorweError(
-                f"params.yaml cohort.omop_dir={src}: missing OMOP tables "
-                f"{[t + '.parquet' for t in missing]}"
-            )
-        copy_tree(src, base / "omop")
-        with atomic_path(base / "truth") as tmp:
-            tmp.mkdir(parents=True)
-            (tmp / "README.txt").write_text("An OMOP extract has no ground truth.\n")
-        metrics = {"source": "omop"}
+        metrics = omop_cohort(params, base)
     write_json((root or resolve(".")) / "metrics" / "cohort.json", metrics)
     return json.loads(json.dumps(metrics))
+
+
+def synthetic_cohort(params: CohortParams, min_cell: int, base: Path) -> dict:
+    """Draw the synthetic world of ``params.spec`` into ``base`` (OMOP tables and the
+    ground truth the tests check findings against); its metrics count drug lines with
+    the small counts suppressed, as any output of the project."""
+    spec_path = params.spec if params.spec == "default" else resolve(params.spec)
+    spec = load_spec(spec_path)
+    summary = generate(spec, params.n_patients, params.seed, base)
+    return {
+        "source": "synthetic",
+        "spec": spec.name,
+        "patients": summary.patients,
+        "lines": summary.lines,
+        "rows": summary.rows,
+        "drug_lines": {d: suppress(c, min_cell) for d, c in sorted(summary.drug_lines.items())},
+    }
+
+
+def omop_cohort(params: CohortParams, base: Path) -> dict:
+    """Copy an OMOP extract into ``base`` after checking every table is there (a missing
+    one would otherwise fail a later stage, far from its cause); the truth folder
+    says that real data has no ground truth."""
+    src = resolve(params.omop_dir)
+    missing = [t for t in OMOP_TABLES if not (src / f"{t}.parquet").is_file()]
+    if missing:
+        raise OncorweError(
+            f"params.yaml cohort.omop_dir={src}: missing OMOP tables "
+            f"{[t + '.parquet' for t in missing]}"
+        )
+    copy_tree(src, base / "omop")
+    with atomic_path(base / "truth") as tmp:
+        tmp.mkdir(parents=True)
+        (tmp / "README.txt").write_text("An OMOP extract has no ground truth.\n")
+    return {"source": "omop"}
