@@ -35,46 +35,63 @@ PARAMETERS: dict[str, Callable] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m oncorwe.pipeline.report", description=__doc__)
-    parser.add_argument(
-        "names",
-        nargs="*",
-        default=sorted(PARAMETERS),
-        help=f"reports to render (default: all of {sorted(PARAMETERS)})",
-    )
-    parser.add_argument("--params", default="params.yaml", help="parameter file")
-    parser.add_argument("--reports-dir", default="reports", help="output folder")
-    parser.add_argument("--notebooks-dir", default="notebooks", help="source notebooks")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
-    args = parser.parse_args(argv)
+    """Render the reports named on the command line (all by default), then the index;
+    exit 2 with one line on stderr on a known error (an unknown report, a missing file)."""
+    args = parser().parse_args(argv)
     try:
-        from oncorwe.core.paths import resolve
         from oncorwe.pipeline.params import read_params
-        from oncorwe.report.render import render_report, write_index
+        from oncorwe.report.render import write_index
 
         params = read_params(args.params)
         for name in args.names:
-            if name not in PARAMETERS:
-                raise OncorweError(f"unknown report {name!r}; known: {sorted(PARAMETERS)}")
-            t0 = time.perf_counter()
-            report = render_report(
-                resolve(args.notebooks_dir) / f"{name}.ipynb",
-                name,
-                PARAMETERS[name](params),
-                args.reports_dir,
-                timeout=args.timeout,
-            )
-            print(
-                f"[oncorwe] report {name}: {report.html} in {time.perf_counter() - t0:.1f}s "
-                f"{json.dumps(report.metrics, sort_keys=True)}",
-                file=sys.stderr,
-            )
+            render_one(name, params, args)
         index = write_index(args.reports_dir)
         print(f"[oncorwe] index: {index}", file=sys.stderr)
     except (OncorweError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The stage's command line: which reports, and where params, notebooks and reports
+    live (the defaults are the project's folders, as ``dvc.yaml`` runs it)."""
+    p = argparse.ArgumentParser(prog="python -m oncorwe.pipeline.report", description=__doc__)
+    p.add_argument(
+        "names",
+        nargs="*",
+        default=sorted(PARAMETERS),
+        help=f"reports to render (default: all of {sorted(PARAMETERS)})",
+    )
+    p.add_argument("--params", default="params.yaml", help="parameter file")
+    p.add_argument("--reports-dir", default="reports", help="output folder")
+    p.add_argument("--notebooks-dir", default="notebooks", help="source notebooks")
+    p.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    return p
+
+
+def render_one(name: str, params, args: argparse.Namespace) -> None:
+    """Execute ``notebooks/NAME.ipynb`` with its parameters from ``params`` (only the keys
+    :data:`PARAMETERS` gives it) and log where it went, how long it took and the numbers
+    it recorded. An unknown name is refused before anything runs for it."""
+    from oncorwe.core.paths import resolve
+    from oncorwe.report.render import render_report
+
+    if name not in PARAMETERS:
+        raise OncorweError(f"unknown report {name!r}; known: {sorted(PARAMETERS)}")
+    t0 = time.perf_counter()
+    report = render_report(
+        resolve(args.notebooks_dir) / f"{name}.ipynb",
+        name,
+        PARAMETERS[name](params),
+        args.reports_dir,
+        timeout=args.timeout,
+    )
+    print(
+        f"[oncorwe] report {name}: {report.html} in {time.perf_counter() - t0:.1f}s "
+        f"{json.dumps(report.metrics, sort_keys=True)}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":
