@@ -9,6 +9,16 @@ the window or the line ended in it), progression-free survival
 (progression of this line, the next line's start, or death; censored at the end of
 observation) and overall survival. Identifiers leave as keyed hashes, dates as months
 since the index date and the index year.
+
+The OMOP tables are checked before the query runs (``OMOP_INPUT``: the columns read and
+their kinds): a missing table or column, a type that cannot be read without loss, a
+missing required value, a key on two rows, a treatment line whose person, hospital,
+follow-up or diagnosis is not there, values the analysis schema cannot hold. Every such
+problem is listed in one :class:`OncorweError` naming the file and column, what was
+expected and what was found. Readings that lose nothing are accepted: column names in
+any case, whole-number ids written as floats or text, ISO dates written as text, a
+timestamp without time zone (its calendar day), a column with no value, a table written
+as a folder of Parquet parts, extra columns (ignored).
 """
 
 from __future__ import annotations
@@ -27,48 +37,89 @@ from oncorwe.features.schema import FeatureConfig, FeatureSchema, validate_table
 
 DAYS_PER_MONTH = 30.4375
 DEV_KEY = "oncorwe-synthetic-development-key"
-REQUIRED = {
-    "person": [
-        "person_id",
-        "gender_source_value",
-        "year_of_birth",
-        "race_source_value",
-        "care_site_id",
-    ],
-    "care_site": ["care_site_id", "care_site_name"],
-    "observation_period": ["person_id", "observation_period_end_date"],
-    "condition_occurrence": [
-        "person_id",
-        "condition_start_date",
-        "condition_source_value",
-        "condition_status_source_value",
-    ],
-    "measurement": [
-        "measurement_id",
-        "person_id",
-        "measurement_date",
-        "measurement_source_value",
-        "value_as_number",
-        "value_source_value",
-    ],
-    "episode": [
-        "episode_id",
-        "person_id",
-        "episode_source_value",
-        "episode_number",
-        "episode_start_date",
-        "episode_parent_id",
-        "episode_object_source_value",
-    ],
-    "observation": [
-        "person_id",
-        "observation_date",
-        "observation_source_value",
-        "value_as_string",
-        "observation_event_id",
-    ],
-    "death": ["person_id", "death_date"],
+# What the feature SQL reads from each OMOP table, column -> kind: "id" and "int" whole
+# numbers, "date" a calendar day, "text", "number" a measured value. Names match in any
+# case (DuckDB's identifiers do); other columns are ignored.
+OMOP_INPUT: dict[str, dict[str, str]] = {
+    "person": {
+        "person_id": "id",
+        "gender_source_value": "text",
+        "year_of_birth": "int",
+        "race_source_value": "text",
+        "care_site_id": "id",
+    },
+    "care_site": {"care_site_id": "id", "care_site_name": "text"},
+    "observation_period": {"person_id": "id", "observation_period_end_date": "date"},
+    "condition_occurrence": {
+        "person_id": "id",
+        "condition_start_date": "date",
+        "condition_source_value": "text",
+        "condition_status_source_value": "text",
+    },
+    "measurement": {
+        "measurement_id": "id",
+        "person_id": "id",
+        "measurement_date": "date",
+        "measurement_source_value": "text",
+        "value_as_number": "number",
+        "value_source_value": "text",
+    },
+    "episode": {
+        "episode_id": "id",
+        "person_id": "id",
+        "episode_source_value": "text",
+        "episode_number": "int",
+        "episode_start_date": "date",
+        "episode_parent_id": "id",
+        "episode_object_source_value": "text",
+    },
+    "observation": {
+        "person_id": "id",
+        "observation_date": "date",
+        "observation_source_value": "text",
+        "value_as_string": "text",
+        "observation_event_id": "id",
+    },
+    "death": {"person_id": "id", "death_date": "date"},
 }
+REQUIRED = {table: list(cols) for table, cols in OMOP_INPUT.items()}
+# read and checked when present: the CDM has it, the feature SQL does not need it
+OPTIONAL = {"observation_period": {"observation_period_start_date": "date"}}
+# columns that must hold a value on every row: the CDM's NOT NULL ones among those read,
+# and a hospital's name (the stage runs one hospital at a time)
+NOT_NULL = {
+    "person": ("person_id",),
+    "care_site": ("care_site_id", "care_site_name"),
+    "observation_period": ("person_id", "observation_period_end_date"),
+    "condition_occurrence": ("person_id", "condition_start_date"),
+    "measurement": ("person_id", "measurement_date"),
+    "episode": ("episode_id", "person_id", "episode_start_date"),
+    "observation": ("person_id", "observation_date"),
+    "death": ("person_id", "death_date"),
+}
+MAX_LINE = 20  # the analysis schema's highest line number
+MAX_AGE = 120
+_EXPECTED = {
+    "id": "whole-number ids",
+    "int": "whole numbers",
+    "date": "calendar dates (DATE, or a timestamp without time zone)",
+    "text": "text",
+    "number": "numbers",
+}
+_INTEGERS = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+}
+_NAIVE_TIMESTAMPS = {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"}
+_ALL_NULL = '"NULL"'  # DuckDB's name for a Parquet column of the null type
 
 
 def pseudonym_key(env_name: str) -> str:
@@ -316,16 +367,347 @@ ORDER BY t.site, person_key, t.line, line_key
 """
 
 
-def _register(con: duckdb.DuckDBPyConnection, omop_dir: Path) -> None:
-    for table, cols in REQUIRED.items():
-        path = omop_dir / f"{table}.parquet"
+def _found(dtype: str) -> str:
+    """A DuckDB column type as a reader of the extract would name it."""
+    if dtype in _INTEGERS:
+        kind = "integers"
+    elif dtype in ("FLOAT", "DOUBLE"):
+        kind = "floating-point numbers"
+    elif dtype.startswith("DECIMAL"):
+        kind = "decimals"
+    elif dtype == "VARCHAR":
+        kind = "text"
+    elif dtype == "DATE":
+        kind = "dates"
+    elif dtype == "TIMESTAMP WITH TIME ZONE":
+        kind = "timestamps with a time zone"
+    elif dtype in _NAIVE_TIMESTAMPS:
+        kind = "timestamps"
+    elif dtype == "BOOLEAN":
+        kind = "true/false values"
+    else:
+        kind = "values"
+    return f"{kind} ({dtype})"
+
+
+def _plan(kind: str, dtype: str, src: str) -> tuple[str, str | None] | None:
+    """How a column of ``dtype`` is read as ``kind``: (SQL expression, predicate of the
+    values it cannot read, or None), or None when no value of the type can be read.
+
+    Only readings that lose nothing: whole numbers written as floats (what pandas writes
+    for an integer column with a missing value) or as text, ISO dates written as text, a
+    timestamp without time zone (its calendar day), a column with no value at all. A
+    timestamp with a time zone is refused: its calendar day depends on the zone.
+    """
+    if dtype == _ALL_NULL:
+        sql_type = {"id": "BIGINT", "int": "BIGINT", "date": "DATE", "text": "VARCHAR"}
+        return f"CAST(NULL AS {sql_type.get(kind, 'DOUBLE')})", None
+    numeric = dtype in _INTEGERS or dtype in ("FLOAT", "DOUBLE") or dtype.startswith("DECIMAL")
+    if kind in ("id", "int"):
+        if dtype in _INTEGERS:
+            return src, None
+        if dtype in ("FLOAT", "DOUBLE"):
+            return (
+                f"CAST({src} AS BIGINT)",
+                f"NOT isfinite({src}) OR {src} <> round({src}) OR abs({src}) >= 9.0e18",
+            )
+        if dtype.startswith("DECIMAL"):
+            return f"CAST({src} AS HUGEINT)", f"{src} <> round({src})"
+        if dtype == "VARCHAR":
+            return (
+                f"CAST(trim({src}) AS BIGINT)",
+                f"NOT regexp_full_match(trim({src}), '-?[0-9]{{1,18}}')",
+            )
+        return None
+    if kind == "date":
+        if dtype == "DATE":
+            return src, None
+        if dtype in _NAIVE_TIMESTAMPS:
+            return f"CAST({src} AS DATE)", None
+        if dtype == "VARCHAR":
+            return (
+                f"CAST({src} AS DATE)",
+                f"NOT regexp_full_match({src}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
+                f"OR TRY_CAST({src} AS DATE) IS NULL",
+            )
+        return None
+    if kind == "text":
+        return (src, None) if dtype == "VARCHAR" else None
+    return (f"CAST({src} AS DOUBLE)", None) if numeric else None
+
+
+def _parquet_source(path: Path) -> str:
+    """``read_parquet`` of a file, or of the parts of a folder (as Spark and Hive write a
+    table: ``person.parquet/part-00000.parquet``, ``_SUCCESS`` and dot files skipped)."""
+    if not path.is_dir():
+        return f"read_parquet({_q(str(path))})"
+    parts = sorted(
+        p
+        for p in path.rglob("*.parquet")
+        if p.is_file() and not any(s.startswith(("_", ".")) for s in p.relative_to(path).parts)
+    )
+    if not parts:
+        raise OncorweError(
+            f"{path}: expected a Parquet file or a folder of Parquet parts, "
+            "found a folder with no *.parquet file"
+        )
+    files = ", ".join(_q(str(p)) for p in parts)
+    return f"read_parquet([{files}], union_by_name = true)"
+
+
+def _register_table(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> list[str]:
+    """Create view ``table`` with the columns the feature SQL reads, in their kinds;
+    return the problems (each naming the file and column, what it expected and found)."""
+    try:
+        source = _parquet_source(path)
+        con.execute(f"CREATE VIEW raw_{table} AS SELECT * FROM {source}")
+        described = {r[0]: r[1] for r in con.execute(f"DESCRIBE raw_{table}").fetchall()}
+    except OncorweError as err:
+        return [str(err)]
+    except duckdb.Error as err:
+        reason = str(err).strip().splitlines()[0]
+        return [f"{path}: expected a Parquet file, found one that cannot be read ({reason})"]
+    by_name: dict[str, list[str]] = {}
+    for name in described:
+        by_name.setdefault(name.lower(), []).append(name)
+    problems = [
+        f"{path}: column {col!r} is missing (expected columns {REQUIRED[table]}, "
+        f"found {list(described)})"
+        for col in OMOP_INPUT[table]
+        if col not in by_name
+    ]
+    select: list[str] = []
+    # (column, what it expects, what a bad row is, its column, predicate of a bad row)
+    checks: list[tuple[str, str, str, str, str]] = []
+    for col, kind in {**OMOP_INPUT[table], **OPTIONAL.get(table, {})}.items():
+        names = by_name.get(col, [])
+        if len(names) > 1:
+            problems.append(
+                f"{path} column {col!r}: expected one column of that name, "
+                f"found {names} (names differing only in case)"
+            )
+            continue
+        if not names:
+            continue
+        name = names[0]
+        src = '"' + name.replace('"', '""') + '"'
+        plan = _plan(kind, described[name], src)
+        if plan is None:
+            problems.append(
+                f"{path} column {col!r}: expected {_EXPECTED[kind]}, "
+                f"found {_found(described[name])}"
+            )
+            continue
+        expr, bad = plan
+        select.append(f"{expr} AS {col}")
+        if bad is not None:
+            expected = f"{_EXPECTED[kind]} (read from its {described[name]} column)"
+            checks.append(
+                (col, expected, "values that are not", src, f"{src} IS NOT NULL AND ({bad})")
+            )
+        if col in NOT_NULL.get(table, ()):
+            expected = "a value on every row (the OMOP CDM requires one)"
+            checks.append((col, expected, "rows without one", src, f"{src} IS NULL"))
+    if problems:
+        return problems
+    if checks:
+        aggregates = ", ".join(
+            f"count(*) FILTER (WHERE {bad}), min(CAST({src} AS VARCHAR)) FILTER (WHERE {bad})"
+            for *_, src, bad in checks
+        )
+        try:
+            row = con.execute(f"SELECT count(*), {aggregates} FROM raw_{table}").fetchall()[0]
+        except duckdb.Error as err:
+            reason = str(err).strip().splitlines()[0]
+            return [f"{path}: expected a Parquet file, found one that cannot be read ({reason})"]
+        total = row[0]
+        for i, (col, expected, rows, *_) in enumerate(checks):
+            n, example = row[1 + 2 * i], row[2 + 2 * i]
+            if n:
+                shown = "" if example is None else f" (e.g. {example!r})"
+                problems.append(
+                    f"{path} column {col!r}: expected {expected}, found {n} of {total} "
+                    f"{rows}{shown}"
+                )
+    if not problems:
+        con.execute(f"CREATE VIEW {table} AS SELECT {', '.join(select)} FROM raw_{table}")
+    return problems
+
+
+def _refuse(omop_dir: Path, problems: list[str]) -> None:
+    if problems:
+        raise OncorweError(
+            f"OMOP input {omop_dir} does not fit the feature stage:\n  " + "\n  ".join(problems)
+        )
+
+
+def _register(con: duckdb.DuckDBPyConnection, omop_dir: Path) -> dict[str, Path]:
+    """Register every table the feature SQL reads as a view of its columns in their kinds,
+    or raise one :class:`OncorweError` listing every table and column that does not fit."""
+    problems: list[str] = []
+    paths = {}
+    for table in OMOP_INPUT:
+        path = paths[table] = omop_dir / f"{table}.parquet"
         if not path.exists():
-            raise OncorweError(f"OMOP input {path} is missing (expected table {table!r})")
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_q(str(path))})")
-        have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-        missing = [c for c in cols if c not in have]
-        if missing:
-            raise OncorweError(f"OMOP input {path}: missing columns {missing}")
+            problems.append(
+                f"{path} is missing: expected the OMOP table {table!r} as a Parquet file "
+                "or a folder of Parquet parts, found no such file"
+            )
+            continue
+        problems += _register_table(con, table, path)
+    _refuse(omop_dir, problems)
+    return paths
+
+
+def _check_records(
+    con: duckdb.DuckDBPyConnection, omop_dir: Path, paths: dict[str, Path], cfg: FeatureConfig
+) -> None:
+    """Refuse, naming file and column, the records the feature SQL would count twice,
+    drop in silence, or turn into an analysis row that fails its schema."""
+    problems: list[str] = []
+
+    def first(sql: str) -> tuple:
+        return con.execute(sql).fetchall()[0]
+
+    for table, key, what in (
+        ("person", "person_id", "person"),
+        ("care_site", "care_site_id", "hospital"),
+        ("episode", "episode_id", "episode"),
+    ):
+        n, example, times = first(
+            f"SELECT count(*), min(k), arg_min(n, k) FROM (SELECT {key} AS k, count(*) AS n "
+            f"FROM {table} GROUP BY 1 HAVING count(*) > 1)"
+        )
+        if n:
+            problems.append(
+                f"{paths[table]} column {key!r}: expected one row per {what}, found {n} "
+                f"{key} values on more than one row (e.g. {example} on {times} rows)"
+            )
+    con.execute(
+        "CREATE TEMP VIEW _lines AS SELECT * FROM episode "
+        "WHERE episode_source_value = 'treatment line'"
+    )
+    con.execute("CREATE TEMP VIEW _line_persons AS SELECT DISTINCT person_id FROM _lines")
+    if not first("SELECT count(*) FROM _lines")[0]:
+        problems.append(
+            f"{paths['episode']} column 'episode_source_value': expected treatment lines "
+            "(episode_source_value 'treatment line'), found none"
+        )
+        _refuse(omop_dir, problems)
+    ep, person, op = paths["episode"], paths["person"], paths["observation_period"]
+    per_line = [
+        (
+            "NOT EXISTS (SELECT 1 FROM person p WHERE p.person_id = l.person_id)",
+            f"{ep} column 'person_id': expected every treatment line's person in "
+            f"{person.name}, found {{n}} lines of persons it does not list",
+        ),
+        (
+            f"l.episode_number IS NULL OR l.episode_number NOT BETWEEN 1 AND {MAX_LINE}",
+            f"{ep} column 'episode_number': expected a line number from 1 to {MAX_LINE} "
+            "for every treatment line, found {n} lines without one or outside the range",
+        ),
+        (
+            "l.episode_object_source_value IS NULL",
+            f"{ep} column 'episode_object_source_value': expected the drug of every "
+            "treatment line, found {n} lines without one",
+        ),
+        (
+            "EXISTS (SELECT 1 FROM _lines o WHERE o.person_id = l.person_id "
+            "AND o.episode_start_date = l.episode_start_date AND o.episode_id <> l.episode_id)",
+            f"{ep} column 'episode_start_date': expected the treatment lines of a person "
+            "to start on different days, found {n} lines that share their start with "
+            "another line (one of them would end on the day it starts)",
+        ),
+        (
+            "EXISTS (SELECT 1 FROM episode e WHERE e.episode_parent_id = l.episode_id "
+            "AND e.episode_source_value = 'disease progression' "
+            "AND e.episode_start_date <= l.episode_start_date)",
+            f"{ep} column 'episode_start_date': expected each disease progression to "
+            "start after its treatment line (episode_parent_id), found {n} lines with a "
+            "progression on or before their start",
+        ),
+        (
+            "NOT EXISTS (SELECT 1 FROM condition_occurrence c WHERE c.person_id = l.person_id "
+            "AND c.condition_start_date < l.episode_start_date "
+            f"AND c.condition_source_value IN ({', '.join(_q(c) for c in cfg.cancers) or 'NULL'}))",
+            f"{paths['condition_occurrence']} column 'condition_source_value': expected a "
+            f"diagnosis of one of features.cancers {list(cfg.cancers)} dated before every "
+            "treatment line, found {n} lines without one",
+        ),
+    ]
+    per_person = [
+        (
+            "p.care_site_id IS NULL OR NOT EXISTS "
+            "(SELECT 1 FROM care_site cs WHERE cs.care_site_id = p.care_site_id)",
+            f"{person} column 'care_site_id': expected a care_site_id listed in "
+            f"{paths['care_site'].name} for every person with a treatment line, found {{n}} "
+            "persons without one",
+        ),
+        (
+            "p.gender_source_value IS NULL",
+            f"{person} column 'gender_source_value': expected a value for every person "
+            "with a treatment line, found {n} persons without one",
+        ),
+        (
+            "p.race_source_value IS NULL",
+            f"{person} column 'race_source_value': expected a value for every person "
+            "with a treatment line, found {n} persons without one",
+        ),
+        (
+            "p.year_of_birth IS NULL OR EXISTS (SELECT 1 FROM _lines l WHERE "
+            "l.person_id = p.person_id AND "
+            f"year(l.episode_start_date) - p.year_of_birth NOT BETWEEN 0 AND {MAX_AGE})",
+            f"{person} column 'year_of_birth': expected an age from 0 to {MAX_AGE} at the "
+            "start of every treatment line, found {n} persons outside it",
+        ),
+        (
+            "NOT EXISTS (SELECT 1 FROM observation_period o WHERE o.person_id = p.person_id)",
+            f"{op} column 'person_id': expected an observation period for every person "
+            "with a treatment line, found {n} persons without one",
+        ),
+    ]
+    for where, message in per_line:
+        n, example = first(f"SELECT count(*), min(l.episode_id) FROM _lines l WHERE {where}")
+        if n:
+            problems.append(message.replace("{n}", str(n)) + f" (e.g. episode_id {example})")
+    for where, message in per_person:
+        n, example = first(
+            "SELECT count(*), min(p.person_id) FROM person p "
+            f"WHERE p.person_id IN (SELECT person_id FROM _line_persons) AND ({where})"
+        )
+        if n:
+            problems.append(message.replace("{n}", str(n)) + f" (e.g. person_id {example})")
+    described = {r[0] for r in con.execute("DESCRIBE observation_period").fetchall()}
+    if "observation_period_start_date" in described:
+        n, example = first(
+            "SELECT count(*), min(person_id) FROM observation_period "
+            "WHERE observation_period_end_date < observation_period_start_date"
+        )
+        if n:
+            problems.append(
+                f"{op} column 'observation_period_end_date': expected every period to end "
+                f"on or after its observation_period_start_date, found {n} that end "
+                f"before they start (e.g. person_id {example})"
+            )
+    # isfinite, not isnan: DuckDB 2.0's isnan misses the NaN that pyarrow writes
+    measured = [*cfg.labs, *cfg.biomarkers]
+    if measured:
+        tps = [b for b, kind in cfg.biomarkers.items() if kind == "tps"]
+        n, name, value = first(
+            "SELECT count(*), arg_min(measurement_source_value, measurement_id), "
+            "arg_min(value_as_number, measurement_id) FROM measurement "
+            f"WHERE measurement_source_value IN ({', '.join(_q(m) for m in measured)}) "
+            "AND (NOT isfinite(value_as_number) OR value_as_number < 0 "
+            f"OR (measurement_source_value IN ({', '.join(_q(b) for b in tps) or 'NULL'}) "
+            "AND value_as_number > 100))"
+        )
+        if n:
+            problems.append(
+                f"{paths['measurement']} column 'value_as_number': expected a value >= 0 "
+                f"(a percentage for {tps}) or none for the labs and biomarkers the stage "
+                f"reads, found {n} that are not (e.g. {name} {value!r})"
+            )
+    _refuse(omop_dir, problems)
 
 
 def build_features(
@@ -344,20 +726,12 @@ def build_features(
         if memory_limit:
             con.execute(f"SET memory_limit = {_q(memory_limit)}")
         con.execute("SET preserve_insertion_order = true")
-        _register(con, Path(omop_dir))
+        omop_dir = Path(omop_dir)
+        paths = _register(con, omop_dir)
+        _check_records(con, omop_dir, paths, cfg)
         # one hospital at a time: the whole-table join needs about 20 GB at the full
         # profile (4.96M patients); a hospital's share needs a small fraction of it. The
         # sites come in the final ORDER BY's order, so the result is the same table.
-        orphans = con.sql(
-            "SELECT count(*) FROM episode WHERE episode_source_value = 'treatment line' "
-            "AND person_id NOT IN (SELECT p.person_id FROM person p "
-            "JOIN care_site cs ON cs.care_site_id = p.care_site_id)"
-        ).fetchall()[0][0]
-        if orphans:
-            raise OncorweError(
-                f"OMOP input {omop_dir}: some treatment lines belong to persons without a "
-                "known hospital (person.care_site_id must name a row of care_site)"
-            )
         sites = [
             r[0]
             for r in con.sql(
@@ -365,7 +739,10 @@ def build_features(
             ).fetchall()
         ]
         if not sites:
-            raise OncorweError(f"OMOP input {omop_dir}: care_site lists no hospital")
+            raise OncorweError(
+                f"OMOP input {paths['care_site']}: expected at least one hospital "
+                "(care_site_name), found none"
+            )
         parts = []
         for site in sites:
             part = con.sql(feature_sql(cfg, key, site)).to_arrow_table()
@@ -373,6 +750,14 @@ def build_features(
     finally:
         con.close()
     table = pa.concat_tables(parts)
+    if not table.num_rows:
+        raise OncorweError(
+            f"OMOP input {omop_dir}: expected treatment lines with follow-up after their "
+            f"start, found none ({paths['observation_period'].name} "
+            f"observation_period_end_date and {paths['death'].name} death_date are on or "
+            "before the start of every line in "
+            f"{paths['episode'].name})"
+        )
     schema = FeatureSchema.for_config(cfg)
     validate_table(table, schema, source=str(omop_dir))
     return table

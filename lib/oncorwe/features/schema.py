@@ -57,6 +57,7 @@ class Column:
     high: float | None = None
     low_open: bool = False  # low is exclusive
     allowed: tuple[str, ...] | None = None
+    unique: bool = False  # no value on two rows
 
 
 @dataclass
@@ -69,7 +70,7 @@ class FeatureSchema:
     def for_config(cls, cfg: FeatureConfig) -> FeatureSchema:
         cols = [
             Column("person_key", "string", nullable=False),
-            Column("line_key", "string", nullable=False),
+            Column("line_key", "string", nullable=False, unique=True),
             Column("site", "string", nullable=False),
             Column("population", "string", nullable=False),
             Column("sex", "string", nullable=False),
@@ -189,6 +190,13 @@ def validate_table(table: pa.Table, schema: FeatureSchema, source: str) -> None:
         nulls = arr.null_count
         if not col.nullable and nulls:
             problems.append(f"column {col.name!r}: {nulls} missing values, none allowed")
+        if col.unique and len(arr) - nulls:
+            repeated = len(arr) - nulls - pc.count_distinct(arr).as_py()
+            if repeated:
+                problems.append(
+                    f"column {col.name!r}: {repeated} values repeat an earlier row's, "
+                    "each must be on one row"
+                )
         if col.allowed is not None:
             bad = set(pc.unique(arr).to_pylist()) - set(col.allowed) - {None}
             if bad:
