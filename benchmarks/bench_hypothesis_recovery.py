@@ -28,7 +28,7 @@ from oncorwe.cohort.truth import Truth, evaluate
 from oncorwe.core.roles import read_table, roles_for_analysis_table
 from oncorwe.features.build import build_features, pseudonym_key, write_features
 from oncorwe.pipeline.features import feature_config
-from oncorwe.pipeline.hypothesis import run_hypothesis
+from oncorwe.pipeline.hypothesis import run_hypothesis, track_config
 from oncorwe.pipeline.params import read_params
 
 
@@ -50,7 +50,7 @@ def run_world(spec, n: int, seed: int, work: Path, threads: int, params_path=Non
     hp = params.hypothesis.model_copy(
         update={"split": params.hypothesis.split.model_copy(update={"seed": seed})}
     )
-    cfg = compute.track_config(hp, params.privacy.min_cell_count)
+    cfg = track_config(hp, compute, params.privacy.min_cell_count)
     t0 = time.perf_counter()
     res = run_hypothesis(frame, roles, cfg, w / "hypothesis")
     secs = time.perf_counter() - t0

@@ -12,6 +12,7 @@ from oncorwe.cohort.spec import Spec, load_spec
 from oncorwe.features.build import build_features
 from oncorwe.features.schema import FeatureConfig
 from oncorwe.pipeline.features import feature_config as make_feature_config
+from oncorwe.pipeline.hypothesis import track_config
 from oncorwe.pipeline.params import FeaturesParams
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +79,7 @@ def small_track_config(seed: int = 1):
     from oncorwe.pipeline.params import ComputeParams, HypothesisParams
 
     hp = HypothesisParams(tuning_trials=2, tuning_timeout_s=20, shap_rows=300)
-    return ComputeParams(threads=1).track_config(hp, min_cell=11)
+    return track_config(hp, ComputeParams(threads=1), min_cell=11)
 
 
 @pytest.fixture(scope="session")

@@ -180,11 +180,11 @@ def export_flat(
 @_user_errors
 def cohort(params: ParamsOpt = Path("params.yaml")) -> None:
     """Stage `cohort`: write data/cohort/omop (and the synthetic world's ground truth)."""
-    from oncorwe.pipeline.cohort import run_cohort_stage
+    from oncorwe.core.paths import catalog
+    from oncorwe.pipeline import cohort as stage
     from oncorwe.pipeline.params import read_params
 
-    p = read_params(params)
-    metrics = run_cohort_stage(p.cohort, p.privacy.min_cell_count)
+    metrics = stage.run(read_params(params), catalog())
     _log(f"cohort: {json.dumps(metrics)}")
 
 
@@ -205,31 +205,11 @@ def features(params: ParamsOpt = Path("params.yaml")) -> None:
 @_user_errors
 def hypothesis(params: ParamsOpt = Path("params.yaml")) -> None:
     """Stage `hypothesis` (track 1): ranked, confirmed drug-subgroup hypotheses."""
-    from oncorwe.core.paths import resolve
-    from oncorwe.core.roles import read_table, roles_for_analysis_table
-    from oncorwe.pipeline.hypothesis import run_hypothesis
+    from oncorwe.core.paths import catalog
+    from oncorwe.pipeline import hypothesis as stage
     from oncorwe.pipeline.params import read_params
 
-    p = read_params(params)
-    analysis = resolve("data/features/analysis")
-    roles = roles_for_analysis_table(analysis)
-    frame = read_table(analysis)
-    cfg = p.compute.track_config(p.hypothesis, p.privacy.min_cell_count)
-    res = run_hypothesis(frame, roles, cfg, resolve("data/hypothesis"))
-    from oncorwe.core.io import write_json
-
-    s = res["summary"]
-    write_json(
-        resolve("metrics/hypothesis.json"),
-        {
-            "n_candidates": s["n_candidates"],
-            "n_confirmed": s["n_confirmed"],
-            "response_auc": s["models"].get("response", {}).get("overall", {}).get("auc"),
-            "toxicity_auc": s["models"].get("toxicity", {}).get("overall", {}).get("auc"),
-            "pfs_c_index": s["models"].get("pfs", {}).get("overall", {}).get("c_index"),
-            "seconds": s["seconds"],
-        },
-    )
+    s = stage.run(read_params(params), catalog())
     _log(f"hypothesis: {s['n_confirmed']} confirmed of {s['n_candidates']} candidates")
 
 
@@ -248,14 +228,14 @@ def discover(
 ) -> None:
     """Run track 1 on any cohort table described by a roles file."""
     from oncorwe.core.roles import load_cohort, load_roles
-    from oncorwe.pipeline.hypothesis import TUNING_DB, run_hypothesis
+    from oncorwe.pipeline.hypothesis import TUNING_DB, run_hypothesis, track_config
 
     _check_out(out, {"hypotheses.json", "summary.json", "splits.parquet", "models", TUNING_DB})
     r = load_roles(roles)
     r.check_for("discover", str(roles))
     frame, r = load_cohort(cohort, r)
     p = _user_params(params)
-    cfg = p.compute.track_config(p.hypothesis, p.privacy.min_cell_count)
+    cfg = track_config(p.hypothesis, p.compute, p.privacy.min_cell_count)
     res = run_hypothesis(frame, r, cfg, out)
     s = res["summary"]
     if not s["n_confirmed"]:
@@ -268,35 +248,11 @@ def discover(
 @_user_errors
 def validation(params: ParamsOpt = Path("params.yaml")) -> None:
     """Stage `validation` (track 2): emulation, virtual trial, adaptive design, transport."""
-    import pandas as pd
-
-    from oncorwe.core.io import write_json
-    from oncorwe.core.paths import resolve
-    from oncorwe.core.roles import read_table, roles_for_analysis_table
+    from oncorwe.core.paths import catalog
+    from oncorwe.pipeline import validation as stage
     from oncorwe.pipeline.params import read_params
-    from oncorwe.pipeline.validation import run_validation
 
-    p = read_params(params)
-    analysis = resolve("data/features/analysis")
-    hyp_dir = resolve("data/hypothesis")
-    for need in (hyp_dir / "hypotheses.json", hyp_dir / "splits.parquet"):
-        if not need.is_file():
-            raise OncorweError(f"{need} is missing: run the hypothesis stage first")
-    hyps = json.loads((hyp_dir / "hypotheses.json").read_text())["hypotheses"]
-    parts = pd.read_parquet(hyp_dir / "splits.parquet")
-    cfg = p.validation.config(p.privacy.min_cell_count, p.compute.threads, p.compute)
-    res = run_validation(
-        read_table(analysis),
-        roles_for_analysis_table(analysis),
-        hyps,
-        parts,
-        cfg,
-        resolve("data/validation/validation.json"),
-    )
-    write_json(
-        resolve("metrics/validation.json"),
-        {"validated": len(res["hypotheses"]), "go": res["n_go"]},
-    )
+    res = stage.run(read_params(params), catalog())
     _log(f"validation: {res['n_go']} go of {len(res['hypotheses'])}")
 
 

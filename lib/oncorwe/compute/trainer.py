@@ -978,10 +978,10 @@ def stage_trainer(
     with tempfile.TemporaryDirectory(prefix="oncorwe-trainer-") as scratch:
         fed = None
         if backend == "federated":
-            from oncorwe.compute.federated.server import FederatedConfig
+            from oncorwe.compute.federated.server import FederatedConfig, federated_config
 
             fed = (
-                federated_params.config(sites, Path(scratch))
+                federated_config(federated_params, sites, Path(scratch))
                 if federated_params is not None
                 else FederatedConfig()
             )

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from oncorwe.core.errors import OncorweError
-from oncorwe.core.io import atomic_path, write_json
+from oncorwe.core.io import atomic_path
 from oncorwe.features.schema import FeatureConfig, FeatureSchema, validate_table
 
 DAYS_PER_MONTH = 30.4375
@@ -818,18 +818,3 @@ def feature_metrics(table: pa.Table, cfg: FeatureConfig, min_cell: int) -> dict:
         str(k): cell(v) for k, v in pd.Series(df["cancer"]).value_counts().sort_index().items()
     }
     return out
-
-
-def run_feature_stage(
-    omop_dir: str | Path,
-    out_dir: str | Path,
-    metrics_path: str | Path,
-    cfg: FeatureConfig,
-    min_cell: int,
-    threads: int | None = None,
-) -> dict:
-    table = build_features(omop_dir, cfg, threads=threads)
-    write_features(table, out_dir, cfg)
-    metrics = feature_metrics(table, cfg, min_cell)
-    write_json(metrics_path, metrics)
-    return metrics

@@ -9,19 +9,20 @@ from oncorwe.cohort.generator import OMOP_TABLES, copy_tree, generate
 from oncorwe.cohort.spec import load_spec
 from oncorwe.core.errors import OncorweError
 from oncorwe.core.io import atomic_path, write_json
-from oncorwe.core.paths import resolve
+from oncorwe.core.paths import Catalog, resolve
 from oncorwe.core.privacy import suppress
-from oncorwe.pipeline.params import CohortParams
+from oncorwe.pipeline.params import CohortParams, Params
 
 
-def run_cohort_stage(params: CohortParams, min_cell: int, root: Path | None = None) -> dict:
-    """Write ``data/cohort/omop`` and ``data/cohort/truth``; return the stage metrics."""
-    base = (root or resolve(".")) / "data" / "cohort"
-    if params.source == "synthetic":
-        metrics = synthetic_cohort(params, min_cell, base)
+def run(params: Params, catalog: Catalog) -> dict:
+    """Stage ``cohort``: write ``catalog.omop`` and ``catalog.truth`` from the source
+    ``cohort.source`` names, and the stage metrics; return the metrics."""
+    base = catalog.omop.parent  # generate and the OMOP copy write omop/ and truth/ here
+    if params.cohort.source == "synthetic":
+        metrics = synthetic_cohort(params.cohort, params.privacy.min_cell_count, base)
     else:
-        metrics = omop_cohort(params, base)
-    write_json((root or resolve(".")) / "metrics" / "cohort.json", metrics)
+        metrics = omop_cohort(params.cohort, base)
+    write_json(catalog.metrics("cohort"), metrics)
     return json.loads(json.dumps(metrics))
 
 
@@ -47,7 +48,8 @@ def omop_cohort(params: CohortParams, base: Path) -> dict:
     one would otherwise fail a later stage, far from its cause); the truth folder
     says that real data has no ground truth."""
     src = resolve(params.omop_dir)
-    missing = [t for t in OMOP_TABLES if not (src / f"{t}.parquet").is_file()]
+    # a table is one Parquet file or a folder of its parts (as the features stage reads it)
+    missing = [t for t in OMOP_TABLES if not (src / f"{t}.parquet").exists()]
     if missing:
         raise OncorweError(
             f"params.yaml cohort.omop_dir={src}: missing OMOP tables "

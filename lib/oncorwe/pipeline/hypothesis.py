@@ -40,8 +40,9 @@ from oncorwe.audit import effect_by_group, to_records
 from oncorwe.cohort.splits import assign_splits
 from oncorwe.core.errors import OncorweError
 from oncorwe.core.io import atomic_path, write_json
+from oncorwe.core.paths import Catalog
 from oncorwe.core.privacy import DEFAULT_MIN_CELL, suppress
-from oncorwe.core.roles import Roles
+from oncorwe.core.roles import Roles, read_table, roles_for_analysis_table
 from oncorwe.effects.discovery import (
     DiscoveryConfig,
     Hypothesis,
@@ -56,6 +57,7 @@ from oncorwe.effects.metalearners import dr_pseudo_outcome_loss
 from oncorwe.models.estimators import OutcomeRegressor, ResponseClassifier, SurvivalModel
 from oncorwe.models.metrics import binary_metrics, harrell_c, metrics_by_group
 from oncorwe.models.tuning import tune
+from oncorwe.pipeline.params import ComputeParams, HypothesisParams, Params
 
 
 @dataclass(frozen=True)
@@ -1188,3 +1190,63 @@ def rank(hyps: list[Hypothesis]) -> list[dict[str, Any]]:
         d["rank"] = i
         out.append(d)
     return out
+
+
+# ------------------------------------------------------------------ the stage
+def track_config(hp: HypothesisParams, compute: ComputeParams, min_cell: int) -> TrackConfig:
+    """Track 1's configuration, made from ``params.yaml``'s ``hypothesis`` and ``compute``
+    in this one place (``hypothesis.min_arm_rows`` becomes ``DiscoveryConfig.min_arm_rows``
+    here, and nowhere else)."""
+    dcfg = DiscoveryConfig(
+        min_effect={
+            "response": hp.min_effect_response,
+            "pfs": hp.min_effect_pfs_months,
+            "toxicity": hp.min_effect_response,
+        },
+        discovery_p=hp.discovery_p,
+        q=hp.q,
+        min_arm_rows=hp.min_arm_rows,
+        min_drug_rows=hp.min_drug_rows,
+        max_candidates=hp.max_candidates,
+        max_per_comparison=hp.max_per_comparison,
+        pairs=hp.pairs,
+        n_splits=hp.n_splits,
+        seed=hp.split.seed,
+    )
+    return TrackConfig(
+        fractions=hp.split.fractions(),
+        split_seed=hp.split.seed,
+        horizon_months=hp.horizon_months,
+        discovery=dcfg,
+        tuning_trials=hp.tuning_trials,
+        tuning_timeout_s=hp.tuning_timeout_s,
+        shap_rows=hp.shap_rows,
+        min_cell=min_cell,
+        device=hp.device,
+        threads=compute.threads,
+        model_params=hp.nuisance.model_dump(),
+        training=compute.training,
+        cluster=compute.cluster,
+        federated=compute.federated,
+    )
+
+
+def run(params: Params, catalog: Catalog) -> dict:
+    """Stage ``hypothesis``: track 1 on the analysis table; writes ``catalog.hypothesis``
+    and the stage metrics (model quality and counts only). Returns the summary."""
+    roles = roles_for_analysis_table(catalog.analysis)
+    cfg = track_config(params.hypothesis, params.compute, params.privacy.min_cell_count)
+    s = run_hypothesis(read_table(catalog.analysis), roles, cfg, catalog.hypothesis)["summary"]
+    models = s["models"]
+    write_json(
+        catalog.metrics("hypothesis"),
+        {
+            "n_candidates": s["n_candidates"],
+            "n_confirmed": s["n_confirmed"],
+            "response_auc": models.get("response", {}).get("overall", {}).get("auc"),
+            "toxicity_auc": models.get("toxicity", {}).get("overall", {}).get("auc"),
+            "pfs_c_index": models.get("pfs", {}).get("overall", {}).get("c_index"),
+            "seconds": s["seconds"],
+        },
+    )
+    return s

@@ -117,7 +117,6 @@ class FeaturesParams(_Section):
     )
 
 
-
 class SplitParams(_Section):
     discovery: float = Field(0.4, gt=0, lt=1)
     confirmation: float = Field(0.35, gt=0, lt=1)
@@ -181,20 +180,6 @@ class ValidationParams(_Section):
     min_arm_rows: int = Field(20, ge=5)
     seed: int = Field(7, ge=0)
 
-    def config(self, min_cell: int, threads: int, compute: ComputeParams | None = None):
-        from oncorwe.pipeline.validation import ValidationConfig
-
-        where = (
-            {}
-            if compute is None
-            else {
-                "training": compute.training,
-                "cluster": compute.cluster,
-                "federated": compute.federated,
-            }
-        )
-        return ValidationConfig(**self.model_dump(), min_cell=min_cell, threads=threads, **where)
-
 
 class PrivacyParams(_Section):
     min_cell_count: int = Field(
@@ -210,24 +195,6 @@ class FederatedComputeParams(_Section):
     timeout_s: float = Field(3600.0, gt=0, le=86400)
     heartbeat_timeout_s: float = Field(30.0, gt=0, le=3600)
 
-    def config(self, sites: list[str], scratch: Path):
-        from oncorwe.compute.federated.server import FederatedConfig, TLSConfig, make_tls_material
-
-        tls = None
-        if self.tls:
-            tls = (
-                TLSConfig.from_dir(resolve(self.tls_dir), sites)
-                if self.tls_dir
-                else make_tls_material(Path(scratch) / "tls", sites)
-            )
-        return FederatedConfig(
-            address=self.address,
-            port=self.port,
-            tls=tls,
-            timeout=self.timeout_s,
-            heartbeat_timeout=self.heartbeat_timeout_s,
-        )
-
 
 class ComputeParams(_Section):
     threads: int = Field(2, ge=1, le=512)
@@ -236,43 +203,6 @@ class ComputeParams(_Section):
     )
     cluster: str = Field("local", pattern=r"^(local|(tcp|tls)://\S+:\d+)$")
     federated: FederatedComputeParams = FederatedComputeParams()
-
-    def track_config(self, hp: HypothesisParams, min_cell: int):
-        from oncorwe.effects.discovery import DiscoveryConfig
-        from oncorwe.pipeline.hypothesis import TrackConfig
-
-        dcfg = DiscoveryConfig(
-            min_effect={
-                "response": hp.min_effect_response,
-                "pfs": hp.min_effect_pfs_months,
-                "toxicity": hp.min_effect_response,
-            },
-            discovery_p=hp.discovery_p,
-            q=hp.q,
-            min_arm_rows=hp.min_arm_rows,
-            min_drug_rows=hp.min_drug_rows,
-            max_candidates=hp.max_candidates,
-            max_per_comparison=hp.max_per_comparison,
-            pairs=hp.pairs,
-            n_splits=hp.n_splits,
-            seed=hp.split.seed,
-        )
-        return TrackConfig(
-            fractions=hp.split.fractions(),
-            split_seed=hp.split.seed,
-            horizon_months=hp.horizon_months,
-            discovery=dcfg,
-            tuning_trials=hp.tuning_trials,
-            tuning_timeout_s=hp.tuning_timeout_s,
-            shap_rows=hp.shap_rows,
-            min_cell=min_cell,
-            device=hp.device,
-            threads=self.threads,
-            model_params=hp.nuisance.model_dump(),
-            training=self.training,
-            cluster=self.cluster,
-            federated=self.federated,
-        )
 
 
 class Params(_Section):

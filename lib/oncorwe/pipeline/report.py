@@ -13,22 +13,28 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from oncorwe.core.errors import OncorweError
+from oncorwe.core.paths import Catalog
+
+# the catalog relative to the project root (the notebooks run there): a rendered report
+# names "data/hypothesis", never a path of the machine that rendered it
+_DATA = Catalog(Path("."))
 
 # NAME -> parameters of notebooks/NAME.ipynb, from the validated params.yaml.
 PARAMETERS: dict[str, Callable] = {
     "00_world": lambda p: {
-        "analysis_dir": "data/features/analysis",
+        "analysis_dir": _DATA.analysis.as_posix(),
         "min_cell": p.privacy.min_cell_count,
     },
     "02_validation": lambda p: {
-        "validation_path": "data/validation/validation.json",
+        "validation_path": _DATA.validation.as_posix(),
         "min_cell": p.privacy.min_cell_count,
     },
     "01_hypothesis": lambda p: {
-        "hypothesis_dir": "data/hypothesis",
-        "analysis_dir": "data/features/analysis",
+        "hypothesis_dir": _DATA.hypothesis.as_posix(),
+        "analysis_dir": _DATA.analysis.as_posix(),
         "min_cell": p.privacy.min_cell_count,
     },
 }

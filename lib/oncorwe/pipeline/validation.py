@@ -19,6 +19,7 @@ neither discovery nor confirmation saw):
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +28,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oncorwe.core.errors import OncorweError
 from oncorwe.core.io import rounded, write_json
+from oncorwe.core.paths import Catalog
 from oncorwe.core.privacy import DEFAULT_MIN_CELL
-from oncorwe.core.roles import Roles
+from oncorwe.core.roles import Roles, read_table, roles_for_analysis_table
 from oncorwe.core.rules import Condition
 from oncorwe.pipeline.hypothesis import sketch_contract, track_trainer, training_summary
+from oncorwe.pipeline.params import ComputeParams, Params, ValidationParams
 from oncorwe.trials.adaptive import AdaptiveDesign, simulate_adaptive
 from oncorwe.trials.design import sample_size_survival, schoenfeld_power
 from oncorwe.trials.emulation import emulate
@@ -503,3 +507,40 @@ def validation_payload(
         "training": training_summary(cfg.training, trainer),
         "n_go": sum(r.get("decision") == "go" for r in results),
     }
+
+
+# ------------------------------------------------------------------ the stage
+def validation_config(
+    vp: ValidationParams, compute: ComputeParams, min_cell: int
+) -> ValidationConfig:
+    """Track 2's configuration, made from ``params.yaml``'s ``validation`` and ``compute``
+    in this one place."""
+    return ValidationConfig(
+        **vp.model_dump(),
+        min_cell=min_cell,
+        threads=compute.threads,
+        training=compute.training,
+        cluster=compute.cluster,
+        federated=compute.federated,
+    )
+
+
+def run(params: Params, catalog: Catalog) -> dict:
+    """Stage ``validation``: track 2 on track 1's output; writes ``catalog.validation``
+    and the stage metrics. Refuses to start, naming the file, without track 1's output."""
+    hyp_dir = catalog.hypothesis
+    for need in (hyp_dir / "hypotheses.json", hyp_dir / "splits.parquet"):
+        if not need.is_file():
+            raise OncorweError(f"{need} is missing: run the hypothesis stage first")
+    res = run_validation(
+        read_table(catalog.analysis),
+        roles_for_analysis_table(catalog.analysis),
+        json.loads((hyp_dir / "hypotheses.json").read_text())["hypotheses"],
+        pd.read_parquet(hyp_dir / "splits.parquet"),
+        validation_config(params.validation, params.compute, params.privacy.min_cell_count),
+        catalog.validation,
+    )
+    write_json(
+        catalog.metrics("validation"), {"validated": len(res["hypotheses"]), "go": res["n_go"]}
+    )
+    return res

@@ -54,6 +54,7 @@ from typing import Any
 
 from oncorwe.compute.federated.binning import BinningContract, contract_from_summaries
 from oncorwe.core.errors import OncorweError
+from oncorwe.core.paths import resolve
 from oncorwe.core.privacy import DEFAULT_MIN_CELL
 
 __all__ = [
@@ -1165,3 +1166,24 @@ if __name__ == "__main__":
         )
         sys.exit(2)
     sys.exit(_serve(sys.argv[2:]))
+
+
+def federated_config(params: Any, sites: list[str], scratch: Path) -> FederatedConfig:
+    """The session's configuration from ``compute.federated`` (``address``, ``port``,
+    ``tls``, ``tls_dir``, ``timeout_s``, ``heartbeat_timeout_s``): with TLS and no
+    ``tls_dir``, throw-away certificates for ``sites`` are made under ``scratch`` (the
+    caller's temporary folder, removed with it)."""
+    tls = None
+    if params.tls:
+        tls = (
+            TLSConfig.from_dir(resolve(params.tls_dir), sites)
+            if params.tls_dir
+            else make_tls_material(Path(scratch) / "tls", sites)
+        )
+    return FederatedConfig(
+        address=params.address,
+        port=params.port,
+        tls=tls,
+        timeout=params.timeout_s,
+        heartbeat_timeout=params.heartbeat_timeout_s,
+    )
