@@ -627,6 +627,14 @@ def _check_records(
             "progression on or before their start",
         ),
         (
+            "EXISTS (SELECT 1 FROM episode e WHERE e.episode_parent_id = l.episode_id "
+            "AND e.episode_source_value = 'disease progression' "
+            "AND e.person_id IS DISTINCT FROM l.person_id)",
+            f"{ep} column 'person_id': expected each disease progression to belong to the "
+            "person of its treatment line (episode_parent_id), found {n} lines with a "
+            "progression recorded for another person",
+        ),
+        (
             "NOT EXISTS (SELECT 1 FROM condition_occurrence c WHERE c.person_id = l.person_id "
             "AND c.condition_start_date < l.episode_start_date "
             f"AND c.condition_source_value IN ({', '.join(_q(c) for c in cfg.cancers) or 'NULL'}))",
