@@ -498,7 +498,8 @@ def run_hypothesis(
 
 def track_trainer(cfg: Any, frame: pd.DataFrame, roles: Roles):
     """The stage trainer of a track (``cfg.training``, ``cluster``, ``federated``,
-    ``min_cell``): None for pooled; one site per hospital of ``frame``."""
+    ``min_cell``): None for pooled; one site per hospital of ``frame``. The binning
+    contract takes ``hypothesis.nuisance.max_bin`` (it was dropped on these backends)."""
     from oncorwe.compute.trainer import stage_trainer
 
     sites = frame[roles.hospital].astype(str).unique() if roles.hospital else None
@@ -509,6 +510,7 @@ def track_trainer(cfg: Any, frame: pd.DataFrame, roles: Roles):
         cluster=cfg.cluster,
         federated_params=cfg.federated,
         min_cell=cfg.min_cell,
+        max_bin=int((getattr(cfg, "model_params", None) or {}).get("max_bin", 64)),
     )
 
 

@@ -51,3 +51,17 @@ def test_response_models_train_on_the_backend_and_match_pooled_quality(parts, ba
     for name in ("response", "toxicity"):
         assert abs(metrics[name]["overall"]["auc"] - pooled[name]["overall"]["auc"]) < 0.03
     assert abs(metrics["pfs"]["overall"]["c_index"] - pooled["pfs"]["overall"]["c_index"]) < 0.03
+
+
+def test_the_stage_trainer_takes_the_nuisance_max_bin(parts):
+    """hypothesis.nuisance.max_bin reaches the binning contract of the Dask / federated
+    trainer (it was dropped there: every run binned at 64)."""
+    from dataclasses import replace
+
+    from oncorwe.pipeline.hypothesis import track_trainer
+
+    disc, _, roles, _ = parts
+    base = small_track_config()
+    cfg = replace(base, training="dask", model_params={**base.model_params, "max_bin": 32})
+    with track_trainer(cfg, disc, roles) as trainer:
+        assert trainer.max_bin == 32
