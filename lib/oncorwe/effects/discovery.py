@@ -926,10 +926,11 @@ def overlap_failure(comp: Comparison, mask: np.ndarray, cfg: DiscoveryConfig) ->
     diagnostic, or None. More than ``overlap_warn`` of them with a two-arm propensity
     outside ``[eps, 1 - eps]`` (before clipping) means AIPW's estimate there is the
     outcome models' extrapolation: a covariate that records the treatment gives 100 %."""
-    n = int(mask.sum())
-    share = float((mask & comp.outside).sum() / n) if n else 0.0
-    if share <= cfg.overlap_warn:
+    # the same rule as the overlap the report shows (Comparison.overlap), counts unsuppressed
+    ov = comp.overlap(cfg.overlap_warn, mask)
+    if not ov["poor_overlap"]:
         return None
+    share = ov["outside_share"]
     return (
         f"diagnostics failed (overlap: {share:.0%} of the subgroup's confirmation rows have a "
         f"propensity outside [{cfg.eps:g}, {1 - cfg.eps:g}], more than {cfg.overlap_warn:.0%})"
