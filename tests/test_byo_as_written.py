@@ -374,3 +374,14 @@ def test_discover_blinds_hypotheses_whose_comparison_fails_overlap(world, tmp_pa
     assert summary["n_confirmed"] == 0 and summary["n_blinded"] == len(hyps)
     assert "were blinded" in res.stderr and "0 confirmed" in res.stderr
     assert all("confirmation" in h for h in hyps)  # the estimates stay, for audit
+
+
+def test_a_stray_string_in_a_cut_column_is_named_once():
+    """Found by hand: 'unk' in age gave the stray-string error and a second one calling
+    age 'not numeric' with numbers as its examples."""
+    frame = _small()
+    frame["age"] = frame["age"].astype(object)
+    frame.loc[5, "age"] = "unk"
+    with pytest.raises(OncorweError) as err:
+        validate_cohort(frame, _roles(subgroup_cuts={"age": [70]}), "c.csv")
+    assert "'unk'" in str(err.value) and "not numeric" not in str(err.value)

@@ -453,6 +453,8 @@ def validate_cohort(frame: pd.DataFrame, roles: Roles, source: str) -> tuple[pd.
                     "measurements"
                 )
     for col in roles.subgroup_cuts:
+        if _stray_strings(frame[col]):
+            continue  # named above as a numeric column with stray strings
         if not pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col]):
             problems.append(
                 f"{source}: roles.subgroup_cuts names column {col!r}, which is not numeric "
