@@ -93,3 +93,25 @@ def test_missing_empty_or_broken_params_files_are_named(tmp_path):
     broken.write_text("cohort: [unclosed\n")
     with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
         read_params(broken)
+
+
+def test_min_cell_count_below_five_is_refused_naming_the_key(tmp_path):
+    p = _write(tmp_path, "privacy:\n  min_cell_count: 3\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"params.yaml: privacy: .*min_cell_count is 3, below 5.*privacy\.allow_small_cells",
+    ):
+        read_params(p)
+
+
+def test_min_cell_count_below_five_with_allow_small_cells_is_logged(tmp_path, capsys):
+    p = _write(tmp_path, "privacy:\n  min_cell_count: 3\n  allow_small_cells: true\n")
+    assert read_params(p).privacy.min_cell_count == 3
+    err = capsys.readouterr().err
+    assert "[oncorwe] warning: privacy.min_cell_count is 3, below 5" in err
+
+
+def test_min_cell_count_of_five_needs_no_allowance(tmp_path, capsys):
+    p = _write(tmp_path, "privacy:\n  min_cell_count: 5\n")
+    assert read_params(p).privacy.min_cell_count == 5
+    assert "warning" not in capsys.readouterr().err

@@ -14,6 +14,7 @@ Example
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -28,6 +29,10 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _warn(msg: str) -> None:
+    print(f"[oncorwe] warning: {msg}", file=sys.stderr, flush=True)
 
 
 DEFAULT_PROFILES = {"tiny": 3000, "small": 20000, "default": 200000, "full": 4960000}
@@ -181,10 +186,35 @@ class ValidationParams(_Section):
     seed: int = Field(7, ge=0)
 
 
+#: The smallest ``privacy.min_cell_count`` accepted without ``allow_small_cells``.
+SMALL_CELL_FLOOR = 5
+
+
 class PrivacyParams(_Section):
     min_cell_count: int = Field(
         DEFAULT_MIN_CELL, ge=1, le=1000, description="suppress counts below this"
     )
+    allow_small_cells: bool = Field(
+        False, description=f"accept a min_cell_count below {SMALL_CELL_FLOOR}"
+    )
+
+    @model_validator(mode="after")
+    def _small_cells(self) -> PrivacyParams:
+        if self.min_cell_count >= SMALL_CELL_FLOOR:
+            return self
+        if not self.allow_small_cells:
+            raise ValueError(
+                f"min_cell_count is {self.min_cell_count}, below {SMALL_CELL_FLOOR}: counts "
+                f"from {self.min_cell_count} to {SMALL_CELL_FLOOR - 1} would appear in "
+                "reports and metrics, small enough to single out patients; expected "
+                f"privacy.min_cell_count >= {SMALL_CELL_FLOOR} (default {DEFAULT_MIN_CELL}), "
+                "or privacy.allow_small_cells: true to accept this on purpose"
+            )
+        _warn(
+            f"privacy.min_cell_count is {self.min_cell_count}, below {SMALL_CELL_FLOOR} "
+            "(privacy.allow_small_cells: true): counts this small appear in reports"
+        )
+        return self
 
 
 class FederatedComputeParams(_Section):
