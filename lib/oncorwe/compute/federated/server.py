@@ -25,7 +25,8 @@ turn TLS on: with :class:`TLSConfig` the server requires and verifies a client
 certificate signed by ``client_ca``, and the sites verify the server's certificate
 against ``server_ca``. :func:`make_tls_material` writes throw-away certificates (a CA,
 a server certificate for ``localhost`` / ``127.0.0.1`` and one client certificate per
-site) with the ``cryptography`` package, or the ``openssl`` command where it is missing.
+site) with the ``cryptography`` package, or the ``openssl`` command where it is missing;
+private keys are mode 0600, and :meth:`TLSConfig.check` refuses a key others can read.
 
 Example
 -------
@@ -84,6 +85,14 @@ _STAGES = (
 )
 
 
+def _warn(msg: str) -> None:
+    print(f"[oncorwe] warning: {msg}", file=sys.stderr, flush=True)
+
+
+def _open_to_others(path: Path) -> bool:
+    return bool(Path(path).stat().st_mode & 0o077)
+
+
 # ---------------------------------------------------------------------- configuration
 @dataclass(frozen=True)
 class TLSConfig:
@@ -131,11 +140,22 @@ class TLSConfig:
         return {"server_ca": str(self.server_ca), "client_key": str(key), "client_cert": str(cert)}
 
     def check(self) -> None:
+        """Every file is there and no private key can be read by others."""
         paths = [self.server_key, self.server_cert, self.client_ca, self.server_ca]
         paths += [p for pair in self.client_certs.values() for p in pair]
         missing = [str(p) for p in paths if not Path(p).is_file()]
         if missing:
             raise OncorweError(f"TLS: missing certificate file(s) {missing[:4]}")
+        keys = [self.server_key, *(k for k, _ in self.client_certs.values())]
+        exposed = [Path(k) for k in keys if _open_to_others(k)]
+        if exposed:
+            k = exposed[0]
+            raise OncorweError(
+                f"TLS: private key {str(k)!r} can be read by others "
+                f"(mode {oct(k.stat().st_mode & 0o777)}; {len(exposed)} such key(s)); a private "
+                "key must be mode 0600. Make new certificates if others may have read it, or "
+                "chmod 600 it if you are sure nobody did"
+            )
 
 
 @dataclass(frozen=True)
@@ -929,8 +949,10 @@ def make_tls_material(
     Parameters
     ----------
     directory : path
-        Created if needed; receives ``ca.pem``, ``server.key``, ``server.pem`` and
-        ``<site>.key`` / ``<site>.pem``. Keys are written with mode 0600.
+        Created if needed (mode 0700); receives ``ca.pem``, ``server.key``,
+        ``server.pem`` and ``<site>.key`` / ``<site>.pem``. Keys are written with mode
+        0600, also over an older key: a reused folder whose keys others could read gets
+        new keys, mode 0600, and a warning naming the old ones.
     sites : sequence of str
     hosts : sequence of str
         Names and IP addresses the server certificate is valid for.
@@ -944,7 +966,13 @@ def make_tls_material(
         With ``client_ca`` and ``server_ca`` both the CA certificate.
     """
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    exposed = sorted(k.name for k in d.glob("*.key") if k.is_file() and _open_to_others(k))
+    if exposed:
+        _warn(
+            f"TLS key file(s) {exposed} in {d} could be read by others; they are replaced "
+            "by new keys with mode 0600"
+        )
     if tool == "auto":
         try:
             import cryptography  # noqa: F401
@@ -964,9 +992,14 @@ def make_tls_material(
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write ``path`` with mode 0600, replacing any older file: opening an existing file
+    keeps its mode, so the key goes to a new 0600 file that is renamed over it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+    os.replace(tmp, path)
 
 
 def _split_hosts(hosts: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -1057,6 +1090,8 @@ def _tls_openssl(d: Path, sites: Sequence[str], hosts: Sequence[str], days: int)
         subprocess.run([exe, *args], cwd=d, check=True, capture_output=True)
 
     def newkey(stem: str) -> None:
+        # openssl writes into the file it finds, keeping its mode: give it an empty 0600 one
+        _write_private(d / f"{stem}.key", b"")
         run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f"{stem}.key")
         os.chmod(d / f"{stem}.key", 0o600)
 
