@@ -115,3 +115,26 @@ def test_min_cell_count_of_five_needs_no_allowance(tmp_path, capsys):
     p = _write(tmp_path, "privacy:\n  min_cell_count: 5\n")
     assert read_params(p).privacy.min_cell_count == 5
     assert "warning" not in capsys.readouterr().err
+
+
+def test_federated_tls_false_is_refused_without_allow_insecure(tmp_path):
+    p = _write(tmp_path, "compute:\n  federated:\n    tls: false\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"params.yaml: compute\.federated: .*compute\.federated\.tls is false but "
+        r"compute\.federated\.allow_insecure is not true.*expected tls: true",
+    ):
+        read_params(p)
+    p = _write(tmp_path, "compute:\n  federated:\n    tls: false\n    allow_insecure: true\n")
+    fed = read_params(p).compute.federated
+    assert fed.tls is False and fed.allow_insecure is True
+
+
+def test_federated_address_off_loopback_is_refused_unless_allowed(tmp_path):
+    p = _write(tmp_path, "compute:\n  federated:\n    address: 10.0.0.5\n")
+    with pytest.raises(ConfigError, match=r"compute\.federated\.address is '10\.0\.0\.5'"):
+        read_params(p)
+    p = _write(
+        tmp_path, "compute:\n  federated:\n    address: 10.0.0.5\n    allow_non_loopback: true\n"
+    )
+    assert read_params(p).compute.federated.address == "10.0.0.5"

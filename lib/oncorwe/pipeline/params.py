@@ -14,6 +14,7 @@ Example
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -217,13 +218,44 @@ class PrivacyParams(_Section):
         return self
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class FederatedComputeParams(_Section):
-    address: str = Field("127.0.0.1", description="host the sites connect to")
+    address: str = Field("127.0.0.1", description="host the sites connect to (loopback)")
     port: int = Field(0, ge=0, le=65535, description="0: the OS picks a free port")
     tls: bool = True
+    allow_insecure: bool = Field(False, description="accept tls: false")
+    allow_non_loopback: bool = Field(False, description="accept an address off loopback")
     tls_dir: str | None = Field(None, description="certificates; None: throw-away per run")
     timeout_s: float = Field(3600.0, gt=0, le=86400)
     heartbeat_timeout_s: float = Field(30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _secure(self) -> FederatedComputeParams:
+        # the same rules as compute.federated.server.FederatedConfig / federated_config
+        if not self.tls and not self.allow_insecure:
+            raise ValueError(
+                "compute.federated.tls is false but compute.federated.allow_insecure is not "
+                "true: without TLS any process that can reach the federated server's port "
+                "(XGBoost's server listens on every interface) can join the federation as a "
+                "site and read the gradient histograms; expected tls: true (the default, "
+                "with throw-away certificates unless tls_dir is set), or allow_insecure: "
+                "true to run without TLS on purpose"
+            )
+        if not _is_loopback(self.address) and not self.allow_non_loopback:
+            raise ValueError(
+                f"compute.federated.address is {self.address!r}, not a loopback address: "
+                "every site runs on this machine and connects over loopback; expected "
+                "127.0.0.1 (the default), or compute.federated.allow_non_loopback: true"
+            )
+        return self
 
 
 class ComputeParams(_Section):

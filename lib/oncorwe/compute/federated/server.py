@@ -13,16 +13,30 @@ watches every process and stops them all — on success, failure, timeout or
 - a site that exits non-zero, stops sending heartbeats for ``heartbeat_timeout`` seconds
   (hung, stopped, swapped out), or has not finished after ``timeout`` seconds ends the run
   with an :class:`~oncorwe.core.errors.OncorweError` naming the site; no model file is written;
+- a site the server refuses (a certificate from another CA, no TLS against a TLS server)
+  ends the run too: XGBoost's client would wait for ever, so the site tests its
+  connection first and stops with a ``FederationJoinError`` saying why (also when its
+  join stalls for half the heartbeat timeout), and the coordinator names the site, with
+  the TLS handshakes the server's log shows it refused; a site still joining after the
+  full heartbeat timeout is named all the same;
 - the model reaches ``model_path`` only after it loads, by an atomic rename.
 
 Network
 -------
 The server listens on the port given, or on one the operating system picks (``port=0``,
 the default: the server reports it back, so there is no race between choosing and
-binding it); sites connect to ``address:port`` (default ``127.0.0.1``). XGBoost's gRPC
-server binds every interface (``0.0.0.0``, fixed in its C++ code), so on a shared host
-turn TLS on: with :class:`TLSConfig` the server requires and verifies a client
-certificate signed by ``client_ca``, and the sites verify the server's certificate
+binding it); sites connect to ``address:port`` (default ``127.0.0.1``; another host only
+with ``allow_non_loopback``: every site runs on this machine).
+
+**The server cannot be bound to ``address``.** XGBoost's federated server (up to 3.2 at
+least) takes a port and no host: its C++ code listens on ``"0.0.0.0:" + port``, which
+gRPC opens as a dual-stack wildcard (``[::]``), every interface, IPv4 and IPv6. What is
+enforced instead: TLS is on unless ``allow_insecure`` says otherwise (no ``tls`` given:
+throw-away certificates for the run), so the server accepts only clients holding a
+certificate signed by this federation's CA; after start the coordinator reads the
+server's listening sockets (:func:`listening_addresses`) and logs a warning when they
+are wider than ``address``. With :class:`TLSConfig` the server requires and verifies a
+client certificate signed by ``client_ca``, and the sites verify the server's certificate
 against ``server_ca``. :func:`make_tls_material` writes throw-away certificates (a CA,
 a server certificate for ``localhost`` / ``127.0.0.1`` and one client certificate per
 site) with the ``cryptography`` package, or the ``openssl`` command where it is missing;
@@ -42,6 +56,7 @@ import datetime as _dt
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -49,7 +64,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +81,19 @@ __all__ = [
     "federated_contract",
     "federated_summaries",
     "federated_train",
+    "is_loopback",
+    "listening_addresses",
     "make_tls_material",
 ]
+
+# The refusal of ``compute.federated.tls: false`` without ``allow_insecure: true``.
+_INSECURE_REFUSAL = (
+    "compute.federated.tls is false but compute.federated.allow_insecure is not true: "
+    "without TLS any process that can reach the federated server's port (XGBoost's server "
+    "listens on every interface) can join the federation as a site and read the gradient "
+    "histograms; expected tls: true (the default, with throw-away certificates unless "
+    "tls_dir is set), or allow_insecure: true to run without TLS on purpose"
+)
 
 # Exit status of a server that listens but cannot tell which port the OS gave it.
 _NO_PORT = 4
@@ -87,6 +113,16 @@ _STAGES = (
 
 def _warn(msg: str) -> None:
     print(f"[oncorwe] warning: {msg}", file=sys.stderr, flush=True)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses (``127.0.0.0/8``, ``::1``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _open_to_others(path: Path) -> bool:
@@ -165,11 +201,18 @@ class FederatedConfig:
     Parameters
     ----------
     address : str, default "127.0.0.1"
-        Host the sites connect to (the server itself listens on every interface).
+        Host the sites connect to; a loopback address unless ``allow_non_loopback``. (The
+        server itself listens on every interface: XGBoost offers no bind address.)
     port : int, default 0
         Server port; 0 lets the operating system pick a free one.
     tls : TLSConfig or None
-        None runs without TLS (loopback experiments only).
+        None: throw-away certificates made for the run (in its work folder, removed
+        after it), or no TLS at all where ``allow_insecure`` is true.
+    allow_insecure : bool, default False
+        With ``tls=None``, run without TLS (a warning is logged): any process that can
+        reach the port, on any interface, can then join the federation.
+    allow_non_loopback : bool, default False
+        Let ``address`` be a host other than loopback.
     timeout : float, default 3600
         Seconds the whole run may take, start-up included.
     heartbeat_timeout : float, default 30
@@ -183,6 +226,8 @@ class FederatedConfig:
     address: str = "127.0.0.1"
     port: int = 0
     tls: TLSConfig | None = None
+    allow_insecure: bool = False
+    allow_non_loopback: bool = False
     timeout: float = 3600.0
     heartbeat_timeout: float = 30.0
     start_timeout: float = 60.0
@@ -193,6 +238,12 @@ class FederatedConfig:
             raise OncorweError(f"federated: port must be in [0, 65535]; got {self.port}")
         if not self.timeout > 0 or not self.heartbeat_timeout > 0 or not self.start_timeout > 0:
             raise OncorweError("federated: timeouts must be > 0")
+        if not is_loopback(self.address) and not self.allow_non_loopback:
+            raise OncorweError(
+                f"federated: address {self.address!r} is not a loopback address; every site "
+                "runs on this machine, so the sites connect over loopback (127.0.0.1) unless "
+                "allow_non_loopback is true (compute.federated.allow_non_loopback)"
+            )
 
 
 @dataclass
@@ -360,10 +411,62 @@ def _wait_port(
     raise OncorweError(f"federated server did not report a port within {cfg.start_timeout:g} s")
 
 
+def listening_addresses(pid: int) -> list[str] | None:
+    """``host:port`` of every TCP socket process ``pid`` listens on (``[::]:port`` for
+    IPv6), from Linux's ``/proc``; None where it cannot be read."""
+    try:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        links = [os.readlink(fd_dir / fd) for fd in os.listdir(fd_dir)]
+    except OSError:
+        return None
+    inodes = {ln[8:-1] for ln in links if ln.startswith("socket:[")}
+    found = []
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) < 10 or cols[3] != "0A" or cols[9] not in inodes:  # 0A: LISTEN
+                continue
+            hex_ip, hex_port = cols[1].split(":")
+            raw = bytes.fromhex(hex_ip)
+            # the kernel prints each 32-bit word of the address in host (little-endian) order
+            ip = ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4)))
+            host = f"[{ip}]" if ip.version == 6 else str(ip)
+            found.append(f"{host}:{int(hex_port, 16)}")
+    return found
+
+
+def _check_listening(pid: int, port: int, cfg: FederatedConfig) -> list[str]:
+    """Log where the server really listens when it is wider than ``cfg.address``."""
+    where = [a for a in listening_addresses(pid) or [] if a.endswith(f":{port}")]
+    wide = [a for a in where if not is_loopback(a.rpartition(":")[0])]
+    if wide:
+        guard = (
+            "TLS keeps out every client without a certificate signed by this federation's CA"
+            if cfg.tls is not None
+            else f"without TLS anyone who can reach this host on port {port} can join"
+        )
+        _warn(
+            f"the federated server listens on {', '.join(wide)} (every interface), not only "
+            f"on compute.federated.address {cfg.address}: XGBoost's federated server takes "
+            f"no bind address; {guard}"
+        )
+    return where
+
+
 def _start_server(
     fleet: _Fleet, n_workers: int, cfg: FederatedConfig, deadline: float, before_wait=None
 ) -> tuple[int, int]:
     """Start the server, run ``before_wait`` (start the sites), wait for the port."""
+    if cfg.tls is None:
+        _warn(
+            "the federated server runs without TLS (compute.federated.allow_insecure: true): "
+            "any process that can reach its port can join the federation and read the "
+            "gradient histograms"
+        )
     port_file = _launch_server(fleet, n_workers, cfg, cfg.port)
     if before_wait is not None:
         before_wait(port_file)
@@ -376,6 +479,21 @@ def _start_server(
         _launch_server(fleet, n_workers, cfg, chosen)
         port = _wait_port(fleet, port_file, chosen, cfg, deadline)
     return fleet.procs["server"].pid, port
+
+
+def _refusals(fleet: _Fleet) -> str:
+    """The TLS handshakes the server's log shows it refused, as a clause (or "")."""
+    try:
+        text = fleet.logs["server"].read_text(errors="replace")
+    except (KeyError, OSError):
+        return ""
+    reasons = re.findall(
+        r"Handshake failed with fatal error .*:([A-Z][A-Z0-9_]+)\.?[ \t]*$", text, re.M
+    )
+    if not reasons:
+        return ""
+    kinds = ", ".join(sorted(set(reasons)))
+    return f"; the server refused {len(reasons)} TLS handshake(s) ({kinds})"
 
 
 def _progress(status: Mapping[str, Any] | None) -> tuple[int, int]:
@@ -406,7 +524,8 @@ def _supervise(
         for s in sites:
             rc = fleet.procs[s].poll()
             if task is not None and rc is None:
-                if int((statuses[s] or {}).get("done_task", -1)) >= task:
+                # done_task is -1 once the site has joined, before its first task
+                if int((statuses[s] or {}).get("done_task", -2)) >= task:
                     done.append(s)
                 continue
             if rc is None:
@@ -420,6 +539,7 @@ def _supervise(
                 raise OncorweError(
                     f"federated {what} failed: site {s!r} died ({why})"
                     + (f": {detail[0]}" if detail else "")
+                    + _refusals(fleet)
                 )
             done.append(s)
         if len(done) == len(sites):
@@ -447,6 +567,17 @@ def _supervise(
             raise OncorweError(
                 f"federated {what} failed: site(s) {stale} stopped responding "
                 f"(no heartbeat for {cfg.heartbeat_timeout:g} s)"
+            )
+        joining = [
+            s
+            for s in running
+            if (statuses[s] or {}).get("stage") == "connecting"
+            and wall - float(statuses[s].get("joining_since", wall)) > cfg.heartbeat_timeout
+        ]
+        if joining:
+            raise OncorweError(
+                f"federated {what} failed: site(s) {joining} could not join the federated "
+                f"server within {cfg.heartbeat_timeout:g} s" + _refusals(fleet)
             )
         if now > deadline:
             prog = {s: _progress(statuses[s]) for s in running}
@@ -484,6 +615,9 @@ def _member(
             "host": cfg.address,
             "port_file": str(port_file),
             "wait_s": float(cfg.start_timeout),
+            # the site's own deadline comes first, so its error (with the cause) is the one
+            # the coordinator reports
+            "join_s": float(cfg.heartbeat_timeout) / 2,
         },
         "tls": None if cfg.tls is None else cfg.tls.for_site(site),
         "out_dir": str(work),
@@ -509,6 +643,19 @@ def _manifest(
         }
         for r, s in enumerate(sites)
     }
+
+
+def _secured(cfg: FederatedConfig, work: Path, sites: Sequence[str]) -> FederatedConfig:
+    """``cfg`` with TLS: throw-away certificates in ``work / "tls"`` when none are given
+    (plaintext only where ``allow_insecure`` asks for it)."""
+    if cfg.tls is not None or cfg.allow_insecure:
+        return cfg
+    return replace(cfg, tls=make_tls_material(work / "tls", sites))
+
+
+def _drop_throwaway_tls(cfg: FederatedConfig, given: FederatedConfig, work: Path) -> None:
+    if cfg.tls is not None and given.tls is None:
+        shutil.rmtree(work / "tls", ignore_errors=True)
 
 
 def _write_job(work: Path, site: str, job: Mapping[str, Any]) -> Path:
@@ -654,16 +801,17 @@ def federated_train(
     """
     import xgboost as xgb
 
-    cfg = config or FederatedConfig()
+    given = config or FederatedConfig()
     sites = _site_names(partitions)
     if not sites:
         raise OncorweError("federated: no sites")
-    if cfg.tls is not None:
-        cfg.tls.check()
+    if given.tls is not None:
+        given.tls.check()
     t_start = time.monotonic()
-    deadline = t_start + cfg.timeout
+    deadline = t_start + given.timeout
     with _work_dir(work_dir) as work:
         _clean(work)
+        cfg = _secured(given, work, sites)
         fleet = _Fleet(work, cfg.python)
         try:
 
@@ -688,6 +836,7 @@ def federated_train(
                     )
 
             server_pid, port = _start_server(fleet, len(sites), cfg, deadline, start_sites)
+            _check_listening(server_pid, port, cfg)
             statuses = _supervise(fleet, sites, cfg, deadline, "training")
             model_file = work / "model.json"
             if not model_file.is_file():
@@ -700,6 +849,7 @@ def federated_train(
                     shutil.copyfile(model_file, tmp)
         finally:
             fleet.stop_all()
+            _drop_throwaway_tls(cfg, given, work)
     manifest = _manifest(sites, statuses, partitions)
     return FederatedRun(
         booster=booster,
@@ -736,6 +886,18 @@ class FederatedSession:
     config : FederatedConfig, optional
     work_dir : path, optional
         Tasks, status files, logs and models (kept); default a temporary folder (removed).
+
+    Attributes
+    ----------
+    port : int
+        The server's port, once open.
+    listening : list of str
+        Where the server listens (``host:port``, from :func:`listening_addresses`;
+        empty where ``/proc`` cannot be read): XGBoost's server listens on every
+        interface whatever ``config.address`` says.
+
+    :meth:`open` returns once every site has joined the federation; a site the server
+    refuses ends it with an error naming the site and why, within the heartbeat timeout.
     """
 
     def __init__(
@@ -755,7 +917,9 @@ class FederatedSession:
         self.work: Path | None = None
         self.fleet: _Fleet | None = None
         self.port: int | None = None
+        self.listening: list[str] = []
         self.n_tasks = 0
+        self._run_config = self.config
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> FederatedSession:
@@ -775,6 +939,7 @@ class FederatedSession:
         self.fleet = _Fleet(self.work, cfg.python)
         deadline = time.monotonic() + cfg.start_timeout + cfg.timeout
         try:
+            cfg = self._run_config = _secured(cfg, self.work, self.sites)
 
             def start_sites(port_file: Path) -> None:
                 for rank, s in enumerate(self.sites):
@@ -790,7 +955,10 @@ class FederatedSession:
                     ]
                     self.fleet.start(s, argv)
 
-            _, self.port = _start_server(self.fleet, len(self.sites), cfg, deadline, start_sites)
+            pid, self.port = _start_server(self.fleet, len(self.sites), cfg, deadline, start_sites)
+            self.listening = _check_listening(pid, self.port, cfg)
+            # task -1: every site has joined (a refused one fails here, not in a task)
+            _supervise(self.fleet, self.sites, cfg, deadline, "session start", task=-1)
         except BaseException:
             self.close()
             raise
@@ -811,6 +979,8 @@ class FederatedSession:
             finally:
                 self.fleet.stop_all()
                 self.fleet = None
+        if self.work is not None:
+            _drop_throwaway_tls(self._run_config, self.config, self.work)
         if self._work_cm is not None:
             cm, self._work_cm = self._work_cm, None
             cm.__exit__(None, None, None)
@@ -1205,9 +1375,13 @@ if __name__ == "__main__":
 
 def federated_config(params: Any, sites: list[str], scratch: Path) -> FederatedConfig:
     """The session's configuration from ``compute.federated`` (``address``, ``port``,
-    ``tls``, ``tls_dir``, ``timeout_s``, ``heartbeat_timeout_s``): with TLS and no
-    ``tls_dir``, throw-away certificates for ``sites`` are made under ``scratch`` (the
-    caller's temporary folder, removed with it)."""
+    ``tls``, ``allow_insecure``, ``allow_non_loopback``, ``tls_dir``, ``timeout_s``,
+    ``heartbeat_timeout_s``): with TLS and no ``tls_dir``, throw-away certificates for
+    ``sites`` are made under ``scratch`` (the caller's temporary folder, removed with it).
+    ``tls: false`` is refused unless ``allow_insecure: true``."""
+    allow_insecure = bool(getattr(params, "allow_insecure", False))
+    if not params.tls and not allow_insecure:
+        raise OncorweError(_INSECURE_REFUSAL)
     tls = None
     if params.tls:
         tls = (
@@ -1219,6 +1393,8 @@ def federated_config(params: Any, sites: list[str], scratch: Path) -> FederatedC
         address=params.address,
         port=params.port,
         tls=tls,
+        allow_insecure=not params.tls,
+        allow_non_loopback=bool(getattr(params, "allow_non_loopback", False)),
         timeout=params.timeout_s,
         heartbeat_timeout=params.heartbeat_timeout_s,
     )

@@ -24,6 +24,12 @@ and the process exits with status 1.
 A watchdog thread ends the process when its parent (the coordinator) disappears, so a
 killed coordinator leaves no site behind.
 
+Joining the federation is checked: XGBoost's client never gives up on a server that
+refuses it (a certificate from another CA: it waits for the connection for ever; no TLS
+against a TLS server: it hangs in the first collective operation). So the site first
+tests its connection and stops with a :class:`FederationJoinError` naming the cause; a
+join still stalled after the job's ``server.join_s`` seconds ends the same way.
+
 The training helpers (:func:`make_labels`, :func:`build_matrix`,
 :class:`CoxRiskSetObjective`) are shared with the pooled and Dask backends of
 :mod:`oncorwe.compute.trainer`, so all backends train the same model.
@@ -31,8 +37,11 @@ The training helpers (:func:`make_labels`, :func:`build_matrix`,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import ssl
 import sys
 import threading
 import time
@@ -49,6 +58,7 @@ from oncorwe.compute.federated.binning import BinningContract, site_summary
 __all__ = [
     "HEARTBEAT_S",
     "CoxRiskSetObjective",
+    "FederationJoinError",
     "build_matrix",
     "drop_unlabeled",
     "make_labels",
@@ -333,10 +343,10 @@ def _summarize(job: Mapping[str, Any], status: _Status, target: Path) -> None:
     _atomic_write_text(target, json.dumps(summary))
 
 
-def _communicator(job: Mapping[str, Any]) -> dict[str, Any]:
+def _communicator(job: Mapping[str, Any], address: str) -> dict[str, Any]:
     comm: dict[str, Any] = {
         "dmlc_communicator": "federated",
-        "federated_server_address": _server_address(job["server"]),
+        "federated_server_address": address,
         "federated_world_size": int(job["world_size"]),
         "federated_rank": int(job["rank"]),
     }
@@ -346,6 +356,131 @@ def _communicator(job: Mapping[str, Any]) -> dict[str, Any]:
         comm["federated_client_key_path"] = tls["client_key"]
         comm["federated_client_cert_path"] = tls["client_cert"]
     return comm
+
+
+class FederationJoinError(RuntimeError):
+    """A site that could not join the federated server within its deadline."""
+
+
+# An HTTP/2 client preface and an empty SETTINGS frame: a gRPC server that accepts the
+# connection answers with its own SETTINGS; one that refused it closes the connection.
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _answer(conn: socket.socket) -> bytes:
+    """The server's first bytes after our HTTP/2 hello; b"" when it closed the connection."""
+    try:
+        conn.sendall(_H2_HELLO)
+        return conn.recv(9)
+    except (ssl.SSLError, ConnectionError):
+        return b""
+
+
+def _speaks_tls(host: str, port: int, wait: float) -> bool:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((host, port), timeout=wait) as raw,
+            ctx.wrap_socket(raw, server_hostname=host),
+        ):
+            return True
+    except (OSError, ssl.SSLError):
+        return False
+
+
+def _refusal(address: str, tls: Mapping[str, str] | None, wait: float) -> str | None:
+    """Why the server at ``address`` (``host:port``) refuses this site, or None when it
+    answers a test connection as a gRPC server does (or does not answer within ``wait``).
+
+    One connection with the site's own TLS files (``server_ca``, ``client_cert``,
+    ``client_key``; None: plaintext) and an HTTP/2 hello. Refusals: nothing listening, a
+    server certificate that does not verify, a client certificate the server refuses (it
+    closes the connection right after the handshake), plaintext against a TLS server.
+    """
+    host, _, port_text = address.rpartition(":")
+    port = int(port_text)
+    try:
+        raw = socket.create_connection((host, port), timeout=wait)
+    except TimeoutError:
+        return None
+    except OSError as err:
+        return f"nothing accepts connections at {address} ({err.strerror or err})"
+    with raw:
+        try:
+            if not tls:
+                if _answer(raw):
+                    return None
+                if _speaks_tls(host, port, wait):
+                    return (
+                        "the server requires TLS and this site has no TLS configured "
+                        "(it closed the plaintext connection)"
+                    )
+                return "the server closed the connection without an answer"
+            ctx = ssl.create_default_context(cafile=tls["server_ca"])
+            ctx.load_cert_chain(tls["client_cert"], tls["client_key"])
+            ctx.set_alpn_protocols(["h2"])
+            try:
+                conn = ctx.wrap_socket(raw, server_hostname=host)
+            except ssl.SSLCertVerificationError as err:
+                return (
+                    "the server's certificate does not verify against this site's server_ca "
+                    f"({err.verify_message})"
+                )
+            except ssl.SSLError as err:
+                return f"the TLS handshake failed ({err.reason or err})"
+            with conn:
+                if _answer(conn):
+                    return None
+            return (
+                "the server refused this site's client certificate (it closed the connection "
+                "right after the TLS handshake): the certificate must be signed by the CA the "
+                "server trusts"
+            )
+        except TimeoutError:
+            return None
+
+
+@contextlib.contextmanager
+def _federation(job: Mapping[str, Any], status: _Status):
+    """Inside XGBoost's communicator, joined within ``job["server"]["join_s"]`` seconds.
+
+    XGBoost's client never gives up on a server that refuses it: with TLS it waits for
+    the connection for ever, without TLS it joins and then hangs in the first collective
+    operation. So the site first tests the connection (:func:`_refusal`) and stops at
+    once with a :class:`FederationJoinError` when the server refuses it. Past the
+    deadline (XGBoost's wait is in C++ and cannot be interrupted) a thread writes the
+    error and the process exits 1.
+    """
+    import xgboost as xgb
+
+    address = _server_address(job["server"])
+    status.update(stage="connecting", server=address, joining_since=time.time())
+    limit = float(job["server"].get("join_s", 15.0))
+    refused = _refusal(address, job.get("tls"), wait=min(limit, 2.0))
+    if refused:
+        raise FederationJoinError(
+            f"site {job['site']!r} was refused by the federated server at {address}: {refused}"
+        )
+    joined = threading.Event()
+
+    def deadline() -> None:
+        if joined.wait(limit):
+            return
+        why = _refusal(address, job.get("tls"), wait=1.0) or "no answer from XGBoost's server"
+        err = FederationJoinError(
+            f"site {job['site']!r} could not join the federated server at {address} within "
+            f"{limit:g} s: {why}"
+        )
+        if not joined.is_set():
+            _write_error(job, err, f"{type(err).__name__}: {err}\n")
+            os._exit(1)
+
+    threading.Thread(target=deadline, name="oncorwe-join", daemon=True).start()
+    with xgb.collective.CommunicatorContext(**_communicator(job, address)):
+        joined.set()
+        yield
 
 
 def _training_data(job: Mapping[str, Any], status: _Status):
@@ -419,11 +554,8 @@ def _serve(job: Mapping[str, Any], status: _Status) -> None:
     Each task names one partition per site (``partitions``); this site reads only its
     own entry. After task ``n`` the status file carries ``done_task = n``.
     """
-    import xgboost as xgb
-
     out, site, inbox = Path(job["out_dir"]), job["site"], Path(job["inbox"])
-    status.update(stage="connecting")
-    with xgb.collective.CommunicatorContext(**_communicator(job)):
+    with _federation(job, status):
         status.update(stage="ready", done_task=-1)
         n = 0
         while True:
@@ -460,10 +592,7 @@ def run_job(job: Mapping[str, Any]) -> None:
         return
     if job["task"] != "train":
         raise ValueError(f"unknown task {job['task']!r}")
-    import xgboost as xgb
-
-    status.update(stage="connecting")
-    with xgb.collective.CommunicatorContext(**_communicator(job)):
+    with _federation(job, status):
         _train(job, status, out / "model.json")
     status.update(stage="done")
 
@@ -482,16 +611,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run_job(job)
     except BaseException as err:
-        tb = traceback.format_exc()
-        # first line: the exception in one line (XGBoost's messages carry a C++ backtrace)
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        head = f"{type(err).__name__}: {lines[0] if lines else ''}"
-        try:
-            _atomic_write_text(Path(job["out_dir"]) / f"error-{job['site']}.txt", f"{head}\n{tb}")
-        finally:
-            print(tb, file=sys.stderr, flush=True)
+        _write_error(job, err, traceback.format_exc())
         return 1
     return 0
+
+
+def _write_error(job: Mapping[str, Any], err: BaseException, tb: str) -> None:
+    """``error-<site>.txt``: the exception in its first line (XGBoost's messages carry a
+    C++ backtrace), then the traceback; the traceback also goes to stderr."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    head = f"{type(err).__name__}: {lines[0] if lines else ''}"
+    try:
+        _atomic_write_text(Path(job["out_dir"]) / f"error-{job['site']}.txt", f"{head}\n{tb}")
+    finally:
+        print(tb, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
