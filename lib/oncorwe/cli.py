@@ -1,7 +1,9 @@
 """The ``oncorwe`` command: one thin subcommand per pipeline stage.
 
 Every subcommand validates its inputs first; a user error prints ``error: ...`` naming the
-file, key or column and exits with status 2, leaving no partial output behind.
+file, key or column and exits with status 2, leaving no partial output behind. An ``--out``
+is claimed with :func:`oncorwe.core.io.claim_output`: a command never deletes or
+overwrites a file it did not write (``--force`` writes beside such files).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Annotated
 import typer
 
 from oncorwe.core.errors import OncorweError
+from oncorwe.core.io import claim_output
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -32,6 +35,14 @@ UserParamsOpt = Annotated[
         "--params",
         help="parameter file, relative to the current folder (default: params.yaml of the "
         "project around the current folder; outside a project, the defaults)",
+    ),
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="write into an --out folder that holds other files, beside them: a file this "
+        "command did not write is never overwritten or removed, even so",
     ),
 ]
 _DEBUG = {"on": False}
@@ -83,21 +94,6 @@ def _log(msg: str) -> None:
     print(f"[oncorwe] {msg}", file=sys.stderr, flush=True)
 
 
-def _check_out(out: Path, own: set[str]) -> None:
-    """Refuse an ``--out`` that holds anything but what this command writes there: the
-    output folder is replaced whole, and a user's own files in it would be lost."""
-    if out.is_file() or out.is_symlink():
-        raise OncorweError(f"--out {out} is a file; expected a folder (new, or this command's)")
-    if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in own)
-        if foreign:
-            raise OncorweError(
-                f"--out {out} holds files this command did not write ({', '.join(foreign[:5])}"
-                f"{' ...' if len(foreign) > 5 else ''}); it would replace the folder, so "
-                "choose a new folder or move them"
-            )
-
-
 def _user_params(path: Path | None):
     """The parameters a user command runs with: ``--params`` resolved against the current
     folder, else the params.yaml of the project around it, else the defaults; says which."""
@@ -133,13 +129,16 @@ def generate(
     patients: Annotated[int, typer.Option(min=1, help="number of patients")] = 3000,
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
     spec: Annotated[str, typer.Option(help="spec YAML path, or 'default'")] = "default",
+    force: ForceOpt = False,
 ) -> None:
     """Draw a synthetic oncology world (OMOP tables + ground truth) from a spec."""
     from oncorwe.cohort.generator import generate as _generate
     from oncorwe.cohort.spec import load_spec
 
     t0 = time.perf_counter()
-    summary = _generate(load_spec(spec), patients, seed, out)
+    folder = claim_output(out, "generate", {"omop/", "truth/"}, force=force)
+    with folder.writing() as tmp:
+        summary = _generate(load_spec(spec), patients, seed, tmp)
     _log(
         f"generated {summary.patients} patients, {summary.lines} lines in "
         f"{time.perf_counter() - t0:.1f}s -> {out}"
@@ -149,24 +148,24 @@ def generate(
 @app.command("export-flat", epilog="Example: oncorwe export-flat --out my-flat --patients 4000")
 @_user_errors
 def export_flat(
-    out: Annotated[Path, typer.Option(help="new folder: cohort.csv, roles.yaml, truth.json")],
+    out: Annotated[Path, typer.Option(help="output folder: cohort.csv, roles.yaml, truth.json")],
     patients: Annotated[int, typer.Option(min=50, help="number of patients")] = 4000,
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
     effect_hr: Annotated[
         float, typer.Option(help="planted HR of drug 2 in marker_b = 1 (1 = a null world)")
     ] = 0.35,
+    force: ForceOpt = False,
 ) -> None:
     """Write a flat cohort as analysts write them (numeric arm code, 0/1 markers, days)
     with its roles file and its planted truth: the bring-your-own example."""
     import yaml
 
     from oncorwe.cohort.flat import ROLES, flat_cohort
-    from oncorwe.core.io import atomic_path
 
-    if out.exists():
-        raise OncorweError(f"--out {out} already exists; expected a new folder")
-    with atomic_path(out) as tmp:
-        tmp.mkdir(parents=True)
+    folder = claim_output(
+        out, "export-flat", {"cohort.csv", "roles.yaml", "truth.json"}, force=force
+    )
+    with folder.writing() as tmp:
         flat_cohort(patients, effect_hr=effect_hr, seed=seed).to_csv(
             tmp / "cohort.csv", index=False
         )
@@ -225,18 +224,25 @@ def discover(
     roles: Annotated[Path, typer.Option(help="roles file (YAML/JSON) naming the columns")],
     out: Annotated[Path, typer.Option(help="output folder (hypotheses.json, summary.json, ...)")],
     params: UserParamsOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Run track 1 on any cohort table described by a roles file."""
+    import shutil
+
     from oncorwe.core.roles import load_cohort, load_roles
     from oncorwe.pipeline.hypothesis import TUNING_DB, run_hypothesis, track_config
 
-    _check_out(out, {"hypotheses.json", "summary.json", "splits.parquet", "models", TUNING_DB})
+    outputs = {"hypotheses.json", "summary.json", "splits.parquet", "models/", TUNING_DB}
+    folder = claim_output(out, "discover", outputs, force=force)
     r = load_roles(roles)
     r.check_for("discover", str(roles))
     frame, r = load_cohort(cohort, r)
     p = _user_params(params)
     cfg = track_config(p.hypothesis, p.compute, p.privacy.min_cell_count)
-    res = run_hypothesis(frame, r, cfg, out)
+    with folder.writing() as tmp:
+        if (study := folder.previous(TUNING_DB)) is not None:  # a rerun resumes its study
+            shutil.copyfile(study, tmp / TUNING_DB)
+        res = run_hypothesis(frame, r, cfg, tmp)
     s = res["summary"]
     if not s["n_confirmed"]:
         for line in s.get("why_nothing", []):
@@ -270,6 +276,7 @@ def emulate(
     ] = 12.0,
     method: Annotated[str, typer.Option(help="iptw or matching")] = "iptw",
     seed: Annotated[int, typer.Option(help="cross-fitting seed")] = 0,
+    force: ForceOpt = False,
 ) -> None:
     """Target-trial emulation of `treated` vs the comparator on any cohort table.
 
@@ -277,7 +284,7 @@ def emulate(
     estimate stays in emulation.json for audit, with ``blinded: true``, and is not shown."""
     import pandas as pd
 
-    from oncorwe.core.io import atomic_path, write_json
+    from oncorwe.core.io import write_json
     from oncorwe.core.roles import load_cohort, load_roles
     from oncorwe.core.rules import Condition
     from oncorwe.pipeline.validation import arm_column
@@ -285,7 +292,9 @@ def emulate(
 
     if not horizon_months > 0:
         raise OncorweError(f"--horizon-months {horizon_months:g}: expected a horizon > 0")
-    _check_out(out, {"emulation.json", "km.html", "balance.html"})
+    folder = claim_output(
+        out, "emulate", {"emulation.json", "km.html", "balance.html"}, force=force
+    )
     r = load_roles(roles)
     r.check_for("emulate", str(roles))
     frame, r = load_cohort(cohort, r)
@@ -319,8 +328,7 @@ def emulate(
     out_d = res.to_dict()
     out_d["time_unit"] = "months"
     blinded = bool(out_d.get("blinded", not out_d.get("diagnostics_pass", True)))
-    with atomic_path(out) as tmp:
-        tmp.mkdir(parents=True)
+    with folder.writing() as tmp:
         write_json(tmp / "emulation.json", out_d)
         from oncorwe.report.figures import balance_plot, km_plot
 
@@ -356,13 +364,14 @@ def transport(
         float, typer.Option(help="calibration horizon, in months whatever the time_unit")
     ] = 12.0,
     model: Annotated[str, typer.Option(help="cox (lifelines Cox PH), xgboost, or both")] = "cox",
+    force: ForceOpt = False,
 ) -> None:
     """Develop a PFS model on one cohort, validate it on another (C, calibration).
 
     transport.json holds the first model's C index, calibration slope, calibration in the
     large and observed / predicted risk at the horizon at its top level (cox, unless
     --model xgboost), and every model's under ``models``."""
-    from oncorwe.core.io import atomic_path, write_json
+    from oncorwe.core.io import write_json
     from oncorwe.core.roles import check_same_coding, load_cohort, load_roles
     from oncorwe.trials.transport import transport_models
 
@@ -371,7 +380,7 @@ def transport(
         raise OncorweError(f"--model {model}: expected one of {sorted(names)}")
     if not horizon_months > 0:
         raise OncorweError(f"--horizon-months {horizon_months:g}: expected a horizon > 0")
-    _check_out(out, {"transport.json"})
+    folder = claim_output(out, "transport", {"transport.json"}, force=force)
     r = load_roles(roles)
     r.check_for("transport", str(roles))
     (a, r), (b, _) = load_cohort(train, r), load_cohort(test, r)
@@ -399,8 +408,7 @@ def transport(
         "time_unit": "months",
         "models": {k: v.to_dict() for k, v in res.items()},
     }
-    with atomic_path(out) as tmp:
-        tmp.mkdir(parents=True)
+    with folder.writing() as tmp:
         write_json(tmp / "transport.json", payload)
     for k, v in res.items():
         _log(f"transport: {k}: C {v.c_index:.3f}, slope {v.calibration_slope:.2f}")
@@ -430,6 +438,7 @@ def trial_sim(
             "features, e.g. data/hypothesis/models/pfs.json",
         ),
     ] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Simulate a trial design file: power, events, HR distribution, beside the formulas."""
     from oncorwe.core.io import write_json
@@ -438,6 +447,7 @@ def trial_sim(
     from oncorwe.trials.design_file import ModelOutcomes, load_design, run_design
 
     t0 = time.perf_counter()
+    folder = claim_output(out, "trial-sim", {"trial.json"}, force=force)
     spec = load_design(design)
     outcomes = None
     if spec.outcomes.source == "model":
@@ -462,7 +472,8 @@ def trial_sim(
         res = run_design(spec, model_outcomes=outcomes)
     except OncorweError as err:  # e.g. a target_power no N reaches: say which file
         raise OncorweError(f"{design}: {err}") from err
-    write_json(out / "trial.json", res)
+    with folder.writing() as tmp:
+        write_json(tmp / "trial.json", res)
     for warning in res["warnings"]:
         _log(f"trial-sim: warning: {warning}")
     formula = res["formula_power"]
