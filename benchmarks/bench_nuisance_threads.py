@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from oncorwe.core.roles import read_table, roles_for_analysis_table
-from oncorwe.effects.discovery import arm_codes, feature_frame, fit_nuisances
+from oncorwe.effects.discovery import arm_codes, fit_nuisances
+from oncorwe.models.encoding import feature_frame
 from oncorwe.pipeline.hypothesis import _outcomes
 
 

@@ -262,6 +262,7 @@ def test_emulate_reruns_onto_its_own_out_folder(world, tmp_path):
         res = oncorwe("emulate", *args, "--out", tmp_path / "em")
         assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in (tmp_path / "em").iterdir()) == [
+        ".oncorwe-manifest.json",
         "balance.html",
         "emulation.json",
         "km.html",

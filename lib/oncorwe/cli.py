@@ -132,11 +132,12 @@ def generate(
     force: ForceOpt = False,
 ) -> None:
     """Draw a synthetic oncology world (OMOP tables + ground truth) from a spec."""
+    from oncorwe.cohort.generator import WORLD_FOLDERS
     from oncorwe.cohort.generator import generate as _generate
     from oncorwe.cohort.spec import load_spec
 
     t0 = time.perf_counter()
-    folder = claim_output(out, "generate", {"omop/", "truth/"}, force=force)
+    folder = claim_output(out, "generate", {f"{name}/" for name in WORLD_FOLDERS}, force=force)
     with folder.writing() as tmp:
         summary = _generate(load_spec(spec), patients, seed, tmp)
     _log(

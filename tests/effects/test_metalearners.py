@@ -99,7 +99,7 @@ def test_drlearner_controls_w_enter_nuisances_only():
         n_splits=2,
     ).fit(d["Y"], d["T"], X=d["X"][:, 1:], W=d["X"][:, :1])
     assert dr.final_models_[1].feature_names_ == ["x0", "x1"]
-    assert dr.nuisance_models_[0]["propensity"].feature_names_ == ["x0", "x1", "w0"]
+    assert dr.nuisance_models_[0]["propensity"].estimator.feature_names_ == ["x0", "x1", "w0"]
 
 
 def test_drlearner_held_out_score_beats_zero_effect():

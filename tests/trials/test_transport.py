@@ -298,7 +298,7 @@ def test_a_non_positive_horizon_is_refused(simulated, horizon):
 def test_a_horizon_beyond_the_follow_up_is_refused(simulated):
     train, test = _small(simulated)
     test["pfs"] = np.minimum(test["pfs"], 10.0)
-    longest = f"{test['pfs'].max():g}"
+    longest = f"{test['pfs'].max():.3g}"
     with pytest.raises(
         ValueError,
         match=rf"longest follow-up in column 'pfs' of the test frame \({longest} months\)",

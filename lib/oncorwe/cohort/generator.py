@@ -48,6 +48,9 @@ from oncorwe.cohort.spec import Spec
 from oncorwe.core.io import atomic_path
 from oncorwe.core.rules import Condition, biomarker_column
 
+# the two folders a world is written as: what an analysis may read, and what only the
+# evaluation of its recovery may (the planted truth)
+WORLD_FOLDERS = ("omop", "truth")
 DAYS_PER_MONTH = 30.4375
 STAGES = np.array(["I", "II", "III", "IV"])
 EPOCH = np.datetime64("1970-01-01", "D")
@@ -1126,7 +1129,8 @@ def generate(
     out = Path(out)
     gen = _Generator(spec, seed)
     summary = GenerateSummary(patients=n_patients, lines=0)
-    with atomic_path(out / "omop") as omop_dir, atomic_path(out / "truth") as truth_dir:
+    omop_name, truth_name = WORLD_FOLDERS
+    with atomic_path(out / omop_name) as omop_dir, atomic_path(out / truth_name) as truth_dir:
         omop_dir.mkdir(parents=True)
         truth_dir.mkdir(parents=True)
         writers: dict[str, pq.ParquetWriter] = {}

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from oncorwe.compute.federated.binning import BinningContract, contract_from_summaries, site_summary
 from oncorwe.compute.federated.site import (
@@ -64,10 +65,18 @@ from oncorwe.compute.federated.site import (
 )
 from oncorwe.core.errors import OncorweError
 from oncorwe.core.privacy import DEFAULT_MIN_CELL
+from oncorwe.models.estimators import (
+    OutcomeRegressor,
+    ResponseClassifier,
+    SurvivalModel,
+    fit_grouped,
+)
 
 __all__ = [
     "BACKENDS",
     "KINDS",
+    "EstimatorModel",
+    "EstimatorTrainer",
     "TrainedModel",
     "Trainer",
     "discover_partitions",
@@ -725,6 +734,13 @@ def _order(contract: BinningContract, features: Sequence[str]) -> BinningContrac
 
 
 # ---------------------------------------------------------------------- many models
+# What a binned backend decides, whatever a model's parameters say: row and column
+# subsampling would draw other rows at each site than in one matrix (the backends would
+# train different trees), the binning contract fixes max_bin, and every worker or site
+# trains on the CPU with one thread (DEFAULT_PARAMS).
+BACKEND_OWNED = ("subsample", "colsample_bytree", "max_bin", "device", "n_jobs", "nthread")
+
+
 class Trainer:
     """Many models, one backend: the interface analyses call, so none of them knows
     where its models train.
@@ -797,6 +813,8 @@ class Trainer:
         self._local: Any = None
         self.n_models = 0
         self.seconds = 0.0
+
+    holds_rows = False  # the rows are at the sites or the workers: no pooled tuning
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Trainer:
@@ -918,14 +936,24 @@ class Trainer:
         label: str | Sequence[str],
         params: Mapping[str, Any] | None = None,
         num_class: int | None = None,
+        groups: Any = None,
     ) -> TrainedModel:
         """Train one model on ``frame``'s rows (see :func:`train_model`); ``frame`` must
-        hold ``site_column``. Rows with a missing label are left out."""
+        hold ``site_column``. Rows with a missing label are left out.
+
+        ``params`` may be the in-process estimators' (as :class:`EstimatorTrainer` takes
+        them): what :data:`BACKEND_OWNED` names is the backend's and is left out, so one
+        model specification serves every backend. ``groups`` is for the in-process
+        estimators' early stopping; these backends do not early-stop."""
         features = [str(f) for f in features]
         if self.site_column not in frame.columns:
-            raise OncorweError(f"Trainer.fit: the frame has no site column {self.site_column!r}")
+            raise OncorweError(
+                f"Trainer.fit: the frame has no site column {self.site_column!r} "
+                f"({self.backend} training needs each row's site)"
+            )
         contract = self._contract_for(frame, features)
-        prm = {"max_bin": contract.max_bin, **dict(params or {})}
+        own = {k: v for k, v in dict(params or {}).items() if k not in BACKEND_OWNED}
+        prm = {"max_bin": contract.max_bin, **own}
         label_cols = [label] if isinstance(label, str) else list(label)
         cols = list(dict.fromkeys([*features, *label_cols, self.site_column]))
         model = train_model(
@@ -950,6 +978,114 @@ class Trainer:
         return model
 
 
+# ---------------------------------------------------------------------- in process
+class EstimatorModel:
+    """A model :class:`EstimatorTrainer` fitted: the estimator, reading its own features
+    from a wider frame (a site column or a label beside them is ignored)."""
+
+    def __init__(self, estimator: Any, kind: str, features: list[str]) -> None:
+        self.estimator, self.kind, self.features = estimator, kind, features
+
+    @property
+    def booster_(self) -> Any:
+        """The fitted booster (XGBoost estimators), for the propensity models' gain."""
+        return getattr(self.estimator, "booster_", None)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.estimator.predict_proba(frame[self.features])
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.estimator.predict(frame[self.features])
+
+    def predict_margin(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.estimator.predict_margin(frame[self.features])
+
+    def predict_risk(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.estimator.predict_risk(frame[self.features])
+
+    def shap_values(self, frame: pd.DataFrame, *, approximate: bool = False) -> pd.DataFrame:
+        return self.estimator.shap_values(frame[self.features], approximate=approximate)
+
+
+class EstimatorTrainer:
+    """The ``pooled`` backend of the pipelines: every row in this process, each model a
+    scikit-learn-style estimator, behind the same :meth:`fit` as :class:`Trainer` so an
+    analysis never asks which backend it has.
+
+    By default a fit builds :class:`~oncorwe.models.estimators.ResponseClassifier`
+    (``binary``, ``multiclass``: the labels decide), ``OutcomeRegressor`` (``regression``)
+    or ``SurvivalModel`` (``cox``) from ``params``: histogram XGBoost with row and column
+    subsampling, the models the README's planted-truth figures were measured with.
+    ``estimator`` replaces them with any scikit-learn estimator (cloned per fit, given
+    the ``params`` it has, e.g. a fold's ``random_state``), the way EconML takes model
+    objects. ``holds_rows``: tuning may search over the rows, and there is no binning
+    contract to agree (XGBoost bins each fit's own rows).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(1)
+    >>> df = pd.DataFrame({"x": rng.normal(size=200)})
+    >>> df["y"] = (df["x"] + rng.normal(size=200) > 0).astype(int)
+    >>> m = EstimatorTrainer().fit(
+    ...     "binary", df, features=["x"], label="y", params={"n_estimators": 5, "n_jobs": 1}
+    ... )
+    >>> m.predict_proba(df).shape
+    (200, 2)
+    """
+
+    backend = "pooled"
+    holds_rows = True
+
+    def __init__(self, estimator: Any = None, *, site_column: str = "site") -> None:
+        self.estimator = estimator
+        self.site_column = site_column
+        self.n_models = 0
+        self.seconds = 0.0
+
+    def __enter__(self) -> EstimatorTrainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def _make(self, kind: str, params: Mapping[str, Any]) -> Any:
+        if self.estimator is not None:
+            est = clone(self.estimator)
+            own = est.get_params()
+            return est.set_params(**{k: v for k, v in params.items() if k in own})
+        if kind in ("binary", "multiclass"):
+            return ResponseClassifier(**params)
+        if kind == "regression":
+            return OutcomeRegressor(**params)
+        if kind == "cox":
+            return SurvivalModel(objective="cox", **params)
+        raise OncorweError(f"kind must be one of {KINDS}; got {kind!r}")
+
+    def fit(
+        self,
+        kind: str,
+        frame: pd.DataFrame,
+        *,
+        features: Sequence[str],
+        label: str | Sequence[str],
+        params: Mapping[str, Any] | None = None,
+        num_class: int | None = None,
+        groups: Any = None,
+    ) -> EstimatorModel:
+        """Fit one model on ``frame[features]`` and its ``label`` column (``(event,
+        time)`` for ``cox``); ``groups`` keeps a patient's rows on one side of an
+        estimator's early-stopping split. ``num_class`` is read from the labels here."""
+        features = [str(f) for f in features]
+        t0 = time.perf_counter()
+        est = self._make(kind, dict(params or {}))
+        labels = [frame[c].to_numpy() for c in ([label] if isinstance(label, str) else label)]
+        fit_grouped(est, frame[features], *labels, groups=groups)
+        self.n_models += 1
+        self.seconds += time.perf_counter() - t0
+        return EstimatorModel(est, kind, features)
+
+
 @contextlib.contextmanager
 def stage_trainer(
     backend: str,
@@ -960,15 +1096,15 @@ def stage_trainer(
     federated_params: Any = None,
     min_cell: int = DEFAULT_MIN_CELL,
     max_bin: int = 64,
-) -> Iterator[Trainer | None]:
-    """The trainer of one pipeline stage (``params.yaml`` ``compute``), or None for
-    ``pooled``, where the analyses use their in-process estimators.
+) -> Iterator[Trainer | EstimatorTrainer]:
+    """The trainer of one pipeline stage (``params.yaml`` ``compute``): for ``pooled`` an
+    :class:`EstimatorTrainer` (the in-process estimators), else a :class:`Trainer`.
 
     ``federated_params`` is the ``compute.federated`` section: throw-away TLS material
     goes to a temporary folder removed on exit, with every process.
     """
     if backend == "pooled":
-        yield None
+        yield EstimatorTrainer(site_column=site_column or "site")
         return
     if not site_column or sites is None or len(sites) == 0:
         raise OncorweError(

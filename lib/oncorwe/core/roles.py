@@ -251,6 +251,33 @@ def _binary(frame: pd.DataFrame, col: str, where: str, nullable: bool) -> list[s
 MAX_ABS_COVARIATE = float(np.finfo(np.float32).max)
 
 
+def horizon_refusal(
+    horizon: float, times: Any, *, key: str, column: str, where: str = "", advice: str = ""
+) -> str | None:
+    """The one rule for an RMST horizon: it may not lie past the longest follow-up in
+    ``times``, where the Kaplan-Meier curves end and an RMST to a later horizon would be an
+    extrapolation (a 12-month horizon on a file whose times were days read as months was
+    one). Returns the refusal, naming ``key`` (the user's setting), ``column`` and the
+    longest time, or None when the horizon is within follow-up; the caller raises it.
+
+    >>> horizon_refusal(24, [3.0, 12.5], key="horizon_months", column="pfs")
+    "horizon_months 24 is beyond the longest follow-up in column 'pfs' (12.5 months): the Kaplan-Meier curves end there; choose a horizon <= 12.5"
+    >>> horizon_refusal(12, [3.0, 12.5], key="horizon_months", column="pfs") is None
+    True
+    """
+    t = np.asarray(times, dtype=float)
+    if t.size == 0:
+        return None
+    longest = float(np.nanmax(t))
+    if horizon <= longest:
+        return None
+    return (
+        f"{key} {horizon:g} is beyond the longest follow-up in column {column!r}{where} "
+        f"({longest:.3g} months): the Kaplan-Meier curves end there; choose a horizon "
+        f"<= {longest:.3g}{advice}"
+    )
+
+
 def absurd_values(x: Any) -> np.ndarray:
     """Rows of a numeric covariate that are infinite or past :data:`MAX_ABS_COVARIATE`
     (NaN is missing, not absurd): the one rule for loading, emulation and transport.

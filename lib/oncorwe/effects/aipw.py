@@ -22,8 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.base import clone
 
+from oncorwe.compute.crossfit import (
+    CrossFit,
+    OutcomeData,
+    crossfit_nuisances,
+)
 from oncorwe.models.estimators import OutcomeRegressor, ResponseClassifier
 from oncorwe.models.splits import grouped_fold_ids
 
@@ -33,15 +37,12 @@ __all__ = [
     "aipw_effect",
     "aipw_scores",
     "combine_features",
-    "crossfit_nuisances",
+    "crossfit_estimators",
     "default_outcome_model",
     "default_propensity_model",
     "nuisance_models",
     "outside_bounds",
-    "predict_nuisances",
 ]
-
-ARM_COLUMN = "__arm__"
 
 
 @dataclass(frozen=True)
@@ -256,133 +257,37 @@ def is_binary_outcome(Y: np.ndarray, outcome_type: str) -> bool:
     raise ValueError(f"outcome_type must be 'auto', 'binary' or 'continuous'; got {outcome_type!r}")
 
 
-def predict_outcome(model: Any, F: pd.DataFrame, binary: bool) -> np.ndarray:
-    if binary:
-        return model.predict_proba(F)[:, 1]
-    return model.predict(F)
-
-
-def fit_model(model: Any, F: pd.DataFrame, y: np.ndarray, groups: Any) -> Any:
-    """Fit an oncorwe estimator (passing groups) or any scikit-learn estimator."""
-    if isinstance(model, ResponseClassifier | OutcomeRegressor):
-        return model.fit(F, y, groups=groups)
-    return model.fit(F, y)
-
-
-def crossfit_nuisances(
-    Y: np.ndarray,
+def crossfit_estimators(
+    F: pd.DataFrame,
     arm: np.ndarray,
     n_arms: int,
-    F: pd.DataFrame,
+    outcome: OutcomeData,
     *,
-    groups: Any,
     propensity_model: Any,
     outcome_model: Any,
-    binary: bool,
-    outcome_mode: str = "separate",
-    n_splits: int = 5,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Cross-fitted propensities and arm-wise outcome predictions.
+    outcome_mode: str,
+    groups: Any,
+    n_splits: int,
+    seed: int,
+) -> CrossFit:
+    """:func:`crossfit_nuisances` with model objects (the estimators' API): each fold fits
+    a clone of ``propensity_model`` and of ``outcome_model`` in this process, over
+    ``n_splits`` folds that keep a patient's (``groups``) rows together."""
+    from oncorwe.compute.trainer import EstimatorTrainer
 
-    Parameters
-    ----------
-    Y : ndarray of shape (n,)
-    arm : ndarray of int of shape (n,)
-        Arm code per row, 0 = control, 1..n_arms-1 = treatments.
-    n_arms : int
-    F : DataFrame of shape (n, p)
-        Nuisance features (X and W).
-    groups : array-like of shape (n,) or None
-        Rows of a group share a fold (and early-stopping side).
-    propensity_model, outcome_model : estimators
-        Cloned per fold. ``outcome_mode="separate"`` fits one outcome model per arm on
-        that arm's rows; ``"pooled"`` fits one model with the arm as a categorical
-        feature and predicts with the arm set to each level.
-    binary : bool
-        Outcome model is a classifier (use ``predict_proba[:, 1]``).
-    n_splits, seed : int
-
-    Returns
-    -------
-    dict
-        ``e`` (n, n_arms) out-of-fold propensities, ``m`` (n, n_arms) out-of-fold
-        outcome predictions, ``fold_ids`` (n,), ``models`` (per fold: dict with
-        ``propensity`` and ``outcome`` (list per arm, or one pooled model)).
-    """
-    if outcome_mode not in ("separate", "pooled"):
-        raise ValueError(f"outcome_mode must be 'separate' or 'pooled'; got {outcome_mode!r}")
-    n = Y.shape[0]
-    fold_ids = grouped_fold_ids(n, groups, n_splits=n_splits, seed=seed)
-    g = None if groups is None else np.asarray(groups)
-    e = np.full((n, n_arms), np.nan)
-    m = np.full((n, n_arms), np.nan)
-    models = []
-    for k in range(n_splits):
-        tr, te = np.flatnonzero(fold_ids != k), np.flatnonzero(fold_ids == k)
-        counts = np.bincount(arm[tr], minlength=n_arms)
-        if (counts == 0).any():
-            raise ValueError(
-                f"training part of fold {k} lacks arm(s) {np.flatnonzero(counts == 0).tolist()}; "
-                "use fewer n_splits or check the treatment column"
-            )
-        g_tr = None if g is None else g[tr]
-        prop = fit_model(clone(propensity_model), F.iloc[tr], arm[tr], g_tr)
-        e[te] = prop.predict_proba(F.iloc[te])
-        if outcome_mode == "separate":
-            fitted = []
-            for a in range(n_arms):
-                rows = tr[arm[tr] == a]
-                y_a = Y[rows]
-                if binary and np.unique(y_a).size < 2:
-                    raise ValueError(
-                        f"arm {a} has a single outcome value in the training part of fold {k}; "
-                        "use outcome_mode='pooled' or fewer n_splits"
-                    )
-                fitted.append(
-                    fit_model(
-                        clone(outcome_model), F.iloc[rows], y_a, None if g is None else g[rows]
-                    )
-                )
-            for a in range(n_arms):
-                m[te, a] = predict_outcome(fitted[a], F.iloc[te], binary)
-        else:
-            Ftr = F.iloc[tr].assign(
-                **{ARM_COLUMN: pd.Categorical(arm[tr], categories=range(n_arms))}
-            )
-            fitted = fit_model(clone(outcome_model), Ftr, Y[tr], g_tr)
-            for a in range(n_arms):
-                Fte = F.iloc[te].assign(
-                    **{ARM_COLUMN: pd.Categorical(np.full(te.size, a), categories=range(n_arms))}
-                )
-                m[te, a] = predict_outcome(fitted, Fte, binary)
-        models.append({"propensity": prop, "outcome": fitted})
-    return {"e": e, "m": m, "fold_ids": fold_ids, "models": models}
-
-
-def predict_nuisances(
-    models: list[dict[str, Any]], F: pd.DataFrame, n_arms: int, *, binary: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Propensities and outcome predictions on new rows, averaged over the fold models.
-
-    Returns
-    -------
-    e, m : ndarray of shape (n, n_arms)
-    """
-    e = np.zeros((F.shape[0], n_arms))
-    m = np.zeros((F.shape[0], n_arms))
-    for fold in models:
-        e += fold["propensity"].predict_proba(F)
-        out = fold["outcome"]
-        for a in range(n_arms):
-            if isinstance(out, list):
-                m[:, a] += predict_outcome(out[a], F, binary)
-            else:
-                Fa = F.assign(
-                    **{ARM_COLUMN: pd.Categorical(np.full(F.shape[0], a), categories=range(n_arms))}
-                )
-                m[:, a] += predict_outcome(out, Fa, binary)
-    return e / len(models), m / len(models)
+    return crossfit_nuisances(
+        F,
+        arm,
+        n_arms,
+        [outcome],
+        folds=grouped_fold_ids(F.shape[0], groups, n_splits=n_splits, seed=seed),
+        trainer=EstimatorTrainer(propensity_model),
+        outcome_trainer=EstimatorTrainer(outcome_model),
+        propensity_kind="binary" if n_arms == 2 else "multiclass",
+        outcome_mode=outcome_mode,
+        groups=groups,
+        seed=seed,
+    )
 
 
 # --------------------------------------------------------------------------- estimator
@@ -494,25 +399,24 @@ class AIPWEstimator:
         prop, outm = nuisance_models(
             self.propensity_model, self.outcome_model, binary, self.random_state
         )
-        nuis = crossfit_nuisances(
-            Y_arr,
+        nuis = crossfit_estimators(
+            F,
             T_arr.astype(np.int64),
             2,
-            F,
-            groups=groups,
+            OutcomeData("y", Y_arr, binary),
             propensity_model=prop,
             outcome_model=outm,
-            binary=binary,
             outcome_mode=self.outcome_mode,
+            groups=groups,
             n_splits=self.n_splits,
             seed=self.random_state,
         )
-        self.propensity_ = nuis["e"][:, 1]
-        self.mu0_, self.mu1_ = nuis["m"][:, 0], nuis["m"][:, 1]
+        self.propensity_ = nuis.e[:, 1]
+        self.mu0_, self.mu1_ = nuis.m["y"][:, 0], nuis.m["y"][:, 1]
         self.psi_ = aipw_scores(Y_arr, T_arr, self.propensity_, self.mu1_, self.mu0_, eps=self.eps)
         self.n_clipped_ = int(outside_bounds(self.propensity_, self.eps).sum())
-        self.fold_ids_ = nuis["fold_ids"]
-        self.models_ = nuis["models"]
+        self.fold_ids_ = nuis.fold_ids
+        self.models_ = nuis.models
         self.groups_ = None if groups is None else np.asarray(groups)
         self.binary_outcome_ = binary
         return self

@@ -35,14 +35,14 @@ import pandas as pd
 from scipy import stats
 from sklearn.tree import DecisionTreeRegressor
 
+from oncorwe.compute.crossfit import CrossFit, OutcomeData, crossfit_nuisances
 from oncorwe.core.privacy import suppress
 from oncorwe.core.rules import Clause, Condition
 from oncorwe.effects.aipw import aipw_effect, aipw_scores, outside_bounds
 from oncorwe.effects.multiplicity import bh_qvalues
-from oncorwe.models.estimators import OutcomeRegressor, ResponseClassifier
+from oncorwe.models.encoding import feature_frame
 from oncorwe.models.splits import grouped_fold_ids
 
-ARM = "_arm"
 EFFICACY = ("response", "pfs")
 
 
@@ -121,28 +121,6 @@ def _ipcw_rmst_one(
     return np.where(seen, t / g, 0.0)
 
 
-@dataclass
-class OutcomeData:
-    """One outcome for the analysis: the (possibly missing) values and their kind."""
-
-    name: str
-    y: np.ndarray  # NaN = not observed
-    binary: bool
-
-
-# --------------------------------------------------------------------------- nuisances
-@dataclass
-class NuisanceFit:
-    """Cross-fitted propensities and outcome predictions for one stratum group."""
-
-    arms: list[str]  # arm 0 = control
-    e: np.ndarray  # (n, A)
-    m: dict[str, np.ndarray]  # outcome -> (n, A)
-    # each covariate's share of the propensity models' total gain, over the folds
-    # (in-process models only: a federated or Dask model reports none)
-    propensity_gain: dict[str, float] = field(default_factory=dict)
-
-
 NUISANCE_DEFAULTS = {
     "n_estimators": 120,
     "learning_rate": 0.1,
@@ -155,58 +133,12 @@ NUISANCE_DEFAULTS = {
 }
 
 
-def _nuisance_model(cls, params: dict[str, Any], seed: int):
+def nuisance_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Discovery's nuisance models: :data:`NUISANCE_DEFAULTS` updated by the keys of
+    ``params`` it names (``hypothesis.nuisance``), with row and column subsampling (a
+    federated or Dask trainer leaves those out: its backends train the same trees)."""
     kw = {**NUISANCE_DEFAULTS, **{k: v for k, v in params.items() if k in NUISANCE_DEFAULTS}}
-    return cls(subsample=0.8, colsample_bytree=0.8, random_state=seed, **kw)
-
-
-def _propensity_model(params: dict[str, Any], seed: int) -> ResponseClassifier:
-    return _nuisance_model(ResponseClassifier, params, seed)
-
-
-def _outcome_model(binary: bool, params: dict[str, Any], seed: int):
-    return _nuisance_model(ResponseClassifier if binary else OutcomeRegressor, params, seed)
-
-
-TRAINER_PARAMS = ("n_estimators", "learning_rate", "max_depth", "min_child_weight", "reg_lambda")
-
-
-class _TrainerModels:
-    """The nuisance models through a :class:`~oncorwe.compute.trainer.Trainer` (pooled,
-    federated or Dask: the caller does not know which). No row subsampling, so every
-    backend trains the same trees; one thread per model."""
-
-    def __init__(self, trainer: Any, sites: np.ndarray, params: dict[str, Any]) -> None:
-        self.trainer, self.sites = trainer, sites
-        self.params = {
-            **{k: NUISANCE_DEFAULTS[k] for k in TRAINER_PARAMS},
-            **{k: v for k, v in params.items() if k in TRAINER_PARAMS},
-            "n_jobs": 1,
-        }
-
-    def _frame(self, F: pd.DataFrame, rows: np.ndarray, **cols: Any) -> pd.DataFrame:
-        return F.iloc[rows].assign(**{self.trainer.site_column: self.sites[rows]}, **cols)
-
-    def propensity(self, F, rows, codes, n_classes, seed):
-        frame = self._frame(F, rows, _arm_code=codes)
-        return self.trainer.fit(
-            "multiclass",
-            frame,
-            features=list(F.columns),
-            label="_arm_code",
-            params={**self.params, "random_state": seed},
-            num_class=n_classes,
-        )
-
-    def outcome(self, F, rows, y, binary, seed):
-        frame = self._frame(F, rows, _y=y)
-        return self.trainer.fit(
-            "binary" if binary else "regression",
-            frame,
-            features=list(F.columns),
-            label="_y",
-            params={**self.params, "random_state": seed},
-        )
+    return {"subsample": 0.8, "colsample_bytree": 0.8, **kw}
 
 
 def fit_nuisances(
@@ -221,8 +153,9 @@ def fit_nuisances(
     model_params: dict[str, Any],
     trainer: Any = None,
     sites: np.ndarray | None = None,
-) -> NuisanceFit:
-    """Cross-fit (grouped by patient) the propensity and the pooled outcome models.
+) -> CrossFit:
+    """Cross-fit (grouped by patient) the propensity and the pooled outcome models of one
+    stratum group with :func:`~oncorwe.effects.aipw.crossfit_nuisances`.
 
     Parameters
     ----------
@@ -231,67 +164,33 @@ def fit_nuisances(
     arm : ndarray of int (n,)
         0 = control, 1..A-1 the other arms of ``arms``.
     outcomes : list of OutcomeData
-        Rows with a missing outcome are left out of that outcome's model only.
+        Rows with a missing outcome are left out of that outcome's model only; an outcome
+        a fold cannot fit (under 20 labelled rows, or one class) stays NaN there.
     groups : ndarray (n,)
         Patient ids: a patient's rows share a fold.
-    trainer : Trainer, optional
-        Train the models through it (``params.yaml`` ``compute.training``); ``sites``
-        gives each row's site. Default: in-process estimators (with row subsampling).
+    trainer : trainer, optional
+        Where the models train (``params.yaml`` ``compute.training``; default in this
+        process); ``sites`` gives each row's site. An arm absent from a training fold gets
+        propensity 0 there (its rows are dropped later).
     """
-    n, A = len(arm), len(arms)
-    via = None
-    if trainer is not None:
-        if sites is None:
-            raise ValueError("fit_nuisances: a trainer needs each row's site")
-        via = _TrainerModels(trainer, np.asarray(sites), model_params)
-    folds = grouped_fold_ids(n, groups, n_splits=n_splits, seed=seed)
-    e = np.full((n, A), np.nan)
-    m = {o.name: np.full((n, A), np.nan) for o in outcomes}
-    cats = pd.Categorical(arm, categories=range(A))
-    F_arm = F.assign(**{ARM: cats}) if via is not None else None  # once, not per fold
-    gain: dict[str, float] = {}
-    for k in range(n_splits):
-        tr, te = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-        if not len(te):
-            continue
-        counts = np.bincount(arm[tr], minlength=A)
-        present = counts > 0
-        if present.sum() < 2:
-            raise ValueError(f"fold {k} has fewer than two arms; too few rows per arm")
-        # arms absent from a training fold get propensity 0 there (rows dropped later)
-        codes = np.cumsum(present) - 1
-        if via is not None:
-            prop = via.propensity(F, tr, codes[arm[tr]], int(present.sum()), seed + k)
-        else:
-            prop = _propensity_model(model_params, seed + k).fit(
-                F.iloc[tr], codes[arm[tr]], groups=groups[tr]
-            )
-        booster = getattr(prop, "booster_", None)
-        if booster is not None:
-            for f, v in booster.get_score(importance_type="total_gain").items():
-                gain[f] = gain.get(f, 0.0) + v
-        pk = prop.predict_proba(F.iloc[te])
-        e[np.ix_(te, np.flatnonzero(present))] = pk
-        e[np.ix_(te, np.flatnonzero(~present))] = 0.0
-        for o in outcomes:
-            ok = tr[~np.isnan(o.y[tr])]
-            if len(ok) < 20 or (o.binary and np.unique(o.y[ok]).size < 2):
-                continue
-            if via is not None:
-                model = via.outcome(F_arm, ok, o.y[ok], o.binary, seed + 100 + k)
-            else:
-                Ftr = F.iloc[ok].assign(**{ARM: cats[ok]})
-                model = _outcome_model(o.binary, model_params, seed + 100 + k).fit(
-                    Ftr, o.y[ok], groups=groups[ok]
-                )
-            for a in range(A):
-                Fa = F.iloc[te].assign(
-                    **{ARM: pd.Categorical(np.full(len(te), a), categories=range(A))}
-                )
-                m[o.name][te, a] = model.predict_proba(Fa)[:, 1] if o.binary else model.predict(Fa)
-    total = sum(gain.values())
-    shares = {f: v / total for f, v in sorted(gain.items(), key=lambda kv: -kv[1])} if total else {}
-    return NuisanceFit(arms=list(arms), e=e, m=m, propensity_gain=shares)
+    params = nuisance_params(model_params)
+    return crossfit_nuisances(
+        F,
+        arm,
+        len(arms),
+        outcomes,
+        folds=grouped_fold_ids(len(arm), groups, n_splits=n_splits, seed=seed),
+        trainer=trainer,
+        propensity_params=params,
+        outcome_params=params,
+        propensity_kind="multiclass",
+        outcome_mode="pooled",
+        groups=groups,
+        sites=sites,
+        seed=seed,
+        strict=False,
+        min_outcome_rows=20,
+    )
 
 
 def aipw_psi(
@@ -559,8 +458,8 @@ class PartAnalysis:
             rows = gi[keep]
             arm_k = arm[keep]
             params = cfg.model_params
-            if trainer is None and len(rows) >= cfg.parallel_rows and cfg.threads > 1:
-                params = {**params, "n_jobs": cfg.threads}
+            if len(rows) >= cfg.parallel_rows and cfg.threads > 1:
+                params = {**params, "n_jobs": cfg.threads}  # a binned backend keeps one
             fit = fit_nuisances(
                 F.iloc[rows].reset_index(drop=True),
                 arm_k,
@@ -615,18 +514,6 @@ def arm_codes(treatment: np.ndarray, is_control: np.ndarray, drugs: list[str]) -
     for j, d in enumerate(drugs, start=1):
         arm[(treatment == d) & ~is_control] = j
     return arm
-
-
-def feature_frame(frame: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
-    F = frame[covariates].copy()
-    for c in F.columns:
-        if not pd.api.types.is_numeric_dtype(F[c]) and not isinstance(
-            F[c].dtype, pd.CategoricalDtype
-        ):
-            F[c] = F[c].astype("category")
-        elif pd.api.types.is_bool_dtype(F[c]):
-            F[c] = F[c].astype(np.int8)
-    return F
 
 
 # --------------------------------------------------------------------------- discovery

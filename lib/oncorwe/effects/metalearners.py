@@ -29,19 +29,17 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from oncorwe.compute.crossfit import OutcomeData, predict_nuisances, predict_outcome
 from oncorwe.effects.aipw import (
     EffectInference,
     aipw_effect,
     combine_features,
-    crossfit_nuisances,
+    crossfit_estimators,
     default_outcome_model,
-    fit_model,
     is_binary_outcome,
     nuisance_models,
-    predict_nuisances,
-    predict_outcome,
 )
-from oncorwe.models.estimators import OutcomeRegressor
+from oncorwe.models.estimators import OutcomeRegressor, fit_grouped
 
 __all__ = [
     "DRLearner",
@@ -234,8 +232,8 @@ class TLearner(_CateMixin):
         models = {}
         for a, label in enumerate([self.control, *treatments]):
             rows = np.flatnonzero(codes == a)
-            models[label] = fit_model(
-                clone(base), F.iloc[rows], Y_arr[rows], None if g is None else g[rows]
+            models[label] = fit_grouped(
+                clone(base), F.iloc[rows], Y_arr[rows], groups=None if g is None else g[rows]
             )
         self.models_ = models
         self.treatments_ = treatments
@@ -375,30 +373,29 @@ class DRLearner(_CateMixin):
             default_final_model(self.random_state) if self.final_model is None else self.final_model
         )
         n_arms = len(treatments) + 1
-        nuis = crossfit_nuisances(
-            Y_arr,
+        nuis = crossfit_estimators(
+            F,
             codes,
             n_arms,
-            F,
-            groups=groups,
+            OutcomeData("y", Y_arr, binary),
             propensity_model=prop,
             outcome_model=outm,
-            binary=binary,
             outcome_mode=self.outcome_mode,
+            groups=groups,
             n_splits=self.n_splits,
             seed=self.random_state,
         )
-        psi = self._pseudo(Y_arr, codes, nuis["e"], nuis["m"])
+        psi = self._pseudo(Y_arr, codes, nuis.e, nuis.m["y"])
         self.final_models_ = {
-            label: fit_model(clone(final), Xf, psi[:, j], groups)
+            label: fit_grouped(clone(final), Xf, psi[:, j], groups=groups)
             for j, label in enumerate(treatments)
         }
         self.treatments_ = treatments
         self.pseudo_outcomes_ = psi
-        self.propensities_ = nuis["e"]
-        self.outcome_predictions_ = nuis["m"]
-        self.fold_ids_ = nuis["fold_ids"]
-        self.nuisance_models_ = nuis["models"]
+        self.propensities_ = nuis.e
+        self.outcome_predictions_ = nuis.m["y"]
+        self.fold_ids_ = nuis.fold_ids
+        self.nuisance_models_ = nuis.models
         self.groups_ = None if groups is None else np.asarray(groups)
         self.binary_outcome_ = binary
         self.n_arms_ = n_arms
@@ -421,7 +418,11 @@ class DRLearner(_CateMixin):
             raise ValueError(f"T holds labels not seen at fit: {sorted(unknown)[:5]}")
         codes = np.array([lookup[v] for v in T_arr.tolist()], dtype=np.int64)
         e, m = predict_nuisances(
-            self.nuisance_models_, combine_features(X, W), self.n_arms_, binary=self.binary_outcome_
+            self.nuisance_models_,
+            combine_features(X, W),
+            self.n_arms_,
+            outcome="y",
+            binary=self.binary_outcome_,
         )
         return self._pseudo(Y_arr, codes, e, m)
 

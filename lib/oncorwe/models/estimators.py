@@ -23,6 +23,7 @@ Early stopping needs held-out rows: ``eval_set`` gives them, or else ``fit`` hol
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ __all__ = [
     "OutcomeRegressor",
     "ResponseClassifier",
     "SurvivalModel",
+    "fit_grouped",
     "grouped_validation_split",
     "load_estimator",
     "sidecar_path",
@@ -59,6 +61,14 @@ AFT_DISTRIBUTIONS = ("normal", "logistic", "extreme")
 
 
 # --------------------------------------------------------------------------- helpers
+def fit_grouped(model: Any, X: Any, *labels: Any, groups: Any = None) -> Any:
+    """Fit ``model`` on ``X`` and its labels, passing ``groups`` where its ``fit`` takes
+    them (these estimators' early-stopping split keeps a patient's rows on one side);
+    any other scikit-learn estimator fits as usual. Returns the fitted model."""
+    takes = groups is not None and "groups" in inspect.signature(model.fit).parameters
+    return model.fit(X, *labels, **({"groups": groups} if takes else {}))
+
+
 def grouped_validation_split(
     n: int,
     groups: Sequence | np.ndarray | None = None,

@@ -38,23 +38,23 @@ import pandas as pd
 
 from oncorwe.audit import effect_by_group, to_records
 from oncorwe.cohort.splits import assign_splits
+from oncorwe.compute.crossfit import OutcomeData
 from oncorwe.core.errors import OncorweError
 from oncorwe.core.io import atomic_path, write_json
 from oncorwe.core.paths import Catalog
 from oncorwe.core.privacy import DEFAULT_MIN_CELL, suppress
-from oncorwe.core.roles import Roles, read_table, roles_for_analysis_table
+from oncorwe.core.roles import Roles, horizon_refusal, read_table, roles_for_analysis_table
 from oncorwe.effects.discovery import (
     DiscoveryConfig,
     Hypothesis,
-    OutcomeData,
     PartAnalysis,
     confirm,
     discover,
-    feature_frame,
     ipcw_rmst,
 )
 from oncorwe.effects.metalearners import dr_pseudo_outcome_loss
-from oncorwe.models.estimators import OutcomeRegressor, ResponseClassifier, SurvivalModel
+from oncorwe.models.encoding import feature_frame
+from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
 from oncorwe.models.metrics import binary_metrics, harrell_c, metrics_by_group
 from oncorwe.models.tuning import tune
 from oncorwe.pipeline.params import ComputeParams, HypothesisParams, Params
@@ -136,16 +136,16 @@ def fit_response_models(
     covariates: list[str],
     cfg: TrackConfig,
     tuning_db: Path | None,
-    trainer: Any = None,
+    trainer: Any,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit (tuned) response / PFS / toxicity models; evaluate them on ``conf``.
 
-    With a ``trainer`` (``compute.training`` federated or dask) the models train through
-    it, with fixed moderate hyperparameters (no pooled tuning: the rows are not in one
-    place). Returns the fitted models and their metrics (overall, per population, per
-    hospital).
+    Tuning searches over rows in one place: a trainer that does not hold them
+    (``compute.training`` federated or dask) trains the models with fixed moderate
+    hyperparameters instead. Returns the fitted models and their metrics (overall, per
+    population, per hospital).
     """
-    if trainer is not None:
+    if not trainer.holds_rows:
         return _fit_response_models_distributed(disc, conf, roles, covariates, cfg, trainer)
     design = _pooled_design(disc, conf, roles, covariates, cfg, tuning_db)
     models: dict[str, Any] = {}
@@ -292,16 +292,23 @@ def _c_index_by_group(
     return rows
 
 
-def sketch_contract(trainer: Any, frame: pd.DataFrame, roles: Roles, covariates: list[str]):
+def sketch_contract(
+    trainer: Any, frames: list[pd.DataFrame], roles: Roles, covariates: list[str]
+) -> None:
     """One binning contract for every model of the stage (covariates, the treatment and
-    the survival time grid), agreed from the sites' suppressed summaries of ``frame``."""
+    the survival time grid), agreed from the sites' suppressed summaries of ``frames``.
+    A trainer holding the rows has none to agree (each in-process fit bins its own), and
+    the frame is not built for it."""
+    if trainer.holds_rows:
+        return
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     feats = list(dict.fromkeys([*covariates, roles.treatment]))
     sketch = feature_frame(frame, feats).assign(
         **{roles.hospital: frame[roles.hospital].astype(str).to_numpy()}
     )
     if roles.time:
         sketch[roles.time] = frame[roles.time].to_numpy(float)
-    return trainer.sketch(sketch, feats, time_column=roles.time)
+    trainer.sketch(sketch, feats, time_column=roles.time)
 
 
 def _fit_response_models_distributed(disc, conf, roles, covariates, cfg, trainer):
@@ -406,65 +413,51 @@ def effect_model(
 
     Tuned on the held-out DR pseudo-outcome loss over a small grid and compared with the
     constant-zero and constant-mean effects (an untuned deep learner does worse than zero
-    on a rare effect). With a ``trainer`` (and each row's site in ``sites``) every fit
-    goes through it, without row subsampling.
+    on a rare effect). Every fit goes through ``trainer`` (default in this process; a
+    federated or Dask one needs each row's site in ``sites``).
     """
+    from oncorwe.compute.trainer import EstimatorTrainer
     from oncorwe.models.estimators import grouped_validation_split
 
     ok = ~np.isnan(psi)
     if ok.sum() < 200:
         return None, {}
+    trainer = EstimatorTrainer() if trainer is None else trainer
     Xo, yo, go = X[ok], psi[ok], groups[ok]
     tr, va = grouped_validation_split(len(yo), go, validation_fraction=0.3, random_state=seed)
     losses = {
         "zero": dr_pseudo_outcome_loss(yo[va], np.zeros(len(va))),
         "mean": dr_pseudo_outcome_loss(yo[va], np.full(len(va), yo[tr].mean())),
     }
+    F = Xo.assign(_psi=yo)
+    if sites is not None and trainer.site_column not in F.columns:
+        F[trainer.site_column] = np.asarray(sites)[ok]
+
+    def fit(rows, prm):
+        return trainer.fit(
+            "regression", F.iloc[rows], features=list(X.columns), label="_psi", params=prm
+        )
+
     best, best_loss = None, np.inf
-    if trainer is not None:
-        F = Xo.assign(**{trainer.site_column: np.asarray(sites)[ok], "_psi": yo})
-
-        def fit(rows, prm):
-            return trainer.fit(
-                "regression", F.iloc[rows], features=list(X.columns), label="_psi", params=prm
-            )
-
-        for depth in (1, 2, 3):
-            for mcw in (50.0, 200.0):
-                prm = {
-                    "n_estimators": 60,
-                    "learning_rate": 0.1,
-                    "max_depth": depth,
-                    "min_child_weight": mcw,
-                    "reg_lambda": 50.0,
-                    "n_jobs": 1,
-                    "random_state": seed,
-                }
-                loss = dr_pseudo_outcome_loss(yo[va], fit(tr, prm).predict(Xo.iloc[va]))
-                losses[f"depth{depth}_mcw{int(mcw)}"] = loss
-                if loss < best_loss:
-                    best, best_loss = prm, loss
-        return fit(np.arange(len(yo)), best), {k: float(v) for k, v in losses.items()}
     for depth in (1, 2, 3):
         for mcw in (50.0, 200.0):
-            m = OutcomeRegressor(
-                n_estimators=60,
-                learning_rate=0.1,
-                max_depth=depth,
-                min_child_weight=mcw,
-                reg_lambda=50.0,
-                subsample=0.8,
-                colsample_bytree=0.8,
-                n_jobs=threads,
-                device=device,
-                random_state=seed,
-            ).fit(Xo.iloc[tr], yo[tr])
-            loss = dr_pseudo_outcome_loss(yo[va], m.predict(Xo.iloc[va]))
+            prm = {
+                "n_estimators": 60,
+                "learning_rate": 0.1,
+                "max_depth": depth,
+                "min_child_weight": mcw,
+                "reg_lambda": 50.0,
+                "subsample": 0.8,
+                "colsample_bytree": 0.8,
+                "n_jobs": threads,
+                "device": device,
+                "random_state": seed,
+            }
+            loss = dr_pseudo_outcome_loss(yo[va], fit(tr, prm).predict(Xo.iloc[va]))
             losses[f"depth{depth}_mcw{int(mcw)}"] = loss
             if loss < best_loss:
-                best, best_loss = m.get_params(), loss
-    model = OutcomeRegressor(**best).fit(Xo, yo)
-    return model, {k: float(v) for k, v in losses.items()}
+                best, best_loss = prm, loss
+    return fit(np.arange(len(yo)), best), {k: float(v) for k, v in losses.items()}
 
 
 # ------------------------------------------------------------------ the track
@@ -534,24 +527,24 @@ def training_summary(backend: str, trainer: Any) -> dict[str, Any]:
     """Where a stage's models trained, how many went through its trainer, how long."""
     return {
         "backend": backend,
-        "models_through_trainer": 0 if trainer is None else trainer.n_models,
-        "training_seconds": None if trainer is None else round(trainer.seconds, 1),
+        "models_through_trainer": trainer.n_models,
+        "training_seconds": round(trainer.seconds, 1),
     }
 
 
 def _check_horizon(frame: pd.DataFrame, roles: Roles, horizon: float) -> None:
-    """Refuse a PFS horizon past the longest follow-up: the RMST difference to it would be
-    an extrapolation of Kaplan-Meier curves that have ended (a 12-month horizon on a file
-    whose times were days read as months was one)."""
-    if not roles.time or len(frame) == 0:
+    """Refuse a PFS horizon past the longest follow-up (:func:`~oncorwe.core.roles.horizon_refusal`)."""
+    if not roles.time:
         return
-    longest = float(frame[roles.time].max())
-    if horizon > longest:
-        raise OncorweError(
-            f"hypothesis.horizon_months {horizon:g} (the PFS RMST horizon) is beyond the "
-            f"longest follow-up in column {roles.time!r} ({longest:.3g} months, "
-            f"roles.time_unit converted); choose a horizon <= {longest:.3g} in the params file"
-        )
+    refusal = horizon_refusal(
+        horizon,
+        frame[roles.time],
+        key="hypothesis.horizon_months",
+        column=roles.time,
+        advice=" in the params file (the PFS RMST horizon; roles.time_unit gave the months)",
+    )
+    if refusal:
+        raise OncorweError(refusal)
 
 
 @dataclass(frozen=True)
@@ -603,9 +596,7 @@ def _run_hypothesis(
     t0 = time.perf_counter()
     dcfg = discovery_config(cfg, roles)
     parts = split_parts(frame, roles, cfg)
-    if trainer is not None:
-        both = pd.concat([parts.disc, parts.conf], ignore_index=True)
-        sketch_contract(trainer, both, roles, parts.nuisance_covariates)
+    sketch_contract(trainer, [parts.disc, parts.conf], roles, parts.nuisance_covariates)
     models, model_metrics = fit_response_models(
         parts.disc, parts.conf, roles, parts.covariates, cfg, tuning_db, trainer
     )
@@ -712,7 +703,7 @@ def part_analyses(
         id_col=roles.id,
         cfg=dcfg,
         trainer=trainer,
-        site_col=roles.hospital if trainer is not None else None,
+        site_col=roles.hospital,
     )
     pa_disc = PartAnalysis(
         parts.disc,
@@ -785,7 +776,7 @@ def explain_hypotheses(
     confirmation part (one suppressed histogram each)."""
     X_disc = feature_frame(parts.disc, parts.covariates)
     X_conf = feature_frame(parts.conf, parts.covariates)
-    sites = None if trainer is None else pa_disc.frame[roles.hospital].astype(str).to_numpy()
+    sites = pa_disc.frame[roles.hospital].astype(str).to_numpy() if roles.hospital else None
     effect_models: dict[tuple[str, str, str], tuple[Any, dict]] = {}
     effect_dist: list[dict[str, Any]] = []
     for h in hyps:

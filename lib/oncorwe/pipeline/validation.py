@@ -342,8 +342,7 @@ def _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer) -> 
     covariates = validation_covariates(frame, roles)
     chosen = choose_hypotheses(hypotheses, cfg.top_k)
     _log(f"validation: {len(chosen)} hypotheses on {len(valid)} held-out rows")
-    if trainer is not None:
-        sketch_contract(trainer, frame, roles, covariates)
+    sketch_contract(trainer, [frame], roles, covariates)
     results = []
     for h in chosen:
         entry = validate_hypothesis(valid, roles, h, cfg, covariates, trainer)

@@ -38,9 +38,11 @@ from scipy import special, stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from oncorwe.compute.crossfit import crossfit_nuisances
+from oncorwe.compute.trainer import EstimatorTrainer
 from oncorwe.core.io import jsonable
-from oncorwe.core.roles import MAX_ABS_COVARIATE, absurd_values
-from oncorwe.models.estimators import ResponseClassifier
+from oncorwe.core.roles import MAX_ABS_COVARIATE, absurd_values, horizon_refusal
+from oncorwe.models.encoding import CovariateEncoder
 from oncorwe.models.kaplan_meier import weighted_kaplan_meier
 from oncorwe.models.splits import grouped_fold_ids
 from oncorwe.trials.survival import (
@@ -50,7 +52,6 @@ from oncorwe.trials.survival import (
 
 __all__ = [
     "BalanceRow",
-    "CovariateEncoder",
     "EmulationResult",
     "effective_sample_size",
     "emulate",
@@ -70,114 +71,6 @@ MIN_EQUIPOISE = 0.2
 EQUIPOISE_BOUNDS = (0.3, 0.7)
 CALIPER_SD = 0.2
 _E_CLIP = 1e-6
-
-
-# --------------------------------------------------------------------------- encoding
-class CovariateEncoder:
-    """Turn mixed-type covariate columns into numeric design matrices.
-
-    Columns named in ``categorical``, and columns of object / string / category dtype,
-    are categorical: one indicator per observed level (``"stage=IV"``), plus a
-    ``"=missing"`` level when the column has missing values. Other columns are numeric:
-    kept as they are for XGBoost and for balance (missing stays missing), and for the
-    logistic design median-imputed with a ``" [missing]"`` indicator, then standardized.
-
-    Parameters
-    ----------
-    covariates : sequence of str
-    categorical : sequence of str, default ()
-        A subset of ``covariates`` to treat as categorical whatever their dtype.
-
-    Attributes
-    ----------
-    numeric_ : list of str
-    categorical_ : dict of str to list of str
-        Levels of each categorical column (``"missing"`` last when present).
-    medians_ : dict of str to float
-    has_missing_ : dict of str to bool
-
-    Examples
-    --------
-    >>> df = pd.DataFrame({"age": [50.0, None, 70.0], "stage": ["III", "IV", "IV"]})
-    >>> enc = CovariateEncoder(["age", "stage"]).fit(df)
-    >>> list(enc.design(df).columns)
-    ['age', 'age [missing]', 'stage=III', 'stage=IV']
-    """
-
-    def __init__(self, covariates: Sequence[str], categorical: Sequence[str] = ()) -> None:
-        self.covariates = list(covariates)
-        self.categorical = list(categorical)
-
-    def fit(self, frame: pd.DataFrame) -> CovariateEncoder:
-        """Learn levels, medians and missingness from ``frame``; returns ``self``."""
-        self.numeric_: list[str] = []
-        self.categorical_: dict[str, list[str]] = {}
-        self.medians_: dict[str, float] = {}
-        self.has_missing_: dict[str, bool] = {}
-        for col in self.covariates:
-            s = frame[col]
-            self.has_missing_[col] = bool(s.isna().any())
-            is_cat = (
-                col in self.categorical
-                or isinstance(s.dtype, pd.CategoricalDtype)
-                or pd.api.types.is_object_dtype(s.dtype)
-                or pd.api.types.is_string_dtype(s.dtype)
-            )
-            if is_cat:
-                levels = sorted(s.dropna().astype(str).unique().tolist())
-                if self.has_missing_[col]:
-                    levels.append("missing")
-                self.categorical_[col] = levels
-            else:
-                x = pd.to_numeric(s, errors="raise").astype(float)
-                self.numeric_.append(col)
-                med = float(np.nanmedian(x)) if x.notna().any() else 0.0
-                self.medians_[col] = med
-        return self
-
-    @staticmethod
-    def _levels(s: pd.Series) -> np.ndarray:
-        return s.astype(object).where(s.notna(), "missing").astype(str).to_numpy()
-
-    def balance_matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Numeric columns as observed (NaN kept), missing indicators and level dummies.
-
-        Returns
-        -------
-        DataFrame of shape (n, k) of floats; the rows of the balance table.
-        """
-        out: dict[str, np.ndarray] = {}
-        for col in self.covariates:
-            if col in self.categorical_:
-                lv = self._levels(frame[col])
-                for level in self.categorical_[col]:
-                    out[f"{col}={level}"] = (lv == level).astype(float)
-            else:
-                x = frame[col].astype(float).to_numpy()
-                out[col] = x
-                if self.has_missing_[col]:
-                    out[f"{col} [missing]"] = np.isnan(x).astype(float)
-        return pd.DataFrame(out, index=frame.index)
-
-    def design(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """:meth:`balance_matrix` with numeric NaNs replaced by the fitted medians."""
-        m = self.balance_matrix(frame)
-        for col in self.numeric_:
-            m[col] = m[col].fillna(self.medians_[col])
-        return m
-
-    def xgboost_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Numeric columns as floats (NaN for XGBoost's default directions) and
-        categorical columns as pandas categories with the fitted levels."""
-        out: dict[str, Any] = {}
-        for col in self.covariates:
-            if col in self.categorical_:
-                levels = [lv for lv in self.categorical_[col] if lv != "missing"]
-                # the same string form as the fitted levels; missing stays missing
-                out[col] = pd.Categorical(frame[col].astype("string"), categories=levels)
-            else:
-                out[col] = frame[col].astype(float).to_numpy()
-        return pd.DataFrame(out, index=frame.index)
 
 
 # --------------------------------------------------------------------------- diagnostics
@@ -617,21 +510,19 @@ def _blinded_reason(equip: float, max_after: float, worst: str | None) -> str | 
 
 
 # --------------------------------------------------------------------------- propensity
-def _xgboost_propensity(seed: int, n_jobs: int = 2) -> ResponseClassifier:
-    # Shallow, shrunken, regularized trees: a propensity model should smooth, not
-    # separate; extreme scores inflate weights more than they remove bias.
-    return ResponseClassifier(
-        n_estimators=150,
-        learning_rate=0.05,
-        max_depth=3,
-        min_child_weight=5.0,
-        subsample=0.8,
-        colsample_bytree=0.8,
-        reg_lambda=5.0,
-        device="cpu",
-        n_jobs=n_jobs,
-        random_state=seed,
-    )
+# Shallow, shrunken, regularized trees: a propensity model should smooth, not separate;
+# extreme scores inflate weights more than they remove bias. A federated or Dask trainer
+# leaves out the subsampling (its backends train the same trees).
+XGBOOST_PROPENSITY = {
+    "n_estimators": 150,
+    "learning_rate": 0.05,
+    "max_depth": 3,
+    "min_child_weight": 5.0,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 5.0,
+    "device": "cpu",
+}
 
 
 def _crossfit_propensity(
@@ -644,55 +535,34 @@ def _crossfit_propensity(
     n_jobs: int,
     trainer: Any = None,
 ) -> np.ndarray:
-    e = np.empty(t.shape[0])
-    if model == "xgboost" and trainer is not None:
-        # through the stage's trainer (pooled, federated or Dask); no row subsampling
-        X = encoder.xgboost_frame(sub).assign(
-            **{trainer.site_column: sub[trainer.site_column].astype(str).to_numpy()},
-            _treated=t.astype(int),
-        )
-        params = {
-            "n_estimators": 150,
-            "learning_rate": 0.05,
-            "max_depth": 3,
-            "min_child_weight": 5.0,
-            "reg_lambda": 5.0,
-            "n_jobs": 1,
-        }
-        for k in np.unique(folds):
-            test = folds == k
-            if np.unique(t[~test]).size < 2:
-                raise ValueError("a cross-fitting fold leaves one arm without training rows")
-            clf = trainer.fit(
-                "binary",
-                X[~test],
-                features=list(encoder.covariates),
-                label="_treated",
-                params={**params, "random_state": seed + int(k)},
-            )
-            e[test] = clf.predict_proba(X[test])[:, 1]
-        return np.clip(e, _E_CLIP, 1 - _E_CLIP)
+    """Out-of-fold ``P(treated | x)`` from the one cross-fitter
+    (:func:`~oncorwe.effects.aipw.crossfit_nuisances`): XGBoost through the stage's
+    trainer, or an L2 logistic regression on the standardized design in this process."""
     if model == "xgboost":
+        trainer = EstimatorTrainer() if trainer is None else trainer
         X = encoder.xgboost_frame(sub)
+        params = {**XGBOOST_PROPENSITY, "n_jobs": n_jobs}
     else:
-        D = encoder.design(sub).to_numpy()
+        design = encoder.design(sub)
+        D = design.to_numpy()
         sd = D.std(axis=0)
-        X = (D - D.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    for k in np.unique(folds):
-        test = folds == k
-        train = ~test
-        if np.unique(t[train]).size < 2:
-            raise ValueError("a cross-fitting fold leaves one arm without training rows")
-        if model == "xgboost":
-            clf = _xgboost_propensity(seed + int(k), n_jobs)
-            clf.fit(X.iloc[np.flatnonzero(train)], t[train].astype(int))
-            e[test] = clf.predict_proba(X.iloc[np.flatnonzero(test)])[:, 1]
-        else:
-            # Newton-Cholesky: exact and fast when rows far outnumber columns
-            clf = LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200)
-            clf.fit(X[train], t[train].astype(int))
-            e[test] = clf.predict_proba(X[test])[:, 1]
-    return np.clip(e, _E_CLIP, 1 - _E_CLIP)
+        X = pd.DataFrame((D - D.mean(axis=0)) / np.where(sd > 0, sd, 1.0), columns=design.columns)
+        # Newton-Cholesky: exact and fast when rows far outnumber columns
+        logistic = LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200)
+        trainer, params = EstimatorTrainer(logistic), {}
+    site = trainer.site_column
+    fit = crossfit_nuisances(
+        X.reset_index(drop=True),
+        t.astype(int),
+        2,
+        folds=folds,
+        trainer=trainer,
+        propensity_params=params,
+        propensity_kind="binary",
+        sites=sub[site].astype(str).to_numpy() if site in sub.columns else None,
+        seed=seed,
+    )
+    return np.clip(fit.e[:, 1], _E_CLIP, 1 - _E_CLIP)
 
 
 def _trim_mask(e: np.ndarray, t: np.ndarray, trim: Any, kind: str) -> np.ndarray:
@@ -951,13 +821,11 @@ def emulate(
         event=event,
     )
     _check_identified(ev_all, tm_all, t_all, rows="eligible", **names)
-    longest = float(tm_all.max())
-    if horizon_months > longest:
-        # the KM curves end there: an RMST to a later horizon would be extrapolation
-        raise ValueError(
-            f"horizon_months {horizon_months:g} is beyond the longest follow-up in the "
-            f"eligible rows ({longest:g} in column {time!r}); choose a horizon <= {longest:g}"
-        )
+    refusal = horizon_refusal(
+        horizon_months, tm_all, key="horizon_months", column=time, where=" of the eligible rows"
+    )
+    if refusal:
+        raise ValueError(refusal)
     grp_all = None
     if groups is not None:
         if sub[groups].isna().any():
@@ -995,8 +863,6 @@ def emulate(
                     f"{n_splits}-fold cross-fitting of the propensity: one fold holds all "
                     f"its rows ({sizes})"
                 )
-    if trainer is not None and trainer.site_column not in sub.columns:
-        raise ValueError(f"column {trainer.site_column!r} (site, for the trainer) is missing")
     e_all = _crossfit_propensity(encoder, sub, t_all, folds, propensity, seed, n_jobs, trainer)
     equip = equipoise(e_all, t_all)
 

@@ -45,9 +45,11 @@ from scipy import special, stats
 from sklearn.linear_model import LogisticRegression
 from xgboost.core import XGBoostError
 
+from oncorwe.compute.trainer import EstimatorTrainer
 from oncorwe.core.io import jsonable
-from oncorwe.core.roles import MAX_ABS_COVARIATE, absurd_values
-from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
+from oncorwe.core.roles import MAX_ABS_COVARIATE, absurd_values, horizon_refusal
+from oncorwe.models.encoding import CovariateEncoder
+from oncorwe.models.estimators import ResponseClassifier
 from oncorwe.models.kaplan_meier import weighted_kaplan_meier
 from oncorwe.models.metrics import (
     auc,
@@ -56,7 +58,6 @@ from oncorwe.models.metrics import (
     calibration_slope_intercept,
     harrell_c,
 )
-from oncorwe.trials.emulation import CovariateEncoder
 from oncorwe.trials.survival import (
     breslow_baseline,
     cox_coefficient,
@@ -334,13 +335,12 @@ def _check_outcome(
             f"column {event!r} (event) has no events in the {label} frame (every row is "
             "censored): neither a model nor its calibration can be estimated"
         )
+    refusal = horizon_refusal(
+        horizon, tm, key="horizon_months", column=time, where=f" of the {label} frame"
+    )
+    if refusal:
+        raise ValueError(refusal)
     longest = float(tm.max())
-    if horizon > longest:
-        # past the last follow-up the Kaplan-Meier risk and H0 are extrapolations
-        raise ValueError(
-            f"horizon_months {horizon:g} is beyond the longest follow-up in column {time!r} "
-            f"of the {label} frame ({longest:g} months); choose a horizon <= {longest:g}"
-        )
     # Harrell's C compares a row with an event to a row still at risk later: with
     # every event at one time and no follow-up after it, no pair can be ordered
     if float(tm[ev == 1].min()) >= longest:
@@ -376,6 +376,46 @@ def _standardized(enc: CovariateEncoder, train: pd.DataFrame):
     mean, sd = d.mean(), d.std()
     sd = sd.where(sd > 0, 1.0)
     return lambda frame: ((enc.design(frame) - mean) / sd).to_numpy(dtype=float)
+
+
+# The XGBoost Cox model of a transport check (``survival:cox``); a federated or Dask
+# trainer leaves out what is its own (device, threads), in this process it subsamples as
+# SurvivalModel does by default.
+XGBOOST_COX = {
+    "n_estimators": 300,
+    "learning_rate": 0.05,
+    "max_depth": 3,
+    "min_child_weight": 5.0,
+    "reg_lambda": 5.0,
+    "device": "cpu",
+}
+
+
+def _xgboost_cox_margins(enc, train, test, ev_tr, tm_tr, covariates, groups, n_jobs, seed, trainer):
+    """Fit the XGBoost Cox model on ``train`` through ``trainer`` (default in this
+    process) and return its margins (log hazard ratios) on ``train`` and ``test``."""
+    trainer = EstimatorTrainer() if trainer is None else trainer
+    site = trainer.site_column
+    frame = enc.xgboost_frame(train).assign(_event=ev_tr, _time=tm_tr)
+    if site in train.columns and site not in frame.columns:
+        frame[site] = train[site].astype(str).to_numpy()
+    try:
+        tm = trainer.fit(
+            "cox",
+            frame,
+            features=list(covariates),
+            label=("_event", "_time"),
+            params={**XGBOOST_COX, "n_jobs": n_jobs, "random_state": seed},
+            groups=None if groups is None else train[groups].to_numpy(),
+        )
+    except XGBoostError as err:
+        # keep XGBoost's first line only: the rest is a C++ stack trace
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unknown error"
+        raise ValueError(
+            f"the XGBoost model could not be fitted on the train frame: {first}"
+        ) from None
+    # XGBoost's float32 margins, on every backend
+    return tm.predict_margin(enc.xgboost_frame(train)), tm.predict_margin(enc.xgboost_frame(test))
 
 
 def transport(
@@ -493,57 +533,10 @@ def transport(
                 f"(covariates {covariates!r}); raise penalizer or drop a covariate"
             )
         lp_tr, lp_te = x_tr @ beta, design(test) @ beta
-    elif trainer is not None:
-        site = trainer.site_column
-        if site not in train.columns:
-            raise ValueError(f"train: column {site!r} (site, for the trainer) is missing")
-        frame = enc.xgboost_frame(train).assign(
-            **{site: train[site].astype(str).to_numpy(), "_event": ev_tr, "_time": tm_tr}
-        )
-        tm = trainer.fit(
-            "cox",
-            frame,
-            features=covariates,
-            label=("_event", "_time"),
-            params={
-                "n_estimators": 300,
-                "learning_rate": 0.05,
-                "max_depth": 3,
-                "min_child_weight": 5.0,
-                "reg_lambda": 5.0,
-                "n_jobs": 1,
-                "random_state": seed,
-            },
-        )
-        lp_tr = tm.predict_margin(enc.xgboost_frame(train)).astype(float)
-        lp_te = tm.predict_margin(enc.xgboost_frame(test)).astype(float)
     else:
-        sm = SurvivalModel(
-            objective="cox",
-            n_estimators=300,
-            learning_rate=0.05,
-            max_depth=3,
-            min_child_weight=5.0,
-            reg_lambda=5.0,
-            device="cpu",
-            n_jobs=n_jobs,
-            random_state=seed,
+        lp_tr, lp_te = _xgboost_cox_margins(
+            enc, train, test, ev_tr, tm_tr, covariates, groups, n_jobs, seed, trainer
         )
-        try:
-            sm.fit(
-                enc.xgboost_frame(train),
-                ev_tr,
-                tm_tr,
-                groups=None if groups is None else train[groups].to_numpy(),
-            )
-        except XGBoostError as err:
-            # keep XGBoost's first line only: the rest is a C++ stack trace
-            first = str(err).strip().splitlines()[0] if str(err).strip() else "unknown error"
-            raise ValueError(
-                f"the XGBoost model could not be fitted on the train frame: {first}"
-            ) from None
-        lp_tr = sm.predict_margin(enc.xgboost_frame(train))
-        lp_te = sm.predict_margin(enc.xgboost_frame(test))
     if not (np.all(np.isfinite(lp_tr)) and np.all(np.isfinite(lp_te))):
         raise ValueError(
             f"the {model} model's linear predictor is not finite (covariates {covariates!r}); "

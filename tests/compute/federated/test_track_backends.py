@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from oncorwe.cohort.splits import assign_splits
-from oncorwe.compute.trainer import stage_trainer
+from oncorwe.compute.trainer import EstimatorTrainer, stage_trainer
 from oncorwe.core.roles import read_table, roles_for_analysis_table
 from oncorwe.pipeline.hypothesis import fit_response_models, sketch_contract
 
@@ -42,12 +42,12 @@ def test_response_models_train_on_the_backend_and_match_pooled_quality(parts, ba
         site_column=roles.hospital,
         federated_params=cfg.federated,
     ) as trainer:
-        sketch_contract(trainer, both, roles, cov)
+        sketch_contract(trainer, [both], roles, cov)
         models, metrics = fit_response_models(disc, conf, roles, cov, cfg, None, trainer)
         assert trainer.n_models == 3
     assert set(models) == {"response", "toxicity", "pfs"}
     assert metrics["response"]["backend"] == backend
-    _, pooled = fit_response_models(disc, conf, roles, cov, pooled_cfg, None)
+    _, pooled = fit_response_models(disc, conf, roles, cov, pooled_cfg, None, EstimatorTrainer())
     for name in ("response", "toxicity"):
         assert abs(metrics[name]["overall"]["auc"] - pooled[name]["overall"]["auc"]) < 0.03
     assert abs(metrics["pfs"]["overall"]["c_index"] - pooled["pfs"]["overall"]["c_index"]) < 0.03

@@ -74,7 +74,7 @@ def test_tree_rules_propose_the_planted_conjunction():
 def _part(seed, p_drug_pos, n=3000, *, share_pos=0.2, p_drug_neg=0.33, gain=0.35):
     """One data part: BRCA-positive patients (``share_pos``) gain ``gain`` in response on
     the drug; ``p_drug_pos`` of them get it (``p_drug_neg`` of the others do)."""
-    from oncorwe.effects.discovery import OutcomeData
+    from oncorwe.compute.crossfit import OutcomeData
 
     rng = np.random.default_rng(seed)
     pos = rng.random(n) < share_pos
