@@ -36,6 +36,7 @@ from scipy import stats
 from sklearn.tree import DecisionTreeRegressor
 
 from oncorwe.compute.crossfit import CrossFit, OutcomeData, crossfit_nuisances
+from oncorwe.core.errors import OncorweError
 from oncorwe.core.privacy import suppress
 from oncorwe.core.rules import Clause, Condition
 from oncorwe.effects.aipw import aipw_effect, aipw_scores, outside_bounds
@@ -548,6 +549,72 @@ class Hypothesis:
             "discovery": self.discovery,
             "confirmation": self.confirmation,
             **self.extras,
+        }
+
+
+@dataclass(frozen=True)
+class HypothesisRecord:
+    """A ranked hypothesis as track 1 writes it (``hypotheses.json``: :meth:`Hypothesis.to_dict`
+    and its rank) and track 2 reads it back: typed, so a missing key is named where the
+    file is read, not deep inside an emulation.
+
+    >>> r = HypothesisRecord.from_dict({"rank": 1, "drug": "d", "subgroup": "cancer = liver",
+    ...     "conditions": {"cancer": "liver", "bm_x": "positive"}, "confirmed": True,
+    ...     "primary_endpoint": "pfs", "confirmation": {"pfs": {"effect": 1.2}}})
+    >>> r.cancer, r.confirmed_effect("pfs")
+    ({'cancer': 'liver'}, 1.2)
+    """
+
+    rank: int
+    drug: str
+    subgroup: str
+    conditions: dict[str, Any]
+    confirmed: bool
+    primary_endpoint: str | None = None
+    blinded: bool = False
+    strata: tuple[dict[str, Any], ...] = ()
+    confirmation: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    REQUIRED = ("rank", "drug", "subgroup", "conditions", "confirmed")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "hypotheses.json") -> HypothesisRecord:
+        """Read one entry of ``source``; a missing key is an error that names it."""
+        missing = [k for k in cls.REQUIRED if k not in d]
+        if missing:
+            raise OncorweError(
+                f"{source}: hypothesis {d.get('rank', '?')} lacks {missing} (expected the "
+                "hypothesis stage's output; rerun it)"
+            )
+        return cls(
+            rank=int(d["rank"]),
+            drug=str(d["drug"]),
+            subgroup=str(d["subgroup"]),
+            conditions=dict(d["conditions"]),
+            confirmed=bool(d["confirmed"]),
+            primary_endpoint=d.get("primary_endpoint"),
+            blinded=bool(d.get("blinded", False)),
+            strata=tuple(d.get("strata") or ()),
+            confirmation=dict(d.get("confirmation") or {}),
+        )
+
+    @property
+    def cancer(self) -> dict[str, Any]:
+        """The cancer-type clause of the subgroup alone (empty when it names none)."""
+        return {k: v for k, v in self.conditions.items() if k == "cancer"}
+
+    def confirmed_effect(self, endpoint: str) -> float:
+        """The confirmation part's estimate on ``endpoint``."""
+        return float(self.confirmation[endpoint]["effect"])
+
+    def summary(self) -> dict[str, Any]:
+        """What every track 2 entry repeats of its hypothesis."""
+        return {
+            "rank": self.rank,
+            "drug": self.drug,
+            "subgroup": self.subgroup,
+            "conditions": self.conditions,
+            "primary_endpoint": self.primary_endpoint,
         }
 
 

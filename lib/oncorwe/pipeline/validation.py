@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from oncorwe.core.paths import Catalog
 from oncorwe.core.privacy import DEFAULT_MIN_CELL
 from oncorwe.core.roles import Roles, read_table, roles_for_analysis_table
 from oncorwe.core.rules import Condition
+from oncorwe.effects.discovery import HypothesisRecord
 from oncorwe.pipeline.hypothesis import sketch_contract, track_trainer, training_summary
 from oncorwe.pipeline.params import ComputeParams, Params, ValidationParams
 from oncorwe.trials.adaptive import AdaptiveDesign, simulate_adaptive
@@ -96,23 +97,23 @@ def _in_strata(frame: pd.DataFrame, strata: list[dict[str, Any]]) -> np.ndarray:
 def emulate_hypothesis(
     frame: pd.DataFrame,
     roles: Roles,
-    hyp: dict[str, Any],
+    hyp: HypothesisRecord,
     cfg: ValidationConfig,
     covariates: list[str],
     trainer: Any = None,
 ) -> dict[str, Any]:
     """Emulate drug vs comparator for one hypothesis on ``frame`` (the validation part)."""
-    cond = Condition.parse(hyp["conditions"])
-    data = frame.assign(_arm=arm_column(frame, roles, hyp["drug"]))
+    cond = Condition.parse(hyp.conditions)
+    data = frame.assign(_arm=arm_column(frame, roles, hyp.drug))
     eligible = (
-        cond.mask(data) & _in_strata(data, hyp.get("strata", [])) & data["_arm"].notna().to_numpy()
+        cond.mask(data) & _in_strata(data, list(hyp.strata)) & data["_arm"].notna().to_numpy()
     )
     # new users of either strategy (no prevalent-user bias): a line of a drug the patient
     # had before, or a comparator line right after the drug of interest, is not eligible
     if "prior_same_drug" in data.columns:
         eligible &= ~(data["prior_same_drug"] == 1).to_numpy()
     if "prior_drug" in data.columns:
-        eligible &= ~((data["_arm"] == "control") & (data["prior_drug"] == hyp["drug"])).to_numpy()
+        eligible &= ~((data["_arm"] == "control") & (data["prior_drug"] == hyp.drug)).to_numpy()
     categorical = [c for c in roles.resolved_categorical(frame) if c in covariates]
     res = emulate(
         data,
@@ -135,7 +136,7 @@ def emulate_hypothesis(
         trainer=trainer,
     )
     out = res.to_dict()
-    out["treated_value"] = hyp["drug"]
+    out["treated_value"] = hyp.drug
     out["control_value"] = "comparator (standard of care of the line)"
     return out
 
@@ -248,7 +249,7 @@ def adaptive_for(
 def transport_for(
     frame: pd.DataFrame,
     roles: Roles,
-    hyp: dict,
+    hyp: HypothesisRecord,
     covariates: list[str],
     cfg: ValidationConfig,
     trainer: Any = None,
@@ -257,7 +258,7 @@ def transport_for(
     developed in the majority population, validated in the others."""
     if not roles.population:
         return {"available": False, "reason": "no population column"}
-    group = {k: v for k, v in hyp["conditions"].items() if k in ("cancer",)}
+    group = hyp.cancer
     data = frame[Condition.parse(group).mask(frame)] if group else frame
     pops = data[roles.population].astype(str)
     major = pops.value_counts().index[0]
@@ -285,14 +286,14 @@ def transport_for(
     return out
 
 
-def decide(hyp: dict, em: dict, trial: dict) -> tuple[str, list[str]]:
+def decide(hyp: HypothesisRecord, em: dict, trial: dict) -> tuple[str, list[str]]:
     """Go when the emulation agrees in direction with a CI excluding no effect, the
     diagnostics pass and a feasible trial reaches the target power."""
     reasons = []
-    primary = hyp.get("primary_endpoint")
+    primary = hyp.primary_endpoint
     if primary == "response":
         lo, hi = em.get("rd_ci_low"), em.get("rd_ci_high")
-        want = hyp["confirmation"]["response"]["effect"] > 0
+        want = hyp.confirmed_effect("response") > 0
         ok = lo is not None and ((lo > 0) if want else (hi < 0))
         reasons.append(
             f"emulated response risk difference CI [{lo:.3f}, {hi:.3f}]"
@@ -301,7 +302,7 @@ def decide(hyp: dict, em: dict, trial: dict) -> tuple[str, list[str]]:
         )
     else:
         lo, hi = em.get("ci_low"), em.get("ci_high")
-        want = hyp["confirmation"]["pfs"]["effect"] > 0
+        want = hyp.confirmed_effect("pfs") > 0
         ok = lo is not None and ((hi < 1) if want else (lo > 1))
         reasons.append(
             f"emulated PFS hazard ratio CI [{lo:.2f}, {hi:.2f}]"
@@ -321,7 +322,7 @@ def decide(hyp: dict, em: dict, trial: dict) -> tuple[str, list[str]]:
 def run_validation(
     frame: pd.DataFrame,
     roles: Roles,
-    hypotheses: list[dict[str, Any]],
+    hypotheses: list[HypothesisRecord],
     parts: pd.DataFrame,
     cfg: ValidationConfig,
     out_path: str | Path,
@@ -349,7 +350,7 @@ def _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer) -> 
         results.append(entry)
         if "emulation" in entry:
             _log(
-                f"validation: #{h['rank']} {h['drug']} -> {entry['decision']} "
+                f"validation: #{h.rank} {h.drug} -> {entry['decision']} "
                 f"({time.perf_counter() - t0:.0f}s)"
             )
     payload = validation_payload(results, cfg, trainer)
@@ -375,14 +376,14 @@ def validation_covariates(frame: pd.DataFrame, roles: Roles) -> list[str]:
     return covariates
 
 
-def choose_hypotheses(hypotheses: list[dict[str, Any]], top_k: int) -> list[dict[str, Any]]:
+def choose_hypotheses(hypotheses: list[HypothesisRecord], top_k: int) -> list[HypothesisRecord]:
     """The best-ranked confirmed hypothesis of each drug (and cancer type), at most
     ``top_k``, in rank order: five variants of one signal would tell less than five
     signals."""
     chosen, seen = [], set()
     for h in hypotheses:
-        key = (h["drug"], str(h["conditions"].get("cancer")))
-        if h["confirmed"] and key not in seen and len(chosen) < top_k:
+        key = (h.drug, str(h.conditions.get("cancer")))
+        if h.confirmed and key not in seen and len(chosen) < top_k:
             chosen.append(h)
             seen.add(key)
     return chosen
@@ -391,7 +392,7 @@ def choose_hypotheses(hypotheses: list[dict[str, Any]], top_k: int) -> list[dict
 def validate_hypothesis(
     valid: pd.DataFrame,
     roles: Roles,
-    h: dict[str, Any],
+    h: HypothesisRecord,
     cfg: ValidationConfig,
     covariates: list[str],
     trainer: Any,
@@ -399,9 +400,7 @@ def validate_hypothesis(
     """One hypothesis through track 2: emulate it (and the rest of its cancer type),
     design the trial and the adaptive platform, transport the PFS model, decide. An
     emulation that cannot be formed is a no-go with its reason."""
-    entry: dict[str, Any] = {
-        k: h[k] for k in ("rank", "drug", "subgroup", "conditions", "primary_endpoint")
-    }
+    entry: dict[str, Any] = h.summary()
     try:
         em = emulate_hypothesis(valid, roles, h, cfg, covariates, trainer)
     except ValueError as err:
@@ -429,7 +428,7 @@ def validate_hypothesis(
 def emulate_rest(
     valid: pd.DataFrame,
     roles: Roles,
-    h: dict[str, Any],
+    h: HypothesisRecord,
     cfg: ValidationConfig,
     covariates: list[str],
     trainer: Any,
@@ -437,15 +436,15 @@ def emulate_rest(
     """The same emulation in the rest of the hypothesis' cancer type (outside its
     subgroup): the adaptive platform's second signature. None when the hypothesis is the
     whole cancer type, names none, or the rest cannot be emulated."""
-    cancer = {k: v for k, v in h["conditions"].items() if k == "cancer"}
-    if not cancer or len(h["conditions"]) <= 1:
+    cancer = h.cancer
+    if not cancer or len(h.conditions) <= 1:
         return None
-    rest_cond = Condition.parse(cancer).mask(valid) & ~Condition.parse(h["conditions"]).mask(valid)
+    rest_cond = Condition.parse(cancer).mask(valid) & ~Condition.parse(h.conditions).mask(valid)
     try:
         return emulate_hypothesis(
             valid[rest_cond].reset_index(drop=True),
             roles,
-            {**h, "conditions": cancer},
+            replace(h, conditions=cancer),
             cfg,
             covariates,
             trainer,
@@ -457,7 +456,7 @@ def emulate_rest(
 def transport_or_reason(
     valid: pd.DataFrame,
     roles: Roles,
-    h: dict[str, Any],
+    h: HypothesisRecord,
     covariates: list[str],
     cfg: ValidationConfig,
     trainer: Any,
@@ -524,6 +523,12 @@ def validation_config(
     )
 
 
+def read_hypotheses(path: Path) -> list[HypothesisRecord]:
+    """Track 1's ranked hypotheses, typed: track 2 reads them through this one function."""
+    entries = json.loads(Path(path).read_text())["hypotheses"]
+    return [HypothesisRecord.from_dict(h, str(path)) for h in entries]
+
+
 def run(params: Params, catalog: Catalog) -> dict:
     """Stage ``validation``: track 2 on track 1's output; writes ``catalog.validation``
     and the stage metrics. Refuses to start, naming the file, without track 1's output."""
@@ -534,7 +539,7 @@ def run(params: Params, catalog: Catalog) -> dict:
     res = run_validation(
         read_table(catalog.analysis),
         roles_for_analysis_table(catalog.analysis),
-        json.loads((hyp_dir / "hypotheses.json").read_text())["hypotheses"],
+        read_hypotheses(hyp_dir / "hypotheses.json"),
         pd.read_parquet(hyp_dir / "splits.parquet"),
         validation_config(params.validation, params.compute, params.privacy.min_cell_count),
         catalog.validation,

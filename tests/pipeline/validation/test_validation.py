@@ -8,14 +8,15 @@ import pandas as pd
 import pytest
 
 from oncorwe.core.roles import read_table, roles_for_analysis_table
-from oncorwe.pipeline.validation import ValidationConfig, decide, run_validation
+from oncorwe.effects.discovery import HypothesisRecord
+from oncorwe.pipeline.validation import ValidationConfig, decide, read_hypotheses, run_validation
 
 
 @pytest.fixture(scope="module")
 def validated(track1, tmp_path_factory):
     out, _ = track1
     analysis = out.parent / "analysis"
-    hyps = json.loads((out / "hypotheses.json").read_text())["hypotheses"]
+    hyps = read_hypotheses(out / "hypotheses.json")
     parts = pd.read_parquet(out / "splits.parquet")
     cfg = ValidationConfig(top_k=2, replicates=1000, adaptive_trials=300, threads=1, seed=3)
     path = tmp_path_factory.mktemp("validation") / "validation.json"
@@ -29,9 +30,9 @@ def test_validates_the_top_confirmed_hypotheses(validated):
     res, path, hyps = validated
     firsts, seen = [], set()
     for h in hyps:
-        key = (h["drug"], str(h["conditions"].get("cancer")))
-        if h["confirmed"] and key not in seen:
-            firsts.append(h["rank"])
+        key = (h.drug, str(h.conditions.get("cancer")))
+        if h.confirmed and key not in seen:
+            firsts.append(h.rank)
             seen.add(key)
     assert [r["rank"] for r in res["hypotheses"]] == firsts[:2]
     assert json.loads(path.read_text())["n_go"] == res["n_go"]
@@ -69,7 +70,15 @@ def test_the_emulation_agrees_with_a_large_planted_benefit(validated):
 
 
 def _hyp(primary="pfs", effect=1.0):
-    return {"primary_endpoint": primary, "confirmation": {primary: {"effect": effect}}}
+    return HypothesisRecord(
+        rank=1,
+        drug="d",
+        subgroup="all",
+        conditions={},
+        confirmed=True,
+        primary_endpoint=primary,
+        confirmation={primary: {"effect": effect}},
+    )
 
 
 def test_go_needs_direction_diagnostics_and_a_feasible_trial():
@@ -139,3 +148,14 @@ def test_transport_sees_only_the_validation_part(validated, track1):
         assert tr["n_train"] + tr["n_test"] == int(in_valid.sum()) < len(rows)
         checked += 1
     assert checked, "no hypothesis had a transport to check"
+
+
+def test_a_hypotheses_file_without_a_key_is_named_where_it_is_read(tmp_path):
+    from oncorwe.core.errors import OncorweError
+
+    path = tmp_path / "hypotheses.json"
+    path.write_text(json.dumps({"hypotheses": [{"rank": 3, "drug": "d", "subgroup": "all"}]}))
+    with pytest.raises(
+        OncorweError, match=r"hypotheses.json: hypothesis 3 lacks \['conditions', 'confirmed'\]"
+    ):
+        read_hypotheses(path)
