@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 RUN    := env PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 OMP_WAIT_POLICY=PASSIVE
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help install repro test test-fast lint format reports lab bench clean
+.PHONY: help install repro test test-fast lint format reports resources lab bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ format: install ## ruff format and autofix
 
 reports: install ## render the stakeholder reports into reports/ (offline HTML + index)
 	$(RUN) dvc repro report
+
+resources: install ## each stage's wall time, CPU time, peak memory and rows (last run)
+	$(RUN) python -m oncorwe.pipeline.resources
 
 lab: install ## JupyterLab on the notebooks (token printed in the log)
 	$(RUN) jupyter lab --no-browser notebooks

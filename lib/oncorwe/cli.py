@@ -183,8 +183,11 @@ def cohort(params: ParamsOpt = Path("params.yaml")) -> None:
     from oncorwe.core.paths import catalog
     from oncorwe.pipeline import cohort as stage
     from oncorwe.pipeline.params import read_params
+    from oncorwe.pipeline.resources import measured
 
-    metrics = stage.run(read_params(params), catalog())
+    with measured("cohort", catalog()) as rec:
+        metrics = stage.run(read_params(params), catalog())
+        rec["rows"] = metrics.get("lines")
     _log(f"cohort: {json.dumps(metrics)}")
 
 
@@ -195,9 +198,12 @@ def features(params: ParamsOpt = Path("params.yaml")) -> None:
     from oncorwe.core.paths import catalog
     from oncorwe.pipeline import features as stage
     from oncorwe.pipeline.params import read_params
+    from oncorwe.pipeline.resources import measured
 
     t0 = time.perf_counter()
-    metrics = stage.run(read_params(params), catalog())
+    with measured("features", catalog()) as rec:
+        metrics = stage.run(read_params(params), catalog())
+        rec["rows"] = metrics["lines"]
     _log(f"features: {metrics['lines']} lines in {time.perf_counter() - t0:.1f}s")
 
 
@@ -208,8 +214,11 @@ def hypothesis(params: ParamsOpt = Path("params.yaml")) -> None:
     from oncorwe.core.paths import catalog
     from oncorwe.pipeline import hypothesis as stage
     from oncorwe.pipeline.params import read_params
+    from oncorwe.pipeline.resources import measured
 
-    s = stage.run(read_params(params), catalog())
+    with measured("hypothesis", catalog()) as rec:
+        s = stage.run(read_params(params), catalog())
+        rec["rows"] = s.get("n_rows")
     _log(f"hypothesis: {s['n_confirmed']} confirmed of {s['n_candidates']} candidates")
 
 
@@ -258,8 +267,11 @@ def validation(params: ParamsOpt = Path("params.yaml")) -> None:
     from oncorwe.core.paths import catalog
     from oncorwe.pipeline import validation as stage
     from oncorwe.pipeline.params import read_params
+    from oncorwe.pipeline.resources import measured
 
-    res = stage.run(read_params(params), catalog())
+    with measured("validation", catalog()) as rec:
+        res = stage.run(read_params(params), catalog())
+        rec["hypotheses_validated"] = len(res["hypotheses"])
     _log(f"validation: {res['n_go']} go of {len(res['hypotheses'])}")
 
 

@@ -81,6 +81,11 @@ class Catalog:
         """A stage's DVC metrics file (aggregates only)."""
         return self.root / "metrics" / f"{stage}.json"
 
+    def resources(self, stage: str) -> Path:
+        """A stage's wall time, CPU time, peak memory and rows: read by no stage, tracked
+        by neither DVC nor git, so timings never change a hashed output."""
+        return self.root / "logs" / "resources" / f"{stage}.json"
+
 
 def catalog(root: str | os.PathLike[str] | None = None) -> Catalog:
     """The catalog of the project at ``root`` (default: :func:`project_root`).

@@ -45,12 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     exit 2 with one line on stderr on a known error (an unknown report, a missing file)."""
     args = parser().parse_args(argv)
     try:
+        from oncorwe.core.paths import catalog
         from oncorwe.pipeline.params import read_params
+        from oncorwe.pipeline.resources import measured
         from oncorwe.report.render import write_index
 
         params = read_params(args.params)
-        for name in args.names:
-            render_one(name, params, args)
+        with measured("report", catalog()) as rec:
+            for name in args.names:
+                render_one(name, params, args)
+            rec["reports"] = len(args.names)
         index = write_index(args.reports_dir)
         print(f"[oncorwe] index: {index}", file=sys.stderr)
     except (OncorweError, FileNotFoundError) as err:
