@@ -14,7 +14,6 @@ Example
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -22,6 +21,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oncorwe.core.errors import ConfigError, format_validation_error, load_yaml_model
+from oncorwe.core.net import is_loopback
 from oncorwe.core.paths import resolve
 from oncorwe.core.privacy import DEFAULT_MIN_CELL
 
@@ -218,15 +218,6 @@ class PrivacyParams(_Section):
         return self
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 class FederatedComputeParams(_Section):
     address: str = Field("127.0.0.1", description="host the sites connect to (loopback)")
     port: int = Field(0, ge=0, le=65535, description="0: the OS picks a free port")
@@ -249,7 +240,7 @@ class FederatedComputeParams(_Section):
                 "with throw-away certificates unless tls_dir is set), or allow_insecure: "
                 "true to run without TLS on purpose"
             )
-        if not _is_loopback(self.address) and not self.allow_non_loopback:
+        if not is_loopback(self.address) and not self.allow_non_loopback:
             raise ValueError(
                 f"compute.federated.address is {self.address!r}, not a loopback address: "
                 "every site runs on this machine and connects over loopback; expected "

@@ -25,11 +25,11 @@ from oncorwe.compute.federated.server import (
     FederatedSession,
     TLSConfig,
     federated_config,
-    is_loopback,
     listening_addresses,
     make_tls_material,
 )
 from oncorwe.core.errors import OncorweError
+from oncorwe.core.net import is_loopback
 from oncorwe.pipeline.params import FederatedComputeParams
 from tests.compute.federated import alive
 

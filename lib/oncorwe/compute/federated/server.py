@@ -70,6 +70,7 @@ from typing import Any
 
 from oncorwe.compute.federated.binning import BinningContract, contract_from_summaries
 from oncorwe.core.errors import OncorweError
+from oncorwe.core.net import is_loopback
 from oncorwe.core.paths import resolve
 from oncorwe.core.privacy import DEFAULT_MIN_CELL
 
@@ -81,7 +82,6 @@ __all__ = [
     "federated_contract",
     "federated_summaries",
     "federated_train",
-    "is_loopback",
     "listening_addresses",
     "make_tls_material",
 ]
@@ -113,16 +113,6 @@ _STAGES = (
 
 def _warn(msg: str) -> None:
     print(f"[oncorwe] warning: {msg}", file=sys.stderr, flush=True)
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP addresses (``127.0.0.0/8``, ``::1``)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _open_to_others(path: Path) -> bool:
