@@ -411,6 +411,18 @@ def test_to_dict_is_strict_json():
     assert {"covariate", "smd_before", "smd_after"} <= set(out["balance"][0])
 
 
+def test_the_emulation_carries_the_e_values_of_its_hazard_ratio():
+    from oncorwe.models.sensitivity import e_values_hr
+
+    res = _call(_tiny_frame(400))
+    want = e_values_hr(res.hazard_ratio, res.ci_low, res.ci_high)
+    assert res.e_value == pytest.approx(want["e_value"], rel=1e-12)
+    assert res.e_value_ci == pytest.approx(want["e_value_ci"], rel=1e-12)
+    assert res.e_value >= res.e_value_ci >= 1.0
+    if res.ci_low <= 1.0 <= res.ci_high:
+        assert res.e_value_ci == 1.0
+
+
 # --------------------------------------------------------------------------- worlds
 @pytest.fixture(scope="module")
 def coverage_runs(tmp_path_factory, default_spec, feature_config):

@@ -44,6 +44,7 @@ from oncorwe.core.io import jsonable
 from oncorwe.core.roles import MAX_ABS_COVARIATE, absurd_values, horizon_refusal
 from oncorwe.models.encoding import CovariateEncoder
 from oncorwe.models.kaplan_meier import weighted_kaplan_meier
+from oncorwe.models.sensitivity import e_values_hr
 from oncorwe.models.splits import grouped_fold_ids
 from oncorwe.trials.survival import (
     cox_coefficient,
@@ -323,6 +324,11 @@ class EmulationResult:
     ----------
     hazard_ratio, ci_low, ci_high, p_value : float
         Adjusted (weighted or matched) Cox HR and its CI (``ci_method``).
+    e_value, e_value_ci : float
+        How strongly (risk-ratio scale) an unmeasured confounder would have to be
+        associated with both the strategy and PFS to explain the hazard ratio, and its CI
+        bound nearer 1, away (:func:`oncorwe.models.sensitivity.e_values_hr`, PFS taken
+        as a common outcome); 1 for a CI that includes 1.
     unadjusted_hazard_ratio, unadjusted_ci_low, unadjusted_ci_high : float
     rmst_treated, rmst_control, rmst_difference : float
         Restricted mean survival (months) to ``horizon_months`` from the adjusted KM
@@ -370,6 +376,8 @@ class EmulationResult:
     ci_high: float
     p_value: float
     log_hr_se: float
+    e_value: float
+    e_value_ci: float
     unadjusted_hazard_ratio: float
     unadjusted_ci_low: float
     unadjusted_ci_high: float
@@ -1020,6 +1028,7 @@ def emulate(
         ci_high=hr_hi,
         p_value=p_value,
         log_hr_se=float(se_hr),
+        **e_values_hr(float(np.exp(log_hr)), hr_lo, hr_hi, rare=False),
         unadjusted_hazard_ratio=cox_u.hazard_ratio,
         unadjusted_ci_low=cox_u.ci_low,
         unadjusted_ci_high=cox_u.ci_high,
