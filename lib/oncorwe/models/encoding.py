@@ -133,6 +133,21 @@ class CovariateEncoder:
             m[col] = m[col].fillna(self.medians_[col])
         return m
 
+    def standardizer(self, frame: pd.DataFrame) -> Any:
+        """The logistic / Cox design standardized with ``frame``'s column means and SDs
+        (``ddof=1``; a constant column is left unscaled): returns a function of a frame
+        giving its float matrix, so a model fitted on ``frame`` reads other frames on the
+        same scale.
+
+        >>> df = pd.DataFrame({"age": [50.0, 70.0]})
+        >>> CovariateEncoder(["age"]).fit(df).standardizer(df)(df).round(3).tolist()
+        [[-0.707], [0.707]]
+        """
+        d = self.design(frame)
+        mean, sd = d.mean(), d.std()
+        sd = sd.where(sd > 0, 1.0)
+        return lambda other: ((self.design(other) - mean) / sd).to_numpy(dtype=float)
+
     def xgboost_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Numeric columns as floats (NaN for XGBoost's default directions) and
         categorical columns as pandas categories with the fitted levels."""

@@ -551,10 +551,7 @@ def _crossfit_propensity(
         X = encoder.xgboost_frame(sub)
         params = {**XGBOOST_PROPENSITY, "n_jobs": n_jobs}
     else:
-        design = encoder.design(sub)
-        D = design.to_numpy()
-        sd = D.std(axis=0)
-        X = pd.DataFrame((D - D.mean(axis=0)) / np.where(sd > 0, sd, 1.0), columns=design.columns)
+        X = pd.DataFrame(encoder.standardizer(sub)(sub), columns=encoder.design(sub).columns)
         # Newton-Cholesky: exact and fast when rows far outnumber columns
         logistic = LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200)
         trainer, params = EstimatorTrainer(logistic), {}

@@ -371,13 +371,6 @@ def _check_covariates(enc: CovariateEncoder, frame: pd.DataFrame, label: str) ->
             )
 
 
-def _standardized(enc: CovariateEncoder, train: pd.DataFrame):
-    d = enc.design(train)
-    mean, sd = d.mean(), d.std()
-    sd = sd.where(sd > 0, 1.0)
-    return lambda frame: ((enc.design(frame) - mean) / sd).to_numpy(dtype=float)
-
-
 # The XGBoost Cox model of a transport check (``survival:cox``); a federated or Dask
 # trainer leaves out what is its own (device, threads), in this process it subsamples as
 # SurvivalModel does by default.
@@ -509,7 +502,7 @@ def transport(
     _check_covariates(enc, test, "test")
 
     if model == "cox":
-        design = _standardized(enc, train)
+        design = enc.standardizer(train)
         x_tr = design(train)
         df = pd.DataFrame(x_tr, columns=[f"x{j}" for j in range(x_tr.shape[1])])
         df["T"], df["E"] = tm_tr, ev_tr
@@ -803,7 +796,7 @@ def transport_binary(
     (tr, y_tr), (te, y_te) = frames
     enc = CovariateEncoder(covariates, categorical).fit(tr)
     if model == "logistic":
-        design = _standardized(enc, tr)
+        design = enc.standardizer(tr)
         clf = LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200)
         clf.fit(design(tr), y_tr)
         p_tr, p_te = clf.predict_proba(design(tr))[:, 1], clf.predict_proba(design(te))[:, 1]
