@@ -31,11 +31,25 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it onto ``target`` on success.
 
     Works for files and directories. On an exception the temporary path is removed and
-    ``target`` is left as it was.
+    ``target`` is left as it was. The temporary folder is ``.<name>.<pid>.<random>.tmp``
+    beside ``target``: a writer killed before the rename leaves it behind (and ``target``
+    as it was), and the next write to the same ``target`` removes it, once the process
+    ``pid`` has ended. A live writer's folder, and anything not named so, stay.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> with atomic_path(root / "result.txt") as tmp:
+    ...     _ = tmp.write_text("42")
+    >>> [p.name for p in root.iterdir()], (root / "result.txt").read_text()
+    (['result.txt'], '42')
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    _remove_dead_writers_temps(target)
+    prefix = f".{target.name}.{os.getpid()}."
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
     work = tmp / target.name
     try:
         yield work
@@ -46,6 +60,18 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(work, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_dead_writers_temps(target: Path) -> None:
+    """Remove the temporary folders of ``target`` (``.<name>.<pid>.<random>.tmp``, as
+    :func:`atomic_path` names them) whose writer ``pid`` is no longer running."""
+    # mkdtemp's random part has no dot, so a name parses one way only: ".a.1.<pid>.x.tmp"
+    # belongs to target "a.1", never to "a"
+    pattern = re.compile(re.escape(f".{target.name}.") + r"(?P<pid>[0-9]+)\.[a-z0-9_]+\.tmp")
+    for entry in os.scandir(target.parent):
+        m = pattern.fullmatch(entry.name)
+        if m and entry.is_dir(follow_symlinks=False) and not _alive(int(m["pid"])):
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def jsonable(value: Any) -> Any:
