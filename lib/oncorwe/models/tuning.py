@@ -1,9 +1,15 @@
 """optuna tuning of the XGBoost estimators on a grouped validation split.
 
 The study lives in a SQLite file, so an interrupted tuning resumes where it stopped
-(``load_if_exists``); ``n_trials`` counts the trials already in the study (finished or
-pruned). TPE sampling with a fixed seed. Trials are scored on a validation part split by
-patient: log-loss for binary models, ``1 - Harrell's C`` for survival models.
+(``load_if_exists``); ``n_trials`` counts the trials already in the study that finished
+(complete or pruned). A trial that a killed process left ``RUNNING`` is marked ``FAIL``
+when the study is loaded (:func:`fail_stale_trials`): it is not counted, and TPE ignores
+it, so the resumed study runs the trials still missing. TPE sampling is seeded per
+trial, from the seed and the number of trials finished before it, so a resumed study
+samples what an uninterrupted one would have (one seed for the whole call would restart
+its random stream on every resume, and the first resumed trials would repeat the first
+trials' settings). Trials are scored on a validation part split by patient: log-loss for
+binary models, ``1 - Harrell's C`` for survival models.
 
 Pruning: a trial reports its early-stopping validation loss every ``PRUNE_EVERY`` boosting
 rounds, and optuna's median pruner stops it when that loss is worse than the median of
@@ -14,7 +20,11 @@ trials.
 
 from __future__ import annotations
 
+import datetime
 import logging
+import os
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +39,16 @@ from oncorwe.models.metrics import harrell_c
 PRUNE_EVERY = 10
 PRUNE_STARTUP = 3
 PRUNE_WARMUP = 20
+
+# a trial records which process runs it (user attributes), so that a later load can tell a
+# trial of a killed process from one that a live process is still running
+PID_ATTR = "oncorwe_pid"
+HOST_ATTR = "oncorwe_host"
+UNOWNED_STALE_S = 600.0
+"""A ``RUNNING`` trial that names no process is stale once it started this long ago (a
+tuner records its process within milliseconds of starting a trial)."""
+
+_FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 SPACE = {
     "max_depth": ("int", 2, 7),
@@ -91,6 +111,66 @@ def _take(y, idx):
     return np.asarray(y)[idx]
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine may still be running."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # someone else's process, or no such id: keep it
+        return True
+    return True
+
+
+def fail_stale_trials(
+    study: optuna.Study, *, unowned_after_s: float = UNOWNED_STALE_S
+) -> list[int]:
+    """Mark ``FAIL`` the trials of ``study`` that a process which has ended left ``RUNNING``.
+
+    A trial is stale when the process it names (:data:`PID_ATTR`, :data:`HOST_ATTR`) ran
+    on this machine and is gone, or when it names none and started more than
+    ``unowned_after_s`` seconds ago. A trial of a live process, or of another machine
+    (whose processes cannot be seen from here), is left running.
+
+    Returns
+    -------
+    list of int
+        The numbers of the trials marked ``FAIL``.
+    """
+    host = socket.gethostname()
+    now = datetime.datetime.now()
+    stale = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        pid = t.user_attrs.get(PID_ATTR)
+        if pid is None:
+            started = t.datetime_start
+            dead = started is None or (now - started).total_seconds() > unowned_after_s
+        else:
+            dead = t.user_attrs.get(HOST_ATTR) == host and not _process_alive(int(pid))
+        if dead:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            stale.append(t.number)
+    if stale:
+        logging.getLogger(__name__).warning(
+            "study %s: trials %s were left running by a process that has ended; marked FAIL",
+            study.study_name,
+            stale,
+        )
+    return stale
+
+
+def _sampler(seed: int, n_finished: int) -> optuna.samplers.TPESampler:
+    """The TPE sampler of the trial that follows ``n_finished`` finished trials."""
+    state = np.random.SeedSequence([seed, n_finished]).generate_state(1)[0]
+    return optuna.samplers.TPESampler(seed=int(state))
+
+
+def _n_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=_FINISHED))
+
+
 def tune(
     base,
     X: pd.DataFrame,
@@ -113,7 +193,8 @@ def tune(
     groups : ndarray (n,)
         Patient ids: the validation part holds whole patients.
     n_trials : int
-        Total trials wanted in the study (resumed and pruned trials count); 0 skips
+        Total finished trials wanted in the study (resumed and pruned trials count,
+        trials that failed or that a killed process left running do not); 0 skips
         tuning. Pruning needs ``base.early_stopping_rounds`` (its validation loss is
         what a trial reports).
     timeout_s : float
@@ -131,25 +212,31 @@ def tune(
         storage=url,
         load_if_exists=True,
         direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=_sampler(seed, 0),
         pruner=optuna.pruners.MedianPruner(
             n_startup_trials=PRUNE_STARTUP, n_warmup_steps=PRUNE_WARMUP
         ),
     )
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    done = len([t for t in study.trials if t.state in finished])
-    todo = max(0, n_trials - done)
+    fail_stale_trials(study)
+    todo = max(0, n_trials - _n_finished(study))
     tr, va = grouped_validation_split(len(X), groups, validation_fraction=0.25, random_state=seed)
     X_tr, X_va = X.iloc[tr], X.iloc[va]
     y_tr, y_va = _take(y, tr), _take(y, va)
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr(PID_ATTR, os.getpid())
+        trial.set_user_attr(HOST_ATTR, socket.gethostname())
         model = clone(base).set_params(**_suggest(trial), callbacks=[pruning_callback(trial)])
         model = _fit(model, X_tr, y_tr, np.asarray(groups)[tr])
         return _loss(model, X_va, y_va)
 
-    if todo:
-        study.optimize(objective, n_trials=todo, timeout=timeout_s, gc_after_trial=False)
+    deadline = time.monotonic() + timeout_s
+    for _ in range(todo):  # one trial at a time: each gets its own seeded sampler
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        study.sampler = _sampler(seed, _n_finished(study))
+        study.optimize(objective, n_trials=1, timeout=left, gc_after_trial=False)
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = study.best_params if completed else {}
     return best, study
