@@ -33,13 +33,13 @@ test-fast: install ## the tests not marked slow or notebook
 	$(RUN) pytest -m "not slow and not notebook"
 
 lint: install ## ruff lint and format check, and the import layers (lint-imports)
-	$(RUN) ruff check lib tests benchmarks
-	$(RUN) ruff format --check lib tests benchmarks
+	$(RUN) ruff check lib tests benchmarks tools
+	$(RUN) ruff format --check lib tests benchmarks tools
 	$(RUN) lint-imports
 
 format: install ## ruff format and autofix
-	$(RUN) ruff format lib tests benchmarks
-	$(RUN) ruff check --fix lib tests benchmarks
+	$(RUN) ruff format lib tests benchmarks tools
+	$(RUN) ruff check --fix lib tests benchmarks tools
 
 reports: install ## render the stakeholder reports into reports/ (offline HTML + index)
 	$(RUN) dvc repro report

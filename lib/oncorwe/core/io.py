@@ -70,7 +70,7 @@ def _remove_dead_writers_temps(target: Path) -> None:
     pattern = re.compile(re.escape(f".{target.name}.") + r"(?P<pid>[0-9]+)\.[a-z0-9_]+\.tmp")
     for entry in os.scandir(target.parent):
         m = pattern.fullmatch(entry.name)
-        if m and entry.is_dir(follow_symlinks=False) and not _alive(int(m["pid"])):
+        if m and entry.is_dir(follow_symlinks=False) and not process_alive(int(m["pid"])):
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
@@ -487,18 +487,20 @@ def _remove_stale_staging(path: Path) -> None:
     for entry in os.scandir(path.parent):
         m = _STAGING_NAME.fullmatch(entry.name)
         if m and m["name"] == path.name and entry.is_dir(follow_symlinks=False):
-            if not _alive(int(m["pid"])):
+            if not process_alive(int(m["pid"])):
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` may still be running (and writing its folder)."""
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine may still be running (writing its folder,
+    or its tuning trial): False only when it surely has ended, so nothing of a live
+    process is ever cleaned up. Another user's process or an odd id counts as alive."""
     if os.name != "posix" or pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError):
+    except (OSError, OverflowError):
         return True
     return True

@@ -33,6 +33,7 @@ import optuna
 import pandas as pd
 from sklearn.base import clone
 
+from oncorwe.core.io import process_alive
 from oncorwe.models.estimators import SurvivalModel, grouped_validation_split
 from oncorwe.models.metrics import harrell_c
 
@@ -111,19 +112,6 @@ def _take(y, idx):
     return np.asarray(y)[idx]
 
 
-def _process_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this machine may still be running."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OSError, OverflowError):  # someone else's process, or no such id: keep it
-        return True
-    return True
-
-
 def fail_stale_trials(
     study: optuna.Study, *, unowned_after_s: float = UNOWNED_STALE_S
 ) -> list[int]:
@@ -148,7 +136,7 @@ def fail_stale_trials(
             started = t.datetime_start
             dead = started is None or (now - started).total_seconds() > unowned_after_s
         else:
-            dead = t.user_attrs.get(HOST_ATTR) == host and not _process_alive(int(pid))
+            dead = t.user_attrs.get(HOST_ATTR) == host and not process_alive(int(pid))
         if dead:
             study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             stale.append(t.number)
