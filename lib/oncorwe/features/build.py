@@ -10,6 +10,12 @@ the window or the line ended in it), progression-free survival
 observation) and overall survival. Identifiers leave as keyed hashes, dates as months
 since the index date and the index year.
 
+The hash key: a source other than the synthetic generator needs a secret of its own
+(:func:`stage_pseudonym_key`, from the environment or from a key file outside the project,
+readable by its owner only); only the synthetic world falls back to the public
+development key. The key reaches DuckDB as a query parameter, never in the SQL text, so
+no error message or log line can show it.
+
 The OMOP tables are checked before the query runs (``OMOP_INPUT``: the columns read and
 their kinds): a missing table or column, a type that cannot be read without loss, a
 missing required value, a key on two rows, a treatment line whose person, hospital,
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import duckdb
@@ -122,19 +129,157 @@ _NAIVE_TIMESTAMPS = {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"}
 _ALL_NULL = '"NULL"'  # DuckDB's name for a Parquet column of the null type
 
 
+# The pseudonyms are sha256(key:kind:id), a plain keyed hash. HMAC-SHA256 would be the
+# better construction, but switching to it changes every person_key and line_key, and so
+# every discovery/confirmation/validation split of the shipped world: it is planned with
+# the full-profile rerun, not done here. Until then DEV_KEY's hashes stay byte-identical.
+MIN_KEY_CHARS = 32  # 16 bytes as hex (secrets.token_hex(16)); the recipe makes 32 bytes
+_KEY_FILE_MAX_BYTES = 4096  # a key is one line; a larger file is the wrong file
+# umask 077 creates the file as 0600: no moment at which others may read it
+KEY_RECIPE = (
+    "(umask 077 && mkdir -p ~/.oncorwe && python -c "
+    '"import secrets; print(secrets.token_hex(32))" > ~/.oncorwe/pseudonym.key)'
+)
+
+
 def pseudonym_key(env_name: str) -> str:
-    """The keyed-hash secret: ``$env_name`` or, for synthetic data only, a development key."""
+    """The synthetic world's keyed-hash secret: ``$env_name`` or the development key.
+
+    For worlds drawn by the generator only (tests, benchmarks, truth look-ups); the
+    feature stage asks :func:`stage_pseudonym_key`, which refuses any other source
+    without a real key.
+    """
     return os.environ.get(env_name) or DEV_KEY
+
+
+def stage_pseudonym_key(source: str, env_name: str, key_file: str | None, *, project: Path) -> str:
+    """The feature stage's keyed-hash secret for cohort source ``source``.
+
+    From the environment variable ``env_name`` or from ``key_file`` (``~`` expanded, a
+    relative path read from ``project``), which must lie outside ``project`` and the git
+    working tree holding it and be readable by its owner only (0600 or stricter). Both
+    may be set when they hold the same key. A key is one line of at least
+    ``MIN_KEY_CHARS`` characters, not the development key. Without either, the
+    synthetic source gets :data:`DEV_KEY` and any other source is refused: an
+    :class:`OncorweError` that names the settings and what was found, never the key.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ.pop("ONCORWE_EXAMPLE_KEY", None)
+    >>> stage_pseudonym_key("synthetic", "ONCORWE_EXAMPLE_KEY", None, project=Path("/p"))
+    'oncorwe-synthetic-development-key'
+    """
+    env_where = f"environment variable {env_name} (params.yaml features.pseudonym_key_env)"
+    raw = os.environ.get(env_name)
+    env_key = _checked_key(raw, env_where) if raw else None
+    file_key = _read_key_file(key_file, project) if key_file else None
+    if env_key is not None and file_key is not None and env_key != file_key:
+        raise OncorweError(
+            f"features: the {env_where} and the key file params.yaml "
+            f"features.pseudonym_key_file={key_file} hold different keys; expected one "
+            "key (they would give other pseudonyms): unset the variable or remove the "
+            "setting"
+        )
+    key = file_key if file_key is not None else env_key
+    if key is not None:
+        return key
+    if source == "synthetic":
+        return DEV_KEY
+    raise OncorweError(
+        f"features: cohort.source is {source!r}, and a source other than the synthetic "
+        "generator needs a pseudonymisation key of its own (person and line ids leave "
+        "the stage as keyed hashes; with the public development key anyone could map "
+        f"them back); found no {env_where} and no params.yaml "
+        "features.pseudonym_key_file. Make a key outside the project with "
+        f"`{KEY_RECIPE}`, then set features.pseudonym_key_file: ~/.oncorwe/pseudonym.key "
+        f"in params.yaml (or export {env_name} with the key as its value)"
+    )
+
+
+def _checked_key(raw: str, where: str) -> str:
+    """``raw`` without surrounding whitespace, or a refusal that names ``where`` and
+    what was wrong (the length at most, never the key)."""
+    key = raw.strip()
+    if not key:
+        problem = "an empty key"
+    elif key == DEV_KEY:
+        problem = "the public development key, which anyone can use to map ids back"
+    elif any(c.isspace() or not c.isprintable() for c in key):
+        problem = "a key with spaces, line breaks or control characters inside it"
+    elif len(key) < MIN_KEY_CHARS:
+        problem = f"a key of {len(key)} characters"
+    else:
+        return key
+    raise OncorweError(
+        f"features: the {where} holds {problem}; expected one line of at least "
+        f"{MIN_KEY_CHARS} characters ({MIN_KEY_CHARS // 2} random bytes as hex). Make "
+        f"one with `{KEY_RECIPE}`"
+    )
+
+
+def _project_trees(project: Path) -> list[Path]:
+    """``project`` and the git working tree above it, if any (a key file there could
+    be committed, pushed to a DVC remote or copied with the project)."""
+    root = project.resolve()
+    trees = [root]
+    for parent in (root, *root.parents):
+        if (parent / ".git").exists():
+            if parent != root:
+                trees.append(parent)
+            break
+    return trees
+
+
+def _read_key_file(key_file: str, project: Path) -> str:
+    where = f"key file params.yaml features.pseudonym_key_file={key_file}"
+    given = Path(key_file).expanduser()
+    path = Path(os.path.abspath(given if given.is_absolute() else project / given))
+    real = path.resolve()
+    for tree in _project_trees(project):
+        if path.is_relative_to(tree) or real.is_relative_to(tree):
+            raise OncorweError(
+                f"features: the {where} lies inside the project's folder {tree}, where "
+                "git, DVC or a copy of the project could carry it off; expected a path "
+                "outside it, such as ~/.oncorwe/pseudonym.key. Move it there (and make "
+                "a new key if this one was ever committed or pushed)"
+            )
+    if not real.is_file():
+        found = "a folder" if real.is_dir() else "nothing"
+        shown = "" if str(path) == key_file else f" ({path})"
+        raise OncorweError(
+            f"features: the {where}{shown} is not a file, found {found} there; "
+            f"expected a file holding the key. Make one with `{KEY_RECIPE}`"
+        )
+    st = real.stat()
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise OncorweError(
+            f"features: the {where} has permissions {mode:04o}, so its group or others "
+            f"may read it; expected 0600 or stricter: run `chmod 600 {path}`"
+        )
+    if st.st_size > _KEY_FILE_MAX_BYTES:
+        raise OncorweError(
+            f"features: the {where} holds {st.st_size} bytes; expected one line with the key"
+        )
+    try:
+        text = real.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise OncorweError(
+            f"features: the {where} is not text; expected one line with the key"
+        ) from None
+    return _checked_key(text, where)
 
 
 def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def feature_sql(cfg: FeatureConfig, key: str, site: str | None = None) -> str:
+def feature_sql(cfg: FeatureConfig, site: str | None = None) -> str:
     """The SELECT that builds the analysis table (tables registered as views); with
     ``site``, only the lines of that hospital's patients (every other part of the query
-    is per person or per line, so the union over sites is the whole table)."""
+    is per person or per line, so the union over sites is the whole table). The hash key
+    is the parameter ``$pseudonym_key``: the text holds no secret."""
     markers = ", ".join(_q(b) for b in cfg.biomarkers) or "NULL"
     labs = ", ".join(_q(lab) for lab in cfg.labs) or "NULL"
     comorb = ", ".join(_q(c) for c in cfg.comorbidities) or "NULL"
@@ -196,7 +341,7 @@ def feature_sql(cfg: FeatureConfig, key: str, site: str | None = None) -> str:
                 f"WHEN t.cancer = {_q(cancer)} AND t.line >= {int(line)} THEN {_q(drug)}"
             )
     soc = ("CASE " + " ".join(soc_cases) + " END") if soc_cases else "NULL"
-    k = _q(key)
+    k = "$pseudonym_key::VARCHAR"
     site_filter = (
         ""
         if site is None
@@ -724,10 +869,16 @@ def build_features(
     *,
     threads: int | None = None,
     memory_limit: str | None = None,
+    key: str | None = None,
 ) -> pa.Table:
-    """Run the feature SQL over ``omop_dir`` and return the validated Arrow table."""
+    """Run the feature SQL over ``omop_dir`` and return the validated Arrow table.
+
+    ``key`` is the hash key (the stage's comes from :func:`stage_pseudonym_key`); without
+    it, :func:`pseudonym_key`: for a world drawn by the synthetic generator only.
+    """
+    if key is None:
+        key = pseudonym_key(cfg.pseudonym_key_env)
     con = duckdb.connect()
-    key = pseudonym_key(cfg.pseudonym_key_env)
     try:
         if threads:
             con.execute(f"SET threads = {int(threads)}")
@@ -753,7 +904,7 @@ def build_features(
             )
         parts = []
         for site in sites:
-            part = con.sql(feature_sql(cfg, key, site)).to_arrow_table()
+            part = con.sql(feature_sql(cfg, site), params={"pseudonym_key": key}).to_arrow_table()
             parts.append(part.read_all() if hasattr(part, "read_all") else part)
     finally:
         con.close()

@@ -29,6 +29,7 @@ class FeatureConfig:
     lookback_days: int = 180
     toxicity_window_days: int = 90
     pseudonym_key_env: str = "ONCORWE_PSEUDONYM_KEY"
+    pseudonym_key_file: str | None = None  # a key file outside the project, 0600
 
     def __post_init__(self) -> None:
         for kind, names in (

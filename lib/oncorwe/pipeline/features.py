@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from oncorwe.core.io import write_json
 from oncorwe.core.paths import Catalog
-from oncorwe.features.build import build_features, feature_metrics, write_features
+from oncorwe.features.build import (
+    build_features,
+    feature_metrics,
+    stage_pseudonym_key,
+    write_features,
+)
 from oncorwe.features.schema import FeatureConfig
 from oncorwe.pipeline.params import FeaturesParams, Params
 
@@ -25,13 +30,26 @@ def feature_config(fp: FeaturesParams) -> FeatureConfig:
         lookback_days=fp.lookback_days,
         toxicity_window_days=fp.toxicity_window_days,
         pseudonym_key_env=fp.pseudonym_key_env,
+        pseudonym_key_file=fp.pseudonym_key_file,
     )
 
 
 def run(params: Params, catalog: Catalog) -> dict:
-    """Build the analysis table, write it and the stage metrics; return the metrics."""
+    """Build the analysis table, write it and the stage metrics; return the metrics.
+
+    The hash key is settled before any table is read: a source other than the synthetic
+    generator without a key of its own stops here (:func:`stage_pseudonym_key`).
+    """
     cfg = feature_config(params.features)
-    table = build_features(catalog.omop, cfg, threads=params.compute.threads)
+    # cohort.source decides whether the development key may stand in; dvc.yaml's
+    # features stage should declare it (it does not change any output: only a refusal)
+    key = stage_pseudonym_key(
+        params.cohort.source,
+        cfg.pseudonym_key_env,
+        cfg.pseudonym_key_file,
+        project=catalog.root,
+    )
+    table = build_features(catalog.omop, cfg, threads=params.compute.threads, key=key)
     write_features(table, catalog.analysis, cfg)
     metrics = feature_metrics(table, cfg, params.privacy.min_cell_count)
     write_json(catalog.metrics("features"), metrics)

@@ -67,7 +67,16 @@ class CohortParams(_Section):
 class FeaturesParams(_Section):
     lookback_days: int = Field(180, ge=1, le=3650, description="lab look-back window")
     toxicity_window_days: int = Field(90, ge=1, le=730)
-    pseudonym_key_env: Name = "ONCORWE_PSEUDONYM_KEY"
+    pseudonym_key_env: Name = Field(
+        "ONCORWE_PSEUDONYM_KEY", description="environment variable holding the hash key"
+    )
+    pseudonym_key_file: str | None = Field(
+        None,
+        min_length=1,
+        description="a file holding the hash key: outside the project, mode 0600 or "
+        "stricter (either this or the environment variable is required for any source "
+        "but synthetic)",
+    )
     cancers: list[str] = Field(
         default_factory=lambda: [
             "colorectal",
