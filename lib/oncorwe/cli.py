@@ -242,7 +242,8 @@ def discover(
     from oncorwe.core.roles import load_cohort, load_roles
     from oncorwe.pipeline.hypothesis import TUNING_DB, run_hypothesis, track_config
 
-    outputs = {"hypotheses.json", "summary.json", "splits.parquet", "models/", TUNING_DB}
+    # no splits.parquet: it would carry the table's own (raw) patient ids
+    outputs = {"hypotheses.json", "summary.json", "models/", TUNING_DB}
     folder = claim_output(out, "discover", outputs, force=force)
     r = load_roles(roles)
     r.check_for("discover", str(roles))
@@ -252,7 +253,7 @@ def discover(
     with folder.writing() as tmp:
         if (study := folder.previous(TUNING_DB)) is not None:  # a rerun resumes its study
             shutil.copyfile(study, tmp / TUNING_DB)
-        res = run_hypothesis(frame, r, cfg, tmp)
+        res = run_hypothesis(frame, r, cfg, tmp, splits=False)
     s = res["summary"]
     if not s["n_confirmed"]:
         for line in s.get("why_nothing", []):

@@ -295,3 +295,209 @@ def check_no_identifiers(
     if found:
         shown = "; ".join(map(str, found[:10]))
         raise PrivacyError(f"report holds {len(found)} disallowed value(s): {shown}")
+
+
+# ------------------------------------------------------------- counts tied by sums
+@dataclass(frozen=True)
+class Sum:
+    """``total = sum(parts)`` (``exhaustive``) or ``total = sum(parts) + a remainder``.
+
+    The remainder is the unnamed rest (the rows without an event, say): it is never
+    shown, but it is a cell too, and a small one can be given back by subtraction.
+    """
+
+    total: str
+    parts: tuple[str, ...]
+    exhaustive: bool = False
+
+
+def suppress_related(
+    counts: Mapping[str, int | None], sums: Sequence[Sum], min_cell: int
+) -> dict[str, int | None]:
+    """``counts`` with every count under ``min_cell`` withheld (None), and as many more
+    as it takes that no withheld cell can be derived from the counts shown.
+
+    A cell is withheld when it is under ``min_cell`` (zero included) or None already.
+    For each :class:`Sum`, the cells are its total, its parts and (unless exhaustive) the
+    remainder ``total - sum(parts)``, never shown. Where exactly one of them is unknown
+    and it must stay hidden (a withheld count, or a remainder under ``min_cell``), the
+    smallest part shown is withheld too (the total when no part is shown); this is
+    repeated until no sum gives a hidden cell back. Keys a sum names that ``counts``
+    lacks count as unknown (not published).
+
+    Examples
+    --------
+    12 patients with 2 events: the events are withheld. 30 with 25: the 5 without an
+    event would follow from the total, so the events are withheld.
+
+    >>> ev = [Sum("n", ("events",))]
+    >>> suppress_related({"n": 12, "events": 2}, ev, 11)
+    {'n': 12, 'events': None}
+    >>> suppress_related({"n": 30, "events": 25}, ev, 11)
+    {'n': 30, 'events': None}
+    >>> arms = [Sum("n", ("treated", "control"), exhaustive=True)]
+    >>> suppress_related({"n": 60, "treated": 5, "control": 55}, arms, 11)
+    {'n': 60, 'treated': None, 'control': None}
+    """
+    min_cell = check_min_cell(min_cell)
+    value = {k: None if v is None else int(v) for k, v in counts.items()}
+    hidden = {k for k, v in value.items() if v is None or v < min_cell}
+    changed = True
+    while changed:
+        changed = False
+        for s in sums:
+            cells = [s.total, *s.parts]
+            unknown = [c for c in cells if c not in value or c in hidden]
+            remainder_small = False
+            if not s.exhaustive:
+                known = all(value.get(c) is not None for c in cells)
+                rest = value[s.total] - sum(value[p] for p in s.parts) if known else None
+                remainder_small = rest is not None and rest < min_cell
+            n_unknown = len(unknown) + (0 if s.exhaustive else 1)
+            if n_unknown != 1:
+                continue
+            sensitive = remainder_small if not unknown else unknown[0] in hidden
+            if not sensitive:
+                continue
+            shown = [p for p in s.parts if p in value and p not in hidden]
+            target = min(shown, key=lambda p: value[p]) if shown else s.total
+            if target in value and target not in hidden:
+                hidden.add(target)
+                changed = True
+    return {k: None if k in hidden else v for k, v in value.items()}
+
+
+def suppress_records(
+    records: Sequence[Mapping[str, Any]],
+    min_cell: int,
+    *,
+    columns: Sequence[str],
+    sums: Sequence[Sum] = (),
+    derived: Mapping[str, str | Sequence[str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of a published table (dicts) with their counts suppressed, within and across rows.
+
+    Within a row, :func:`suppress_related` over ``columns`` and ``sums`` (a group's
+    events and its rows without one). Across rows, each column's total is taken as
+    known (it is published elsewhere, or follows from another table of the same rows):
+    where exactly one row's value is withheld, the smallest other is withheld too.
+    A ``derived`` value (a rate, a score computed from a count) is withheld with its count.
+
+    Examples
+    --------
+    >>> rows = [{"g": "a", "n": 40}, {"g": "b", "n": 5}, {"g": "c", "n": 30}]
+    >>> [r["n"] for r in suppress_records(rows, 11, columns=["n"])]
+    [40, None, None]
+    """
+    out = []
+    for rec in records:
+        counts = {c: rec[c] for c in columns if c in rec}
+        out.append({**rec, **suppress_related(counts, sums, min_cell)})
+    for c in columns:
+        have = [r for r in out if c in r]
+        if sum(r[c] is None for r in have) != 1:
+            continue
+        shown = [r for r in have if r[c] is not None]
+        if shown:
+            min(shown, key=lambda r: r[c])[c] = None
+    for col, sources in (derived or {}).items():
+        sources = [sources] if isinstance(sources, str) else list(sources)
+        for r, rec in zip(out, records, strict=True):
+            if col in r and any(rec.get(s) is not None and r.get(s) is None for s in sources):
+                r[col] = None
+    return out
+
+
+# ------------------------------------------------------------- scanning outputs
+#: A key or column that holds counts of patients or rows (``n``, ``n_treated``,
+#: ``events``, ``outside_rows``, ``counts``...), or a mapping / list of them
+#: (``treatments`` of an arm table, ``confirmation_arms``, a histogram's ``counts``).
+COUNT_KEY = re.compile(
+    r"^(n|counts?|rows|lines|patients|persons|events|tested|positive|known|parts|treatments)"
+    r"(_.*)?$|_(n|counts?|rows|lines|patients|persons|events|arms)$"
+)
+#: Count-like names that count something other than patients or rows (models, trials
+#: of a study or a simulation, hypotheses, groups, settings): never a small cell.
+NOT_PATIENT_COUNTS = frozenset(
+    {
+        "n_trials",
+        "n_candidates",
+        "n_confirmed",
+        "n_blinded",
+        "n_not_testable",
+        "n_go",
+        "n_groups",
+        "n_splits",
+        "n_estimators",
+        "n_jobs",
+        "n_replicates",
+        "n_models",
+    }
+)
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def find_small_counts(
+    obj: Any,
+    min_cell: int,
+    where: str = "",
+    *,
+    not_counts: Iterable[str] = NOT_PATIENT_COUNTS,
+) -> list[Finding]:
+    """Every count in 1..``min_cell - 1`` in a JSON-like object or a table.
+
+    A count is an integer under a count-like key (:data:`COUNT_KEY`), or in a list or
+    mapping under one (a histogram's ``counts``, an arm table's ``treatments``); a
+    table's count is an integer in a count-like column. Zero is not flagged (a structural
+    zero, such as no trimmed rows, is no patient), nor keys in ``not_counts``.
+
+    Examples
+    --------
+    >>> find_small_counts({"by_site": [{"n": 40, "events": 3}]}, 11)
+    [Finding(kind='count under 11', where='.by_site[0].events', value='3')]
+    >>> find_small_counts({"n_trials": 2, "counts": [None, 25]}, 11)
+    []
+    """
+    skip = set(not_counts)
+    found: list[Finding] = []
+    kind = f"count under {min_cell}"
+
+    def small(v: Any) -> bool:
+        return _is_count(v) and 0 < int(v) < min_cell
+
+    def walk(o: Any, path: str, counted: bool) -> None:
+        if isinstance(o, pd.DataFrame):
+            for col in o.columns:
+                if str(col) in skip or not is_count_name(str(col)):
+                    continue
+                s = o[col]
+                if pd.api.types.is_integer_dtype(s):
+                    for v in s.dropna().unique()[:5]:
+                        if 0 < int(v) < min_cell:
+                            found.append(Finding(kind, f"{path} column {col!r}", str(int(v))))
+            return
+        if isinstance(o, Mapping):
+            for k, v in o.items():
+                key = str(k)
+                is_count = counted or (key not in skip and bool(COUNT_KEY.search(key)))
+                if key in skip:
+                    continue
+                if is_count and small(v):
+                    found.append(Finding(kind, f"{path}.{key}", str(int(v))))
+                walk(v, f"{path}.{key}", is_count and isinstance(v, Mapping | list))
+        elif isinstance(o, list | tuple):
+            for i, v in enumerate(o):
+                if counted and small(v):
+                    found.append(Finding(kind, f"{path}[{i}]", str(int(v))))
+                walk(v, f"{path}[{i}]", False)
+
+    walk(obj, where, False)
+    return found
+
+
+def is_count_name(name: str) -> bool:
+    """True for a column or key named like a count (:data:`COUNT_NAME` or :data:`COUNT_KEY`)."""
+    return bool(COUNT_NAME.search(name) or COUNT_KEY.search(name))

@@ -42,7 +42,14 @@ from oncorwe.compute.crossfit import OutcomeData
 from oncorwe.core.errors import OncorweError
 from oncorwe.core.io import atomic_path, write_json
 from oncorwe.core.paths import Catalog
-from oncorwe.core.privacy import DEFAULT_MIN_CELL, suppress
+from oncorwe.core.privacy import (
+    DEFAULT_MIN_CELL,
+    Sum,
+    suppress,
+    suppress_records,
+    suppress_related,
+    suppressed_label,
+)
 from oncorwe.core.roles import Roles, horizon_refusal, read_table, roles_for_analysis_table
 from oncorwe.effects.discovery import (
     DiscoveryConfig,
@@ -266,10 +273,30 @@ def _group_metrics(conf: pd.DataFrame, roles: Roles, cfg: TrackConfig, y, score,
             continue
         g = conf[c].astype(str).to_numpy()
         if binary:
-            out[f"by_{k}"] = _records(metrics_by_group(y, score, g, min_cell=cfg.min_cell))
+            recs = _records(metrics_by_group(y, score, g, min_cell=cfg.min_cell))
         else:
-            out[f"by_{k}"] = _c_index_by_group(*y, score, g, cfg.min_cell)
+            recs = _c_index_by_group(*y, score, g, cfg.min_cell)
+        out[f"by_{k}"] = suppress_group_metrics(recs, cfg.min_cell)
     return out
+
+
+#: Metrics that give a group's event count back with its row count: the scaled Brier
+#: score holds the prevalence (``1 - brier / (p (1 - p))``), O/E the observed events.
+EVENT_DERIVED = ("scaled_brier", "observed_expected")
+
+
+def suppress_group_metrics(records: list[dict[str, Any]], min_cell: int) -> list[dict[str, Any]]:
+    """A per-group metrics table as published: a group's events are withheld when they,
+    or the rows without one, are under ``min_cell`` (12 rows with 2 events shows neither
+    the 2 nor the 10), with the metrics computed from them; across the groups, a second
+    count is withheld where only one was (the groups' total is the part's, known)."""
+    return suppress_records(
+        records,
+        min_cell,
+        columns=["n", "events"],
+        sums=[Sum("n", ("events",))],
+        derived={m: "events" for m in EVENT_DERIVED},
+    )
 
 
 def _c_index_by_group(
@@ -465,12 +492,21 @@ TUNING_DB = "tuning.db"  # the optuna study, inside the output folder
 
 
 def run_hypothesis(
-    frame: pd.DataFrame, roles: Roles, cfg: TrackConfig, out_dir: str | Path
+    frame: pd.DataFrame,
+    roles: Roles,
+    cfg: TrackConfig,
+    out_dir: str | Path,
+    *,
+    splits: bool = True,
 ) -> dict:
     """Run track 1 on a validated cohort table and write its outputs to ``out_dir``.
 
     Writes ``hypotheses.json`` (ranked), ``models/`` (response models), ``splits.parquet``
-    (patient id -> part, for track 2) and ``summary.json`` (metrics, SHAP, audit inputs).
+    (patient id -> part, for track 2; only with ``splits``) and ``summary.json`` (metrics,
+    SHAP, audit inputs). The splits file holds the ids as the table has them: the
+    pipeline's are keyed hashes already (the feature stage), a user's own table's are
+    not, so ``oncorwe discover`` writes none (nothing reads it there, and the part of
+    an id is :func:`~oncorwe.cohort.splits.assign_splits` of it with the split seed).
     Every model (response, nuisance, effect) trains where ``cfg.training`` says: in this
     process (pooled), or through one federated session or Dask client for the stage.
     Returns the summary.
@@ -486,7 +522,7 @@ def run_hypothesis(
         if (out_dir / TUNING_DB).is_file():
             shutil.copyfile(out_dir / TUNING_DB, tuning_db)
         with track_trainer(cfg, frame, roles) as trainer:
-            return _run_hypothesis(frame, roles, cfg, out_dir, trainer, tuning_db)
+            return _run_hypothesis(frame, roles, cfg, out_dir, trainer, tuning_db, splits)
 
 
 def track_trainer(cfg: Any, frame: pd.DataFrame, roles: Roles):
@@ -590,6 +626,7 @@ def _run_hypothesis(
     out_dir: Path,
     trainer: Any,
     tuning_db: Path,
+    splits: bool = True,
 ) -> dict:
     """Track 1's steps in order (the wiring); :func:`run_hypothesis` holds the study's
     temporary folder and the stage trainer around them."""
@@ -623,7 +660,17 @@ def _run_hypothesis(
         t0,
     )
     write_track_outputs(
-        Path(out_dir), models, parts, roles, ranked, found.untestable, cfg, dcfg, summary, tuning_db
+        Path(out_dir),
+        models,
+        parts,
+        roles,
+        ranked,
+        found.untestable,
+        cfg,
+        dcfg,
+        summary,
+        tuning_db,
+        splits=splits,
     )
     return {
         "summary": summary,
@@ -669,7 +716,10 @@ def split_parts(frame: pd.DataFrame, roles: Roles, cfg: TrackConfig) -> TrackPar
     disc_i, conf_i = np.flatnonzero(part == "discovery"), np.flatnonzero(part == "confirmation")
     disc = frame.iloc[disc_i].reset_index(drop=True)
     conf = frame.iloc[conf_i].reset_index(drop=True)
-    _log(f"hypothesis: {len(frame)} rows -> discovery {len(disc)}, confirmation {len(conf)}")
+    shown = [suppress(len(x), cfg.min_cell) for x in (frame, disc, conf)]
+    label = suppressed_label(cfg.min_cell)
+    rows, n_disc, n_conf = (label if v is None else v for v in shown)
+    _log(f"hypothesis: {rows} rows -> discovery {n_disc}, confirmation {n_conf}")
     return TrackParts(
         frame=frame,
         part=part,
@@ -798,7 +848,9 @@ def explain_hypotheses(
         mask = None
         if comp_c is not None:
             mask = comp_c.rows & h.condition.mask(pa_conf.frame)
-            h.extras["overlap"] = comp_c.overlap(dcfg.overlap_warn, mask, cfg.min_cell)
+            h.extras["overlap"] = suppress_overlap(
+                comp_c.overlap(dcfg.overlap_warn, mask, cfg.min_cell), cfg.min_cell
+            )
         if model is not None and mask is not None and mask.any():
             h.extras["top_features"] = effect_top_features(model, X_conf, mask, cfg)
         if roles.population and comp_c is not None and mask is not None and name in comp_c.psi:
@@ -831,12 +883,18 @@ def effect_distribution(
     20-bin histogram whose small counts are suppressed: how the effect spreads, not who."""
     cate = model.predict(X_conf.iloc[np.flatnonzero(comp_c.rows)])
     counts, edges = np.histogram(cate, bins=20)
+    # the bins sum to the comparison's confirmation rows (in the overlap summary): a
+    # lone withheld bin would follow from them
+    bins = {f"bin{i}": int(c) for i, c in enumerate(counts)}
+    shown = suppress_related(
+        {"rows": len(cate), **bins}, [Sum("rows", tuple(bins), exhaustive=True)], min_cell
+    )
     return {
         "group": h.group,
         "drug": h.drug,
         "outcome": name,
         "bin_edges": [float(x) for x in edges],
-        "counts": [suppress(int(c), min_cell) for c in counts],
+        "counts": [shown[k] for k in bins],
     }
 
 
@@ -884,16 +942,35 @@ def effect_by_population_of(
 
 
 def suppress_hypothesis_counts(hyps: list[Hypothesis], min_cell: int) -> None:
-    """Withhold every count of a hypothesis under ``min_cell`` (arm sizes and each
-    endpoint's n in both parts): counts leave only above the suppression threshold."""
+    """Withhold every count of a hypothesis under ``min_cell`` (arm sizes, the overlap
+    rows, each endpoint's n in both parts, the rows per population), and each count
+    that would give a withheld one back: the arms sum to the subgroup's confirmation
+    rows, the rows outside the propensity bounds and those inside to them too, and the
+    populations' rows to the subgroup's."""
     for h in hyps:
-        for k in ("n_treated", "n_control"):
-            if k in h.extras:
-                h.extras[k] = suppress(h.extras[k], min_cell)
+        ov = h.extras.get("overlap") or {}
+        counts = {k: h.extras[k] for k in ("n_treated", "n_control") if k in h.extras}
+        counts.update({k: ov[k] for k in ("rows", "outside_rows") if k in ov})
+        shown = suppress_related(
+            counts,
+            [
+                Sum("rows", ("n_treated", "n_control"), exhaustive=True),
+                Sum("rows", ("outside_rows",)),
+            ],
+            min_cell,
+        )
+        for k, v in shown.items():
+            (ov if k in ("rows", "outside_rows") else h.extras)[k] = v
+        if ov and ov.get("outside_rows") is None:
+            ov["outside_share"] = None
         for block in (h.discovery, h.confirmation):
             for res in block.values():
                 if "n" in res:
                     res["n"] = suppress(res["n"], min_cell)
+        if "effect_by_population" in h.extras:
+            h.extras["effect_by_population"] = suppress_records(
+                h.extras["effect_by_population"], min_cell, columns=["n"]
+            )
 
 
 def response_model_shap(
@@ -944,8 +1021,7 @@ def track_summary(
         "why_nothing": (
             [] if n_confirmed else why_nothing(report, n_comparisons, n_candidates, n_blinded)
         ),
-        "n_rows": suppress(len(parts.frame), cfg.min_cell),
-        "parts": {k: suppress(int((parts.part == k).sum()), cfg.min_cell) for k in cfg.fractions},
+        **part_counts(parts, cfg),
         "n_candidates": n_candidates,
         "n_not_testable": len(found.untestable),
         "n_confirmed": n_confirmed,
@@ -960,6 +1036,17 @@ def track_summary(
         "training": training_summary(cfg.training, trainer),
         "seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+def part_counts(parts: TrackParts, cfg: TrackConfig) -> dict[str, Any]:
+    """The rows and each part's rows, suppressed together: the parts sum to the rows."""
+    counts = {k: int((parts.part == k).sum()) for k in cfg.fractions}
+    shown = suppress_related(
+        {"n_rows": len(parts.frame), **counts},
+        [Sum("n_rows", tuple(counts), exhaustive=True)],
+        cfg.min_cell,
+    )
+    return {"n_rows": shown.pop("n_rows"), "parts": shown}
 
 
 def hypotheses_payload(
@@ -993,9 +1080,12 @@ def write_track_outputs(
     dcfg: DiscoveryConfig,
     summary: dict[str, Any],
     tuning_db: Path,
+    *,
+    splits: bool = True,
 ) -> None:
     """Write the stage's outputs all at once (a failed run leaves no half folder): the
-    response models, each patient's part (track 2 validates on the untouched one),
+    response models, each patient's part (with ``splits``: track 2 validates on the
+    untouched one),
     ``hypotheses.json``, ``summary.json`` and the tuning study a rerun resumes."""
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
@@ -1004,9 +1094,10 @@ def write_track_outputs(
             # an estimator also writes <name>.features.json (load_estimator reads both);
             # a federated / Dask TrainedModel writes its own format
             model.save(tmp / "models" / f"{name}.json")
-        pd.DataFrame(
-            {"id": parts.frame[roles.id].astype(str), "part": parts.part}
-        ).drop_duplicates().to_parquet(tmp / "splits.parquet", index=False)
+        if splits:
+            pd.DataFrame(
+                {"id": parts.frame[roles.id].astype(str), "part": parts.part}
+            ).drop_duplicates().to_parquet(tmp / "splits.parquet", index=False)
         write_json(tmp / "hypotheses.json", hypotheses_payload(ranked, untestable, dcfg, cfg))
         write_json(tmp / "summary.json", summary)
         if tuning_db.is_file():
@@ -1030,17 +1121,29 @@ def screen_report(
     treat = disc[roles.treatment].astype(str).to_numpy()
     is_ctl = treat == comparator.reset_index(drop=True).astype(str).to_numpy()
     groups = disc[group_col].astype(str).to_numpy() if group_col else np.full(len(disc), "all")
-    arms = []
+    cells: dict[tuple[str, str | None], int] = {}
     for g in sorted(set(groups)):
         in_g = groups == g
-        counts = pd.Series(treat[in_g & ~is_ctl]).value_counts()
-        arms.append(
-            {
-                "group": g,
-                "comparator_rows": suppress(int((in_g & is_ctl).sum()), min_cell),
-                "treatments": {str(k): suppress(int(v), min_cell) for k, v in counts.items()},
-            }
-        )
+        cells[(g, None)] = int((in_g & is_ctl).sum())
+        for k, v in pd.Series(treat[in_g & ~is_ctl]).value_counts().items():
+            cells[(g, str(k))] = int(v)
+    # every discovery row is in one cell and the discovery part's rows are published:
+    # a lone withheld cell would follow from them
+    keys = {f"cell{i}": c for i, c in enumerate(cells)}
+    shown = suppress_related(
+        {"rows": len(disc), **{k: cells[c] for k, c in keys.items()}},
+        [Sum("rows", tuple(keys), exhaustive=True)],
+        min_cell,
+    )
+    value = {c: shown[k] for k, c in keys.items()}
+    arms = [
+        {
+            "group": g,
+            "comparator_rows": value[(g, None)],
+            "treatments": {d: v for (gg, d), v in value.items() if gg == g and d is not None},
+        }
+        for g in sorted(set(groups))
+    ]
     return {
         "discovery_arms": arms,
         "min_drug_rows": dcfg.min_drug_rows,
@@ -1117,7 +1220,9 @@ def overlap_summary(
         for name, pa in (("discovery", pa_disc), ("confirmation", pa_conf)):
             comp = pa.comparison(c.group, c.drug)
             if comp is not None:
-                entry[name] = comp.overlap(dcfg.overlap_warn, min_cell=min_cell)
+                entry[name] = suppress_overlap(
+                    comp.overlap(dcfg.overlap_warn, min_cell=min_cell), min_cell
+                )
         out.append(entry)
         poor = [k for k in ("discovery", "confirmation") if entry.get(k, {}).get("poor_overlap")]
         if poor:
@@ -1137,6 +1242,23 @@ def overlap_summary(
                 "the treatment or follows the index date (if none, the drug is given almost "
                 f"only on indication here); the propensity model leans most on: {drivers or '-'}"
             )
+    return out
+
+
+def suppress_overlap(overlap: dict[str, Any], min_cell: int) -> dict[str, Any]:
+    """An overlap summary (:meth:`Comparison.overlap`, counts suppressed) with the rows
+    outside the propensity bounds also withheld when those inside are few (they would
+    follow from the rows), and their share with them."""
+    out = dict(overlap)
+    out.update(
+        suppress_related(
+            {k: out[k] for k in ("rows", "outside_rows")},
+            [Sum("rows", ("outside_rows",))],
+            min_cell,
+        )
+    )
+    if out["outside_rows"] is None:
+        out["outside_share"] = None
     return out
 
 

@@ -31,7 +31,13 @@ import pandas as pd
 from oncorwe.core.errors import OncorweError
 from oncorwe.core.io import rounded, write_json
 from oncorwe.core.paths import Catalog
-from oncorwe.core.privacy import DEFAULT_MIN_CELL
+from oncorwe.core.privacy import (
+    DEFAULT_MIN_CELL,
+    Sum,
+    suppress,
+    suppress_related,
+    suppressed_label,
+)
 from oncorwe.core.roles import Roles, read_table, roles_for_analysis_table
 from oncorwe.core.rules import Condition
 from oncorwe.effects.discovery import HypothesisRecord
@@ -342,7 +348,9 @@ def _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer) -> 
     valid = validation_part(frame, roles, parts)
     covariates = validation_covariates(frame, roles)
     chosen = choose_hypotheses(hypotheses, cfg.top_k)
-    _log(f"validation: {len(chosen)} hypotheses on {len(valid)} held-out rows")
+    n_valid = suppress(len(valid), cfg.min_cell)
+    shown = suppressed_label(cfg.min_cell) if n_valid is None else n_valid
+    _log(f"validation: {len(chosen)} hypotheses on {shown} held-out rows")
     sketch_contract(trainer, [frame], roles, covariates)
     results = []
     for h in chosen:
@@ -412,6 +420,7 @@ def validate_hypothesis(
     tr = transport_or_reason(valid, roles, h, covariates, cfg, trainer)
     decision, reasons = decide(h, em, trial)
     suppress_emulation_counts(em, cfg.min_cell)
+    suppress_transport_counts(tr, cfg.min_cell)
     entry.update(
         {
             "emulation": em,
@@ -477,16 +486,50 @@ EMULATION_COUNTS = (
     "events_treated",
     "events_control",
     "n_eligible",
+    "n_trimmed",
     "n_response",
+)
+#: How the emulation's counts add up: the eligible rows are the arms and the trimmed
+#: ones, the events those of the two arms, and each arm's rows its events and the rest.
+EMULATION_SUMS = (
+    Sum("n_eligible", ("n_treated", "n_control", "n_trimmed"), exhaustive=True),
+    Sum("events", ("events_treated", "events_control"), exhaustive=True),
+    Sum("n_treated", ("events_treated",)),
+    Sum("n_control", ("events_control",)),
 )
 
 
 def suppress_emulation_counts(em: dict[str, Any], min_cell: int) -> None:
-    """Withhold (as None) each count of the emulation under ``min_cell``, after the
-    decision has read the estimates: counts leave only above the threshold."""
-    for k in EMULATION_COUNTS:
-        if k in em and em[k] is not None and em[k] < min_cell:
-            em[k] = None
+    """Withhold (as None) each count of the emulation under ``min_cell``, and each that
+    would give a withheld one back (:data:`EMULATION_SUMS`), after the decision has read
+    the estimates: counts leave only above the threshold. A structural zero (no trimmed
+    row) is no patient and is kept."""
+    counts = {k: em[k] for k in EMULATION_COUNTS if k in em}
+    sums = list(EMULATION_SUMS)
+    if counts.get("n_trimmed") == 0:
+        del counts["n_trimmed"]
+        sums[0] = Sum("n_eligible", ("n_treated", "n_control"), exhaustive=True)
+    em.update(suppress_related(counts, sums, min_cell))
+    ps = em.get("propensity_summary")
+    if isinstance(ps, dict) and "n_trimmed" in ps:
+        ps["n_trimmed"] = em.get("n_trimmed")
+
+
+def suppress_transport_counts(tr: dict[str, Any], min_cell: int) -> None:
+    """Withhold the transport's counts under ``min_cell``: the development and
+    validation rows and each one's events (and the events when the rows without one
+    are few, which would follow from the rows)."""
+    for side, n_key in (("train_performance", "n_train"), ("test_performance", "n_test")):
+        perf = tr.get(side)
+        if not isinstance(perf, dict):
+            if n_key in tr:
+                tr[n_key] = suppress(tr[n_key], min_cell)
+            continue
+        counts = {k: perf[k] for k in ("n", "events") if k in perf}
+        shown = suppress_related(counts, [Sum("n", ("events",))], min_cell)
+        perf.update(shown)
+        if n_key in tr:
+            tr[n_key] = shown.get("n", suppress(tr[n_key], min_cell))
 
 
 def validation_payload(
