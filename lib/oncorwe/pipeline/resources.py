@@ -29,6 +29,7 @@ STAGES = ("cohort", "features", "hypothesis", "validation", "report")
 
 
 def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its children that have ended."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
