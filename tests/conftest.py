@@ -78,7 +78,7 @@ def small_track_config(seed: int = 1):
     """Track 1 settings for tests: one thread, two tuning trials."""
     from oncorwe.pipeline.params import ComputeParams, HypothesisParams
 
-    hp = HypothesisParams(tuning_trials=2, tuning_timeout_s=20, shap_rows=300)
+    hp = HypothesisParams(tuning_trials=2, shap_rows=300)
     return track_config(hp, ComputeParams(threads=1), min_cell=11)
 
 

@@ -178,7 +178,7 @@ def test_no_output_of_a_users_table_holds_a_patient_id(byo_cohort, tmp_path):
     t[t["population"] == "korean"].to_csv(tmp_path / "a.csv", index=False)
     t[t["population"] != "korean"].to_csv(tmp_path / "b.csv", index=False)
     small = tmp_path / "params.yaml"  # two tuning trials: the ids, not the fit, are tested
-    small.write_text(yaml.safe_dump({"hypothesis": {"tuning_trials": 2, "tuning_timeout_s": 10}}))
+    small.write_text(yaml.safe_dump({"hypothesis": {"tuning_trials": 2}}))
     runs = {
         "discover": ("--cohort", cohort, "--roles", roles, "--params", small),
         "emulate": ("--cohort", cohort, "--roles", roles),

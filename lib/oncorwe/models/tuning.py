@@ -155,7 +155,9 @@ def _sampler(seed: int, n_finished: int) -> optuna.samplers.TPESampler:
     return optuna.samplers.TPESampler(seed=int(state))
 
 
-def _n_finished(study: optuna.Study) -> int:
+def n_finished(study: optuna.Study) -> int:
+    """The study's finished trials (complete or pruned): what a tuning budget counts and
+    a report shows; failed trials, and trials a killed process left running, are not."""
     return len(study.get_trials(deepcopy=False, states=_FINISHED))
 
 
@@ -166,7 +168,7 @@ def tune(
     groups: np.ndarray,
     *,
     n_trials: int,
-    timeout_s: float,
+    timeout_s: float | None = None,
     storage: str | Path | None,
     study_name: str,
     seed: int = 0,
@@ -185,8 +187,10 @@ def tune(
         trials that failed or that a killed process left running do not); 0 skips
         tuning. Pruning needs ``base.early_stopping_rounds`` (its validation loss is
         what a trial reports).
-    timeout_s : float
-        Wall-clock budget for this call.
+    timeout_s : float, optional
+        A wall-clock budget for this call, opt-in: with one, how many trials run depends
+        on the machine's speed, and two runs of the same inputs may tune differently.
+        Default: none (the budget is ``n_trials``).
     storage : path or None
         SQLite file for the study (None: in memory).
     """
@@ -206,7 +210,7 @@ def tune(
         ),
     )
     fail_stale_trials(study)
-    todo = max(0, n_trials - _n_finished(study))
+    todo = max(0, n_trials - n_finished(study))
     tr, va = grouped_validation_split(len(X), groups, validation_fraction=0.25, random_state=seed)
     X_tr, X_va = X.iloc[tr], X.iloc[va]
     y_tr, y_va = _take(y, tr), _take(y, va)
@@ -218,12 +222,12 @@ def tune(
         model = _fit(model, X_tr, y_tr, np.asarray(groups)[tr])
         return _loss(model, X_va, y_va)
 
-    deadline = time.monotonic() + timeout_s
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     for _ in range(todo):  # one trial at a time: each gets its own seeded sampler
-        left = deadline - time.monotonic()
-        if left <= 0:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
             break
-        study.sampler = _sampler(seed, _n_finished(study))
+        study.sampler = _sampler(seed, n_finished(study))
         study.optimize(objective, n_trials=1, timeout=left, gc_after_trial=False)
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = study.best_params if completed else {}

@@ -63,7 +63,7 @@ from oncorwe.effects.metalearners import dr_pseudo_outcome_loss
 from oncorwe.models.encoding import feature_frame
 from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
 from oncorwe.models.metrics import binary_metrics, harrell_c, metrics_by_group
-from oncorwe.models.tuning import tune
+from oncorwe.models.tuning import n_finished, tune
 from oncorwe.pipeline.params import ComputeParams, HypothesisParams, Params
 
 
@@ -76,7 +76,7 @@ class TrackConfig:
     horizon_months: float = 12.0
     discovery: DiscoveryConfig | None = None
     tuning_trials: int = 8
-    tuning_timeout_s: float = 60.0
+    tuning_timeout_s: float | None = None  # opt-in: a time budget depends on the machine
     shap_rows: int = 2000
     min_cell: int = DEFAULT_MIN_CELL
     device: str = "auto"
@@ -236,7 +236,7 @@ def _fit_binary_model(
     yc = conf.loc[ok_c, col].to_numpy(int)
     return model, {
         "overall": {k: float(v) for k, v in binary_metrics(yc, p).items()},
-        "n_trials": len(study.trials),
+        "n_trials": n_finished(study),
         "best_params": best,
         **_group_metrics(conf.loc[ok_c], roles, cfg, yc, p, True),
     }
@@ -258,7 +258,7 @@ def _fit_pfs_model(
     ev_c, t_c = conf[roles.event].to_numpy(int), conf[roles.time].to_numpy(float)
     return model, {
         "overall": {"c_index": float(harrell_c(ev_c, t_c, risk))},
-        "n_trials": len(study.trials),
+        "n_trials": n_finished(study),
         "best_params": best,
         **_group_metrics(conf, roles, cfg, (ev_c, t_c), risk, False),
     }
@@ -560,11 +560,11 @@ def study_key(disc: pd.DataFrame, roles: Roles, covariates: list[str], cfg: Any)
 
 
 def training_summary(backend: str, trainer: Any) -> dict[str, Any]:
-    """Where a stage's models trained, how many went through its trainer, how long."""
+    """Where a stage's models trained and how many went through its trainer (the time
+    they took is the stage's resource record's, never a hashed output's)."""
     return {
         "backend": backend,
         "models_through_trainer": trainer.n_models,
-        "training_seconds": round(trainer.seconds, 1),
     }
 
 
@@ -657,7 +657,6 @@ def _run_hypothesis(
         shap_models,
         effect_dist,
         trainer,
-        t0,
     )
     write_track_outputs(
         Path(out_dir),
@@ -998,7 +997,6 @@ def track_summary(
     shap_models: dict[str, Any],
     effect_dist: list[dict[str, Any]],
     trainer: Any,
-    t0: float,
 ) -> dict[str, Any]:
     """``summary.json``: the counts of every step (suppressed), the screen, why nothing
     was confirmed when nothing was, overlap, model metrics and SHAP, the effect
@@ -1034,7 +1032,6 @@ def track_summary(
         "effect_distribution": effect_dist,
         "horizon_months": cfg.horizon_months,
         "training": training_summary(cfg.training, trainer),
-        "seconds": round(time.perf_counter() - t0, 1),
     }
 
 
@@ -1361,7 +1358,6 @@ def run(params: Params, catalog: Catalog) -> dict:
             "response_auc": models.get("response", {}).get("overall", {}).get("auc"),
             "toxicity_auc": models.get("toxicity", {}).get("overall", {}).get("auc"),
             "pfs_c_index": models.get("pfs", {}).get("overall", {}).get("c_index"),
-            "seconds": s["seconds"],
         },
     )
     return s

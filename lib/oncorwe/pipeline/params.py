@@ -176,7 +176,12 @@ class HypothesisParams(_Section):
     n_splits: int = Field(3, ge=2, le=10, description="cross-fitting folds")
     nuisance: NuisanceParams = NuisanceParams()
     tuning_trials: int = Field(8, ge=0, le=500, description="optuna trials per response model")
-    tuning_timeout_s: float = Field(60.0, gt=0, description="optuna budget per model")
+    tuning_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="optional optuna time budget per model, seconds: with one, the trials "
+        "run depend on the machine's speed (opt-in; the budget is tuning_trials)",
+    )
     shap_rows: int = Field(2000, ge=50, description="rows explained per model (exact TreeSHAP)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 

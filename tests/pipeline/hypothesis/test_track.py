@@ -191,3 +191,37 @@ def test_overlap_is_reported_per_comparison_and_per_hypothesis(track1):
         o = h["overlap"]
         assert set(o) == {"rows", "outside_rows", "outside_share", "poor_overlap"}
         assert o["rows"] is None or o["rows"] >= 11
+
+
+def test_two_runs_of_the_same_inputs_write_the_same_bytes(track1, tmp_path):
+    """Same inputs, same outputs: every file of a second run equals the first's byte for
+    byte (no timing, no machine speed in them); the tuning study, whose trials carry
+    their timestamps, holds the same trials with the same parameters and scores."""
+    import optuna
+
+    from oncorwe.core.roles import read_table, roles_for_analysis_table
+    from oncorwe.pipeline.hypothesis import TUNING_DB, run_hypothesis
+
+    from ...conftest import small_track_config
+
+    out, _ = track1
+    analysis = out.parent / "analysis"
+    again = tmp_path / "again"
+    run_hypothesis(
+        read_table(analysis), roles_for_analysis_table(analysis), small_track_config(), again
+    )
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for f in files:
+        if f.name != TUNING_DB:
+            assert (out / f).read_bytes() == (again / f).read_bytes(), f
+
+    def trials(folder):
+        url = f"sqlite:///{folder / TUNING_DB}"
+        return {
+            s.study_name: [(t.params, t.value, t.state) for t in optuna.load_study(
+                study_name=s.study_name, storage=url).trials]
+            for s in optuna.get_all_study_summaries(url)
+        }  # fmt: skip
+
+    assert trials(out) == trials(again)
