@@ -145,3 +145,35 @@ def test_a_failed_write_leaves_no_temporary_and_the_target_as_it_was(tmp_path):
         raise RuntimeError("stage failed")
     assert tree(target) == {"part-0.txt": "old 0", "part-1.txt": "old 1"}
     assert temps(tmp_path) == []
+
+
+def test_a_run_killed_inside_its_scratch_folder_leaves_what_the_next_write_removes(tmp_path):
+    """The hypothesis stage keeps its tuning study in ``scratch_beside(out)`` while it runs:
+    a SIGKILL there leaves a folder beside the output (not in the system's temp
+    directory), and the next write of that output removes it."""
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from pathlib import Path
+        from oncorwe.core.io import scratch_beside
+
+        with scratch_beside(Path(sys.argv[1])) as work:
+            (work / "tuning.db").write_text("a study in progress")
+            print("half written", flush=True)
+            time.sleep(120)
+        """
+    )
+    target = tmp_path / "hypothesis"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(target)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "half written"
+        (debris,) = temps(tmp_path)
+        assert debris.startswith(f".hypothesis.{proc.pid}.")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert temps(tmp_path) == [debris]
+    write(target, "folder", "rerun")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hypothesis"]

@@ -46,10 +46,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     (['result.txt'], '42')
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_writers_temps(target)
-    prefix = f".{target.name}.{os.getpid()}."
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
+    tmp = _temp_beside(target)
     work = tmp / target.name
     try:
         yield work
@@ -60,6 +57,36 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(work, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_beside(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """A private working folder next to ``target`` for the length of the block, removed
+    after it. Named as :func:`atomic_path` names its temporaries, so a run killed inside
+    the block leaves nothing a later write to ``target`` does not remove (a folder in the
+    system's temp directory would stay there).
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> with scratch_beside(root / "out") as work:
+    ...     _ = (work / "study.db").write_text("x")
+    >>> list(root.iterdir())
+    []
+    """
+    tmp = _temp_beside(Path(target))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _temp_beside(target: Path) -> Path:
+    """A new ``.<name>.<pid>.<random>.tmp`` folder beside ``target``, after removing the
+    ones of writers that have ended."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_writers_temps(target)
+    prefix = f".{target.name}.{os.getpid()}."
+    return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
 
 
 def _remove_dead_writers_temps(target: Path) -> None:

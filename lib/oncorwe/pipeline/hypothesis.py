@@ -27,7 +27,6 @@ Everything it writes is aggregate: counts under the suppression threshold are re
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,7 +39,7 @@ from oncorwe.audit import effect_by_group, to_records
 from oncorwe.cohort.splits import assign_splits
 from oncorwe.compute.crossfit import OutcomeData
 from oncorwe.core.errors import OncorweError
-from oncorwe.core.io import atomic_path, write_json
+from oncorwe.core.io import atomic_path, scratch_beside, write_json
 from oncorwe.core.paths import Catalog
 from oncorwe.core.privacy import (
     DEFAULT_MIN_CELL,
@@ -513,12 +512,13 @@ def run_hypothesis(
 
     The optuna study is part of the output (``tuning.db``): a rerun onto the same output
     with the same data and settings reuses it (a study is keyed by :func:`study_key`), and
-    while the run lasts it lives in a private temporary folder, removed whatever happens,
-    so a failed run leaves no study behind.
+    while the run lasts it lives in a private folder beside ``out_dir``
+    (:func:`~oncorwe.core.io.scratch_beside`), removed when the run ends, and by the next
+    write of ``out_dir`` when the run was killed.
     """
     out_dir = Path(out_dir)
-    with tempfile.TemporaryDirectory(prefix="oncorwe-tuning-") as work:
-        tuning_db = Path(work) / TUNING_DB
+    with scratch_beside(out_dir) as work:  # a killed run's is removed by the next
+        tuning_db = work / TUNING_DB
         if (out_dir / TUNING_DB).is_file():
             shutil.copyfile(out_dir / TUNING_DB, tuning_db)
         with track_trainer(cfg, frame, roles) as trainer:
