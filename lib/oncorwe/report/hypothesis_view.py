@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from oncorwe.report import figures
+
 ENDPOINT_LABEL = {
     "response": "Response: risk difference",
     "pfs": "PFS: RMST difference (months)",
@@ -223,7 +225,8 @@ def effect_distribution(summary: dict) -> pd.DataFrame:
 
 
 def population_effects(hyps: list[dict], top: int = 8) -> pd.DataFrame:
-    """Forest rows of each confirmed hypothesis' effect per population."""
+    """Forest rows of each confirmed hypothesis' effect per population, with the unit of
+    its primary endpoint (``endpoint``: months and risk differences never share an axis)."""
     rows = []
     for h in [h for h in hyps if h["confirmed"]][:top]:
         for p in h.get("effect_by_population", []):
@@ -236,9 +239,119 @@ def population_effects(hyps: list[dict], top: int = 8) -> pd.DataFrame:
                     "ci_low": p["ci_low"],
                     "ci_high": p["ci_high"],
                     "group": h["drug"],
+                    "endpoint": h.get("primary_endpoint") or "response",
                 }
             )
-    return pd.DataFrame(rows, columns=["label", "estimate", "ci_low", "ci_high", "group"])
+    return pd.DataFrame(
+        rows, columns=["label", "estimate", "ci_low", "ci_high", "group", "endpoint"]
+    )
+
+
+# --------------------------------------------------------------------------- figures
+# The notebook's figures, built here so that every one of them is checked (tests/report).
+
+FOREST_TITLE = {
+    "pfs": "Progression-free survival gained (months) against the comparator",
+    "response": "Response rate difference against the comparator",
+    "toxicity": "Severe toxicity difference against the comparator (positive = more toxic)",
+}
+
+
+def forest_figure(hyps: list[dict], endpoint: str):
+    """Forest plot of the confirmed hypotheses on one endpoint (a note when none)."""
+    return figure_or_note(
+        forest_rows(hyps, endpoint),
+        lambda rows: figures.forest_plot(
+            rows,
+            null_value=0,
+            x_title=ENDPOINT_LABEL[endpoint],
+            title=FOREST_TITLE[endpoint],
+        ),
+        "No confirmed hypothesis to show.",
+    )
+
+
+def shap_figures(summary: dict) -> list:
+    """One mean-|SHAP| bar chart per outcome model."""
+    return [
+        figures.bar_counts(
+            shap_frame(summary, model),
+            x="feature",
+            y="mean_abs_shap",
+            horizontal=True,
+            title=f"{model} model: mean |SHAP|",
+            x_title="Characteristic",
+            y_title="Mean |SHAP| (log-odds or log-hazard)",
+        )
+        for model in summary.get("shap", {})
+    ]
+
+
+def observed_expected_figure(summary: dict):
+    """Observed / expected responses of the response model per population."""
+    return figure_or_note(
+        calibration_by(summary, "response", "population"),
+        lambda rows: figures.bar_counts(
+            rows,
+            x="group",
+            y="observed_expected",
+            title="Response model: observed / expected by population",
+            x_title="Population",
+            y_title="Observed / expected",
+        ),
+        "No population metrics.",
+    )
+
+
+def auc_by_hospital_figure(summary: dict):
+    """AUC of the response model per hospital."""
+    return figure_or_note(
+        calibration_by(summary, "response", "hospital"),
+        lambda rows: figures.bar_counts(
+            rows,
+            x="group",
+            y="auc",
+            horizontal=True,
+            title="Response model: AUC by hospital",
+            x_title="Hospital",
+            y_title="AUC",
+        ),
+        "No hospital metrics.",
+    )
+
+
+def effect_distribution_figure(summary: dict, min_cell: int):
+    """Histogram of the predicted effects, one panel per comparison."""
+    return figure_or_note(
+        effect_distribution(summary),
+        lambda rows: figures.bar_counts(
+            rows,
+            x="effect",
+            y="lines",
+            facet="comparison",
+            min_cell=min_cell,
+            title="Predicted effect per line",
+            x_title="Predicted effect",
+            y_title="Lines",
+        ),
+        "No effect model was fitted (no hypothesis reached confirmation).",
+    )
+
+
+def population_figures(hyps: list[dict], top: int = 8) -> list:
+    """Effect by population: one forest plot per endpoint unit (a note when none)."""
+    rows = population_effects(hyps, top)
+    if rows.empty:
+        return [figure_or_note(rows, None, "No confirmed hypothesis with population estimates.")]
+    return [
+        figures.forest_plot(
+            part.drop(columns="endpoint"),
+            null_value=0,
+            x_title=ENDPOINT_LABEL.get(endpoint, endpoint),
+            title=f"Effect by population ({ENDPOINT_LABEL.get(endpoint, endpoint)})",
+        )
+        for endpoint, part in rows.groupby("endpoint", sort=False)
+    ]
 
 
 def figure_or_note(rows: pd.DataFrame, make, note: str = "Nothing to show: no rows."):

@@ -8,6 +8,9 @@ from typing import Any
 
 import pandas as pd
 
+from oncorwe.report import figures
+from oncorwe.report.hypothesis_view import figure_or_note
+
 
 def load_validation(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
@@ -141,3 +144,47 @@ def transport_table(res: dict[str, Any]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- figures
+# The notebook's figures, built here so that every one of them is checked (tests/report).
+
+
+def hr_figure(res: dict[str, Any]):
+    """Weighted and unadjusted hazard ratios (a note when nothing was validated)."""
+    return figure_or_note(
+        hr_forest(res),
+        lambda rows: figures.forest_plot(
+            rows,
+            null_value=1,
+            x_title="Hazard ratio (95% CI)",
+            title="Progression-free survival: drug vs comparator",
+        ),
+        "No hypothesis was validated (track 1 confirmed none).",
+    )
+
+
+def km_figure(h: dict[str, Any]):
+    return figures.km_plot(km_curves(h), title="Weighted progression-free survival")
+
+
+def balance_figure(h: dict[str, Any], top: int = 40):
+    return figures.balance_plot(
+        balance_rows(h).head(top), title="Covariate balance (largest differences)"
+    )
+
+
+def adaptive_figure(res: dict[str, Any]):
+    return figure_or_note(
+        adaptive_rows(res),
+        lambda rows: figures.bar_counts(
+            rows,
+            x="hypothesis",
+            y="P(graduate)",
+            color="signature",
+            percent=True,
+            title="Probability of graduation by signature",
+            y_title="P(graduate)",
+        ),
+        "No adaptive design was simulated.",
+    )
