@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from oncorwe.report import figures
@@ -89,8 +90,28 @@ def km_curves(h: dict[str, Any]) -> dict[str, tuple[list[float], list[float]]]:
     return {names.get(arm, arm): (v["times"], v["survival"]) for arm, v in km.items()}
 
 
-def balance_rows(h: dict[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame(h.get("emulation", {}).get("balance", []))
+def balance_rows(
+    h: dict[str, Any], top: int | None = None, *, threshold: float = 0.1
+) -> pd.DataFrame:
+    """The emulation's balance table, or its ``top`` rows that matter most.
+
+    Kept first: every covariate still imbalanced after weighting (``|SMD| >= threshold``),
+    largest first, so the covariate that failed a no-go's balance diagnostic is always
+    shown; then the largest imbalances before or after weighting. Rows keep the file's
+    order (the plot sorts them). A missing SMD (a level absent from the weighted arms)
+    counts as smallest, an infinite one as largest, as the diagnostic counts them.
+    """
+    df = pd.DataFrame(h.get("emulation", {}).get("balance", []))
+    if top is None or len(df) <= top:
+        return df
+    after = pd.to_numeric(df["smd_after"], errors="coerce").abs().fillna(-1.0)
+    before = pd.to_numeric(df["smd_before"], errors="coerce").abs().fillna(-1.0)
+    order = pd.DataFrame(
+        {"failing": after >= threshold, "after": after, "largest": np.maximum(before, after)}
+    )
+    order["key"] = np.where(order["failing"], order["after"], order["largest"])
+    keep = order.sort_values(["failing", "key"], ascending=False, kind="stable").index[:top]
+    return df.loc[sorted(keep)].reset_index(drop=True)
 
 
 def power_table(res: dict[str, Any]) -> pd.DataFrame:
@@ -170,7 +191,7 @@ def km_figure(h: dict[str, Any]):
 
 def balance_figure(h: dict[str, Any], top: int = 40):
     return figures.balance_plot(
-        balance_rows(h).head(top), title="Covariate balance (largest differences)"
+        balance_rows(h, top), title="Covariate balance (largest differences)"
     )
 
 
