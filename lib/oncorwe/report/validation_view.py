@@ -11,6 +11,7 @@ import pandas as pd
 
 from oncorwe.report import figures
 from oncorwe.report.hypothesis_view import figure_or_note
+from oncorwe.report.labels import label, subgroup_label
 
 
 def load_validation(path: str | Path) -> dict[str, Any]:
@@ -26,6 +27,12 @@ def headline(res: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def title(h: dict[str, Any]) -> str:
+    """``#rank drug: subgroup`` in readable names (headings, figure rows)."""
+    subgroup = subgroup_label(h.get("conditions"), h.get("subgroup", ""))
+    return f"#{h['rank']} {label(h['drug'])}: {subgroup}"
+
+
 def _ci(v, lo, hi, fmt="{:.2f}") -> str:
     if v is None or lo is None or hi is None:
         return ""
@@ -39,8 +46,8 @@ def decision_table(res: dict[str, Any]) -> pd.DataFrame:
         rows.append(
             {
                 "rank": h["rank"],
-                "drug": h["drug"],
-                "subgroup": h["subgroup"],
+                "drug": label(h["drug"]),
+                "subgroup": subgroup_label(h.get("conditions"), h.get("subgroup", "")),
                 "decision": h["decision"],
                 "emulated HR": _ci(em.get("hazard_ratio"), em.get("ci_low"), em.get("ci_high")),
                 "response RD": _ci(
@@ -61,10 +68,10 @@ def hr_forest(res: dict[str, Any]) -> pd.DataFrame:
         em = h.get("emulation")
         if not em:
             continue
-        label = f"#{h['rank']} {h['drug']}: {h['subgroup']}"
+        name = title(h)
         rows.append(
             {
-                "label": label,
+                "label": name,
                 "estimate": em["hazard_ratio"],
                 "ci_low": em["ci_low"],
                 "ci_high": em["ci_high"],
@@ -74,7 +81,7 @@ def hr_forest(res: dict[str, Any]) -> pd.DataFrame:
         if em.get("unadjusted_hazard_ratio") is not None:
             rows.append(
                 {
-                    "label": label,
+                    "label": name,
                     "estimate": em["unadjusted_hazard_ratio"],
                     "ci_low": em["unadjusted_ci_low"],
                     "ci_high": em["unadjusted_ci_high"],
@@ -86,7 +93,7 @@ def hr_forest(res: dict[str, Any]) -> pd.DataFrame:
 
 def km_curves(h: dict[str, Any]) -> dict[str, tuple[list[float], list[float]]]:
     km = h.get("emulation", {}).get("km", {})
-    names = {"treated": h["drug"], "control": "comparator"}
+    names = {"treated": label(h["drug"]), "control": "comparator"}
     return {names.get(arm, arm): (v["times"], v["survival"]) for arm, v in km.items()}
 
 
@@ -122,7 +129,7 @@ def power_table(res: dict[str, Any]) -> pd.DataFrame:
             continue
         rows.append(
             {
-                "hypothesis": f"#{h['rank']} {h['drug']}",
+                "hypothesis": f"#{h['rank']} {label(h['drug'])}",
                 "HR": t["hazard_ratio"],
                 "control median (months)": t["control_median_months"],
                 "N (simulation)": t["sample_size"],
@@ -143,7 +150,11 @@ def adaptive_rows(res: dict[str, Any]) -> pd.DataFrame:
             continue
         for sig, p in zip(a["signatures"], a["prob_graduation"], strict=False):
             rows.append(
-                {"hypothesis": f"#{h['rank']} {h['drug']}", "signature": sig, "P(graduate)": p}
+                {
+                    "hypothesis": f"#{h['rank']} {label(h['drug'])}",
+                    "signature": sig,
+                    "P(graduate)": p,
+                }
             )
     return pd.DataFrame(rows, columns=["hypothesis", "signature", "P(graduate)"])
 
@@ -156,9 +167,9 @@ def transport_table(res: dict[str, Any]) -> pd.DataFrame:
             continue
         rows.append(
             {
-                "hypothesis": f"#{h['rank']} {h['drug']}",
-                "developed in": t["train_population"],
-                "validated in": t["test_population"],
+                "hypothesis": f"#{h['rank']} {label(h['drug'])}",
+                "developed in": label(t["train_population"]),
+                "validated in": label(t["test_population"]),
                 "C-index": t["c_index"],
                 "calibration slope": t["calibration_slope"],
                 "observed / expected": t["calibration_in_the_large"],
@@ -190,9 +201,10 @@ def km_figure(h: dict[str, Any]):
 
 
 def balance_figure(h: dict[str, Any], top: int = 40):
-    return figures.balance_plot(
-        balance_rows(h, top), title="Covariate balance (largest differences)"
-    )
+    rows = balance_rows(h, top)
+    if len(rows):
+        rows = rows.assign(covariate=rows["covariate"].map(label))
+    return figures.balance_plot(rows, title="Covariate balance (largest differences)")
 
 
 def adaptive_figure(res: dict[str, Any]):
