@@ -71,6 +71,20 @@ _TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 <style type="text/css">
   body.jp-Notebook { max-width: 1180px; margin: 0 auto; padding: 8px 24px 48px; }
   .jp-RenderedHTMLCommon table { font-size: 13px; }
+  /* Printed (or saved as PDF) a page keeps every table column: tables shrink and wrap
+     instead of being cut at the paper's edge, and a figure is not split over pages. */
+  @media print {
+    @page { size: A4 landscape; margin: 12mm; }
+    body.jp-Notebook { max-width: none; padding: 0; }
+    .jp-OutputArea-output, .jp-RenderedHTMLCommon, .jp-Cell-outputWrapper {
+      overflow: visible !important; max-width: 100% !important; }
+    .jp-RenderedHTMLCommon table { font-size: 8.5pt; table-layout: auto; width: 100%;
+                                   max-width: 100%; }
+    .jp-RenderedHTMLCommon th, .jp-RenderedHTMLCommon td {
+      white-space: normal !important; overflow-wrap: anywhere; padding: 2px 4px; }
+    .js-plotly-plot, .plotly-graph-div, .jp-RenderedHTMLCommon table tr {
+      break-inside: avoid; }
+  }
   .oncorwe-footer { color: #666; font-size: 12px; margin: 32px 0 0 0;
                     font-family: var(--jp-ui-font-family, Helvetica, Arial, sans-serif);
                     border-top: 1px solid #ddd; padding-top: 8px; }

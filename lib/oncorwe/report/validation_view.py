@@ -39,6 +39,15 @@ def _ci(v, lo, hi, fmt="{:.2f}") -> str:
     return f"{fmt.format(v)} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
+def _number(v, decimals: int) -> str:
+    """A measured value with the decimals it deserves (``36.0``, not ``36.000000``)."""
+    return "" if v is None else f"{v:,.{decimals}f}"
+
+
+def _count(v) -> str:
+    return "" if v is None else f"{int(v):,}"
+
+
 def decision_table(res: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for h in res["hypotheses"]:
@@ -53,8 +62,8 @@ def decision_table(res: dict[str, Any]) -> pd.DataFrame:
                 "response RD": _ci(
                     em.get("risk_difference"), em.get("rd_ci_low"), em.get("rd_ci_high"), "{:+.3f}"
                 ),
-                "trial N (80% power)": trial.get("sample_size"),
-                "duration (months)": trial.get("median_duration_months"),
+                "trial N (80% power)": _count(trial.get("sample_size")),
+                "duration (months)": _number(trial.get("median_duration_months"), 1),
                 "reasons": "; ".join(h.get("reasons", [])),
             }
         )
