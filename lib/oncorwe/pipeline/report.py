@@ -55,12 +55,52 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.names:
                 render_one(name, params, args)
             rec["reports"] = len(args.names)
-        index = write_index(args.reports_dir)
+        index = write_index(args.reports_dir, overview=index_overview(params))
         print(f"[oncorwe] index: {index}", file=sys.stderr)
     except (OncorweError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def key_parameters(params) -> dict[str, object]:
+    """The parameters a reader of the index needs to judge the findings."""
+    return {
+        "confirmation q (Benjamini-Hochberg)": params.hypothesis.q,
+        "smallest response difference": params.hypothesis.min_effect_response,
+        "smallest PFS gain (months)": params.hypothesis.min_effect_pfs_months,
+        "hypotheses validated": params.validation.top_k,
+        "trial power": params.validation.target_power,
+        "largest feasible trial": params.validation.max_patients,
+        "small-cell threshold": params.privacy.min_cell_count,
+    }
+
+
+def index_overview(params) -> str:
+    """The index's opening block, from the stage outputs, ``params`` and the checkout."""
+    from oncorwe.core.paths import catalog, project_root
+    from oncorwe.report import overview as ov
+
+    root, where = project_root(), catalog()
+    inputs = ov.dvc_input_hashes(
+        root / "dvc.lock", {"hypothesis": "data/hypothesis", "validation": "data/validation"}
+    )
+    prov = ov.provenance(
+        commit=ov.git_commit(root),
+        profile=params.cohort.profile,
+        patients=params.cohort.n_patients,
+        seed=params.cohort.seed,
+        source=params.cohort.source,
+        parameters=key_parameters(params),
+        inputs=inputs,
+    )
+    found = ov.read_overview(
+        where.hypothesis,
+        where.validation,
+        synthetic=params.cohort.source == "synthetic",
+        provenance=prov,
+    )
+    return ov.overview_html(found)
 
 
 def parser() -> argparse.ArgumentParser:

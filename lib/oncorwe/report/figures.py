@@ -19,6 +19,7 @@ Example
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -329,12 +330,16 @@ def bar_counts(
         vertical_spacing=min(0.35 / max(nrows - 1, 1), 0.12) if nrows > 1 else 0.1,
     )
     groups = list(dict.fromkeys(df[color].tolist())) if color else [None]
-    finite = values.dropna()
-    stub = (float(finite.max()) if len(finite) else 1.0) * 0.015
-    fmt = ".0%" if percent else ",.0f"
     for p_i, panel in enumerate(panels):
         part = df[df[facet] == panel] if facet else df
         row, col = p_i // ncols + 1, p_i % ncols + 1
+        panel_values = pd.to_numeric(part[y], errors="coerce")
+        stub = _stub_height(panel_values)
+        value_axis = dict(rangemode="tozero", **value_ticks(panel_values, percent=percent))
+        if horizontal:
+            fig.update_xaxes(row=row, col=col, **value_axis)
+        else:
+            fig.update_yaxes(row=row, col=col, **value_axis)
         for g_i, group in enumerate(groups):
             sub = part[part[color] == group] if color else part
             if sub.empty:
@@ -344,7 +349,11 @@ def bar_counts(
             heights = np.where(hidden, stub, v.fillna(0).to_numpy(float))
             texts = [label if h else "" for h in hidden]
             colors = [SUPPRESSED_COLOR if h else _color(g_i) for h in hidden]
-            shown = [label if h else _fmt(val, percent) for h, val in zip(hidden, v, strict=True)]
+            integer = _is_integer(panel_values)
+            shown = [
+                label if h else _fmt(val, percent, integer)
+                for h, val in zip(hidden, v, strict=True)
+            ]
             cats = [_wrap(c) for c in sub[x].astype(str)]
             bar = go.Bar(
                 x=heights if horizontal else cats,
@@ -367,12 +376,9 @@ def bar_counts(
                 ),
             )
             fig.add_trace(bar, row=row, col=col)
-    value_axis = dict(tickformat=fmt, rangemode="tozero")
     if horizontal:
-        fig.update_xaxes(**value_axis)
         fig.update_yaxes(autorange="reversed", showgrid=False)
     else:
-        fig.update_yaxes(**value_axis)
         fig.update_xaxes(showgrid=False)
     if not facet:
         fig.update_xaxes(
@@ -413,8 +419,63 @@ def _wrap(label: str, width: int = 16) -> str:
     return "<br>".join(lines)
 
 
-def _fmt(v: float, percent: bool) -> str:
-    return f"{v:.1%}" if percent else f"{v:,.0f}"
+def _fmt(v: float, percent: bool, integer: bool = True) -> str:
+    if percent:
+        return f"{v:.1%}"
+    return f"{v:,.0f}" if integer else f"{v:.3g}"
+
+
+def _is_integer(values: pd.Series) -> bool:
+    finite = pd.to_numeric(values, errors="coerce").dropna().to_numpy(float)
+    return bool(len(finite)) and bool(np.all(finite == np.round(finite)))
+
+
+def _stub_height(values: pd.Series) -> float:
+    """Height of a suppressed bar's stub: visible, yet never taller than a real bar
+    beside it (a hidden count is smaller than every shown one)."""
+    finite = pd.to_numeric(values, errors="coerce").dropna().to_numpy(float)
+    positive = finite[finite > 0]
+    if not len(positive):
+        return 1.0
+    return float(min(0.015 * positive.max(), 0.5 * positive.min()))
+
+
+def _nice_step(span: float, target: int = 6) -> float:
+    """The 1-2-5 step that cuts ``span`` into about ``target`` intervals."""
+    rough = span / target
+    base = 10 ** np.floor(np.log10(rough))
+    for m in (1, 2, 5, 10):
+        if m * base >= rough:
+            return float(m * base)
+    return float(10 * base)  # pragma: no cover
+
+
+def value_ticks(values: Sequence[float] | pd.Series, *, percent: bool = False) -> dict:
+    """Tick spacing and format for a value axis, from the data's own scale.
+
+    A fixed format breaks at the other scale (``,.0f`` reads every tick of a SHAP
+    chart as 0 or 1; ``.0%`` every tick of shares under 2 %). The step is a 1-2-5 step
+    of the data's span (at least 1 for counts) and the format shows just the decimals
+    that step needs, so neighbouring ticks never read the same.
+
+    >>> value_ticks([0.0, 0.31])
+    {'dtick': 0.1, 'tick0': 0, 'tickformat': ',.1f'}
+    >>> value_ticks([0, 3])
+    {'dtick': 1.0, 'tick0': 0, 'tickformat': ',.0f'}
+    >>> value_ticks([0.0, 0.012], percent=True)["tickformat"]
+    '.1%'
+    """
+    v = pd.to_numeric(pd.Series(np.asarray(values, dtype=float)), errors="coerce").dropna()
+    v = v[np.isfinite(v)]
+    lo, hi = (min(0.0, float(v.min())), max(0.0, float(v.max()))) if len(v) else (0.0, 1.0)
+    span = hi - lo if hi > lo else (abs(hi) or 1.0)
+    step = _nice_step(span)
+    if not percent and _is_integer(v):
+        step = max(step, 1.0)
+    shown = step * 100 if percent else step
+    decimals = max(0, int(np.ceil(-np.log10(shown) - 1e-9)))
+    fmt = f".{decimals}%" if percent else f",.{decimals}f"
+    return {"dtick": round(step, 12), "tick0": 0, "tickformat": fmt}
 
 
 def histogram_by_group(
@@ -479,7 +540,9 @@ def histogram_by_group(
     fig.update_xaxes(title_text=x_title, tickvals=edges if len(edges) <= 25 else None)
     fig.update_yaxes(
         title_text="share of the group" if normalize else "count",
-        tickformat=".0%" if normalize else ",.0f",
+        **value_ticks(
+            np.concatenate([np.asarray(t.y, float) for t in fig.data]), percent=normalize
+        ),
     )
     return _finish(fig, title, height=420)
 
@@ -522,3 +585,132 @@ def balance_plot(
     fig.update_xaxes(title_text="Absolute standardized mean difference", rangemode="tozero")
     fig.update_yaxes(title_text=None, showgrid=True)
     return _finish(fig, title, height=max(300, 120 + 26 * len(df)))
+
+
+# --------------------------------------------------------------------------- checks
+
+_D3_FORMAT = re.compile(r"^(?P<comma>,)?(?:\.(?P<precision>\d+))?(?P<kind>[fdeg%s])?$")
+
+
+def _d3_format(value: float, tickformat: str) -> str:
+    """``value`` as plotly (d3-format) writes it with ``tickformat``; the subset used here."""
+    m = _D3_FORMAT.match(tickformat)
+    if m is None:
+        raise OncorweError(f"tick format {tickformat!r} is not one the checks know")
+    comma = "," if m["comma"] else ""
+    kind = m["kind"] or "g"
+    precision = m["precision"]
+    if kind == "d":
+        return f"{round(value):{comma}d}"
+    if kind == "s":
+        kind = "g"
+    spec = f"{comma}.{precision}{kind}" if precision is not None else f"{comma}{kind}"
+    return format(value, spec)
+
+
+def _auto_step(span: float, n_ticks: int) -> float:
+    # plotly's autoTicks: span / n_ticks rounded up to 2, 5 or 10 times a power of ten
+    rough = span / n_ticks
+    base = 10 ** np.floor(np.log10(rough))
+    return float(next(m * base for m in (2, 5, 10) if m * base >= rough * (1 - 1e-12)))
+
+
+def _axis_values(fig: go.Figure, axis_name: str) -> tuple[np.ndarray, bool]:
+    """The numbers plotted against one axis (error bars and bar bases included) and
+    whether the axis is categorical (a trace put strings on it)."""
+    letter = axis_name[0]
+    ref = letter + axis_name[5:]  # xaxis2 -> x2, yaxis -> y
+    out: list[np.ndarray] = []
+    for tr in fig.data:
+        if (getattr(tr, f"{letter}axis", None) or letter) != ref:
+            continue
+        raw = getattr(tr, letter, None)
+        if raw is None:
+            continue
+        arr = np.asarray(raw, dtype=object)
+        if any(isinstance(x, str) for x in arr.ravel()):
+            return np.array([]), True
+        vals = pd.to_numeric(pd.Series(arr.ravel()), errors="coerce").to_numpy(float)
+        out.append(vals)
+        err = getattr(tr, f"error_{letter}", None)
+        if err is not None and err.array is not None:
+            hi = np.asarray(err.array, float)
+            lo = np.asarray(err.arrayminus if err.arrayminus is not None else err.array, float)
+            out += [vals + hi, vals - lo]
+        if tr.type == "bar":
+            out.append(np.zeros(1))
+    values = np.concatenate(out) if out else np.array([])
+    return values[np.isfinite(values)], False
+
+
+def tick_labels(fig: go.Figure) -> dict[str, list[list[str]]]:
+    """The tick labels a browser would draw on each numeric linear axis of ``fig``.
+
+    Computed as plotly.js does from the axis range (its own, or the data's with 5 %
+    padding) and ``dtick``/``tick0`` when set; otherwise from plotly's automatic step
+    for both ends of its tick count (4 to 9 intervals, depending on the drawn size),
+    so each axis has one or two candidate label lists. Categorical, log and date axes,
+    and axes without data, are left out: their labels are the categories or plotly's own.
+    """
+    layout = fig.layout.to_plotly_json()
+    names = sorted(k for k in layout if re.fullmatch(r"[xy]axis\d*", k))
+    for tr in fig.data:  # an axis only a trace names (no layout entry yet)
+        for letter in "xy":
+            ref = getattr(tr, f"{letter}axis", None) or letter
+            name = f"{letter}axis{ref[1:]}"
+            if name not in names:
+                names.append(name)
+    result: dict[str, list[list[str]]] = {}
+    for name in names:
+        ax = layout.get(name, {})
+        if ax.get("type") in ("log", "date", "category", "multicategory"):
+            continue
+        values, categorical = _axis_values(fig, name)
+        if categorical or (not len(values) and not ax.get("range")):
+            continue
+        if ax.get("range"):
+            lo, hi = sorted(float(r) for r in ax["range"])
+        else:
+            lo, hi = float(values.min()), float(values.max())
+            if ax.get("rangemode") == "tozero":
+                lo, hi = min(lo, 0.0), max(hi, 0.0)
+            pad = 0.05 * (hi - lo) if hi > lo else (abs(hi) or 1.0)
+            lo, hi = lo - pad, hi + pad
+        if ax.get("dtick"):
+            steps = [float(ax["dtick"])]
+        else:
+            steps = [_auto_step(hi - lo, n) for n in (5, 10)]
+        fmt = ax.get("tickformat") or ""
+        candidates = []
+        for step in steps:
+            start = float(ax.get("tick0", 0) or 0)
+            k = np.arange(
+                np.ceil((lo - start) / step - 1e-9), np.floor((hi - start) / step + 1e-9) + 1
+            )
+            ticks = start + k * step
+            if fmt:
+                candidates.append([_d3_format(t, fmt) for t in ticks])
+            else:  # plotly picks enough digits for its step
+                decimals = max(0, int(np.ceil(-np.log10(step) - 1e-9)))
+                candidates.append([f"{t:.{decimals}f}" for t in ticks])
+        result[name] = candidates
+    return result
+
+
+def unreadable_axes(fig: go.Figure) -> list[str]:
+    """Axes of ``fig`` on which two ticks would read the same (e.g. ``0, 0, 0, 1, 1``
+    for shares formatted as whole numbers); empty when every axis reads well.
+
+    >>> unreadable_axes(go.Figure(go.Bar(x=["a", "b"], y=[0.1, 0.3])).update_yaxes(
+    ...     tickformat=",.0f"))
+    ["yaxis: ticks read ['0', '0', '0', '0']"]
+    >>> unreadable_axes(bar_counts(pd.DataFrame({"f": ["a", "b"], "v": [0.1, 0.3]}), "f", "v"))
+    []
+    """
+    bad = []
+    for name, candidates in tick_labels(fig).items():
+        for labels in candidates:
+            if len(labels) >= 2 and len(set(labels)) < len(labels):
+                bad.append(f"{name}: ticks read {labels}")
+                break
+    return bad

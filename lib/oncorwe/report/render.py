@@ -71,6 +71,20 @@ _TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 <style type="text/css">
   body.jp-Notebook { max-width: 1180px; margin: 0 auto; padding: 8px 24px 48px; }
   .jp-RenderedHTMLCommon table { font-size: 13px; }
+  /* Printed (or saved as PDF) a page keeps every table column: tables shrink and wrap
+     instead of being cut at the paper's edge, and a figure is not split over pages. */
+  @media print {
+    @page { size: A4 landscape; margin: 12mm; }
+    body.jp-Notebook { max-width: none; padding: 0; }
+    .jp-OutputArea-output, .jp-RenderedHTMLCommon, .jp-Cell-outputWrapper {
+      overflow: visible !important; max-width: 100% !important; }
+    .jp-RenderedHTMLCommon table { font-size: 8.5pt; table-layout: auto; width: 100%;
+                                   max-width: 100%; }
+    .jp-RenderedHTMLCommon th, .jp-RenderedHTMLCommon td {
+      white-space: normal !important; overflow-wrap: anywhere; padding: 2px 4px; }
+    .js-plotly-plot, .plotly-graph-div, .jp-RenderedHTMLCommon table tr {
+      break-inside: avoid; }
+  }
   .oncorwe-footer { color: #666; font-size: 12px; margin: 32px 0 0 0;
                     font-family: var(--jp-ui-font-family, Helvetica, Arial, sans-serif);
                     border-top: 1px solid #ddd; padding-top: 8px; }
@@ -382,7 +396,8 @@ def notebook_info(src: str | os.PathLike[str]) -> tuple[str, str]:
     """Title and one-line description of a source notebook.
 
     From ``metadata["oncorwe"]["title"|"description"]``, else the first ``# heading``
-    and the first paragraph after it.
+    and the first paragraph after it (the whole paragraph; one that ends in a colon
+    keeps the list it introduces, its items joined with semicolons).
     """
     nb = nbformat.read(resolve(src), as_version=4)
     meta = nb.metadata.get("oncorwe", {})
@@ -394,11 +409,36 @@ def notebook_info(src: str | os.PathLike[str]) -> tuple[str, str]:
         for i, ln in enumerate(lines):
             if ln.startswith("# ") and not title:
                 title = ln[2:].strip()
-                rest = [x for x in lines[i + 1 :] if x and not x.startswith("#")]
-                if rest and not description:
-                    description = rest[0]
+                if not description:
+                    description = _first_paragraph(lines[i + 1 :])
                 break
     return title or Path(src).stem, description or ""
+
+
+_LIST_ITEM = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
+
+
+def _first_paragraph(lines: list[str]) -> str:
+    """The first paragraph of Markdown ``lines`` as one line; when it ends in a colon,
+    the list right after it follows, its items joined with ``; ``."""
+    paragraphs: list[list[str]] = [[]]
+    for ln in lines:
+        if not ln or ln.startswith("#"):
+            if paragraphs[-1]:
+                paragraphs.append([])
+            continue
+        paragraphs[-1].append(ln)
+    paragraphs = [p for p in paragraphs if p]
+    if not paragraphs:
+        return ""
+    first = paragraphs[0]
+    items = [ln for ln in first if _LIST_ITEM.match(ln)]
+    text = " ".join(ln for ln in first if not _LIST_ITEM.match(ln))
+    if text.endswith(":") and not items and len(paragraphs) > 1:
+        items = [ln for ln in paragraphs[1] if _LIST_ITEM.match(ln)]
+    if text.endswith(":") and items:
+        text += " " + "; ".join(_LIST_ITEM.sub("", ln).rstrip(";.") for ln in items) + "."
+    return text
 
 
 def render_report(
@@ -490,6 +530,18 @@ _INDEX_TEMPLATE = """<!DOCTYPE html>
   ul.reports a:hover {{ text-decoration: underline; }}
   .desc {{ margin: 4px 0 0 0; }}
   .date {{ color: #777; font-size: 13px; }}
+  .banner {{ border-radius: 4px; padding: 10px 14px; margin: 12px 0 18px 0; }}
+  .banner.synthetic {{ background: #fff4d6; border: 1px solid #e0b43c; }}
+  section.headline h2, section.provenance h2 {{ font-size: 18px; margin: 18px 0 6px 0; }}
+  section.headline p {{ font-size: 17px; margin: 4px 0; }}
+  ol.top {{ margin: 4px 0 0 0; padding-left: 22px; }}
+  ol.top li {{ margin: 3px 0; }}
+  .top-title {{ font-weight: bold; margin: 10px 0 0 0; }}
+  section.provenance table {{ border-collapse: collapse; font-size: 13px; }}
+  section.provenance th {{ text-align: left; padding: 2px 14px 2px 0; color: #555;
+                           font-weight: normal; vertical-align: top; white-space: nowrap; }}
+  section.provenance td {{ padding: 2px 0; }}
+  @media print {{ body {{ max-width: none; margin: 0; }} a {{ color: #000; }} }}
   footer {{ color: #777; font-size: 12px; border-top: 1px solid #e3e3e3; padding-top: 8px;
            margin-top: 24px; }}
 </style>
@@ -497,6 +549,8 @@ _INDEX_TEMPLATE = """<!DOCTYPE html>
 <body>
 <h1>{title}</h1>
 <p class="lead">{lead}</p>
+{overview}
+<h2>Reports</h2>
 <ul class="reports">
 {items}
 </ul>
@@ -513,20 +567,28 @@ def write_index(
     *,
     title: str = "oncorwe reports",
     lead: str = "Rendered analyses of the oncology real-world evidence pipeline.",
+    overview: str = "",
 ) -> Path:
     """Write ``reports_dir/index.html``: a link, title, description and date per report.
 
-    ``entries`` default to :func:`scan_reports` of the folder. The page has no script.
+    ``entries`` default to :func:`scan_reports` of the folder; a description's inline
+    Markdown (``**bold**``) is rendered. ``overview`` is the HTML block the page opens
+    with (:func:`oncorwe.report.overview.overview_html`: headline, synthetic-data
+    banner, provenance). The page has no script.
     """
+    from oncorwe.report.overview import inline_markdown
+
     out_dir = resolve(reports_dir)
     entries = list(scan_reports(out_dir) if entries is None else entries)
     items = "\n".join(
         f'<li><a href="{html.escape(e.href)}">{html.escape(e.title)}</a>'
-        f'<p class="desc">{html.escape(e.description)}</p>'
+        f'<p class="desc">{inline_markdown(e.description)}</p>'
         f'<span class="date">generated {html.escape(e.generated)}</span></li>'
         for e in sorted(entries, key=lambda e: e.name)
     )
-    page = _INDEX_TEMPLATE.format(title=html.escape(title), lead=html.escape(lead), items=items)
+    page = _INDEX_TEMPLATE.format(
+        title=html.escape(title), lead=html.escape(lead), overview=overview, items=items
+    )
     assert_no_cdn(page)
     dst = out_dir / "index.html"
     with atomic_path(dst) as tmp:

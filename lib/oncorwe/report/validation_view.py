@@ -6,7 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from oncorwe.report import figures
+from oncorwe.report.hypothesis_view import figure_or_note
+from oncorwe.report.labels import label, subgroup_label
 
 
 def load_validation(path: str | Path) -> dict[str, Any]:
@@ -22,10 +27,25 @@ def headline(res: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def title(h: dict[str, Any]) -> str:
+    """``#rank drug: subgroup`` in readable names (headings, figure rows)."""
+    subgroup = subgroup_label(h.get("conditions"), h.get("subgroup", ""))
+    return f"#{h['rank']} {label(h['drug'])}: {subgroup}"
+
+
 def _ci(v, lo, hi, fmt="{:.2f}") -> str:
     if v is None or lo is None or hi is None:
         return ""
     return f"{fmt.format(v)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
+def _number(v, decimals: int) -> str:
+    """A measured value with the decimals it deserves (``36.0``, not ``36.000000``)."""
+    return "" if v is None else f"{v:,.{decimals}f}"
+
+
+def _count(v) -> str:
+    return "" if v is None else f"{int(v):,}"
 
 
 def decision_table(res: dict[str, Any]) -> pd.DataFrame:
@@ -35,15 +55,15 @@ def decision_table(res: dict[str, Any]) -> pd.DataFrame:
         rows.append(
             {
                 "rank": h["rank"],
-                "drug": h["drug"],
-                "subgroup": h["subgroup"],
+                "drug": label(h["drug"]),
+                "subgroup": subgroup_label(h.get("conditions"), h.get("subgroup", "")),
                 "decision": h["decision"],
                 "emulated HR": _ci(em.get("hazard_ratio"), em.get("ci_low"), em.get("ci_high")),
                 "response RD": _ci(
                     em.get("risk_difference"), em.get("rd_ci_low"), em.get("rd_ci_high"), "{:+.3f}"
                 ),
-                "trial N (80% power)": trial.get("sample_size"),
-                "duration (months)": trial.get("median_duration_months"),
+                "trial N (80% power)": _count(trial.get("sample_size")),
+                "duration (months)": _number(trial.get("median_duration_months"), 1),
                 "reasons": "; ".join(h.get("reasons", [])),
             }
         )
@@ -57,10 +77,10 @@ def hr_forest(res: dict[str, Any]) -> pd.DataFrame:
         em = h.get("emulation")
         if not em:
             continue
-        label = f"#{h['rank']} {h['drug']}: {h['subgroup']}"
+        name = title(h)
         rows.append(
             {
-                "label": label,
+                "label": name,
                 "estimate": em["hazard_ratio"],
                 "ci_low": em["ci_low"],
                 "ci_high": em["ci_high"],
@@ -70,7 +90,7 @@ def hr_forest(res: dict[str, Any]) -> pd.DataFrame:
         if em.get("unadjusted_hazard_ratio") is not None:
             rows.append(
                 {
-                    "label": label,
+                    "label": name,
                     "estimate": em["unadjusted_hazard_ratio"],
                     "ci_low": em["unadjusted_ci_low"],
                     "ci_high": em["unadjusted_ci_high"],
@@ -82,12 +102,32 @@ def hr_forest(res: dict[str, Any]) -> pd.DataFrame:
 
 def km_curves(h: dict[str, Any]) -> dict[str, tuple[list[float], list[float]]]:
     km = h.get("emulation", {}).get("km", {})
-    names = {"treated": h["drug"], "control": "comparator"}
+    names = {"treated": label(h["drug"]), "control": "comparator"}
     return {names.get(arm, arm): (v["times"], v["survival"]) for arm, v in km.items()}
 
 
-def balance_rows(h: dict[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame(h.get("emulation", {}).get("balance", []))
+def balance_rows(
+    h: dict[str, Any], top: int | None = None, *, threshold: float = 0.1
+) -> pd.DataFrame:
+    """The emulation's balance table, or its ``top`` rows that matter most.
+
+    Kept first: every covariate still imbalanced after weighting (``|SMD| >= threshold``),
+    largest first, so the covariate that failed a no-go's balance diagnostic is always
+    shown; then the largest imbalances before or after weighting. Rows keep the file's
+    order (the plot sorts them). A missing SMD (a level absent from the weighted arms)
+    counts as smallest, an infinite one as largest, as the diagnostic counts them.
+    """
+    df = pd.DataFrame(h.get("emulation", {}).get("balance", []))
+    if top is None or len(df) <= top:
+        return df
+    after = pd.to_numeric(df["smd_after"], errors="coerce").abs().fillna(-1.0)
+    before = pd.to_numeric(df["smd_before"], errors="coerce").abs().fillna(-1.0)
+    order = pd.DataFrame(
+        {"failing": after >= threshold, "after": after, "largest": np.maximum(before, after)}
+    )
+    order["key"] = np.where(order["failing"], order["after"], order["largest"])
+    keep = order.sort_values(["failing", "key"], ascending=False, kind="stable").index[:top]
+    return df.loc[sorted(keep)].reset_index(drop=True)
 
 
 def power_table(res: dict[str, Any]) -> pd.DataFrame:
@@ -98,7 +138,7 @@ def power_table(res: dict[str, Any]) -> pd.DataFrame:
             continue
         rows.append(
             {
-                "hypothesis": f"#{h['rank']} {h['drug']}",
+                "hypothesis": f"#{h['rank']} {label(h['drug'])}",
                 "HR": t["hazard_ratio"],
                 "control median (months)": t["control_median_months"],
                 "N (simulation)": t["sample_size"],
@@ -119,7 +159,11 @@ def adaptive_rows(res: dict[str, Any]) -> pd.DataFrame:
             continue
         for sig, p in zip(a["signatures"], a["prob_graduation"], strict=False):
             rows.append(
-                {"hypothesis": f"#{h['rank']} {h['drug']}", "signature": sig, "P(graduate)": p}
+                {
+                    "hypothesis": f"#{h['rank']} {label(h['drug'])}",
+                    "signature": sig,
+                    "P(graduate)": p,
+                }
             )
     return pd.DataFrame(rows, columns=["hypothesis", "signature", "P(graduate)"])
 
@@ -132,12 +176,57 @@ def transport_table(res: dict[str, Any]) -> pd.DataFrame:
             continue
         rows.append(
             {
-                "hypothesis": f"#{h['rank']} {h['drug']}",
-                "developed in": t["train_population"],
-                "validated in": t["test_population"],
+                "hypothesis": f"#{h['rank']} {label(h['drug'])}",
+                "developed in": label(t["train_population"]),
+                "validated in": label(t["test_population"]),
                 "C-index": t["c_index"],
                 "calibration slope": t["calibration_slope"],
                 "observed / expected": t["calibration_in_the_large"],
             }
         )
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- figures
+# The notebook's figures, built here so that every one of them is checked (tests/report).
+
+
+def hr_figure(res: dict[str, Any]):
+    """Weighted and unadjusted hazard ratios (a note when nothing was validated)."""
+    return figure_or_note(
+        hr_forest(res),
+        lambda rows: figures.forest_plot(
+            rows,
+            null_value=1,
+            x_title="Hazard ratio (95% CI)",
+            title="Progression-free survival: drug vs comparator",
+        ),
+        "No hypothesis was validated (track 1 confirmed none).",
+    )
+
+
+def km_figure(h: dict[str, Any]):
+    return figures.km_plot(km_curves(h), title="Weighted progression-free survival")
+
+
+def balance_figure(h: dict[str, Any], top: int = 40):
+    rows = balance_rows(h, top)
+    if len(rows):
+        rows = rows.assign(covariate=rows["covariate"].map(label))
+    return figures.balance_plot(rows, title="Covariate balance (largest differences)")
+
+
+def adaptive_figure(res: dict[str, Any]):
+    return figure_or_note(
+        adaptive_rows(res),
+        lambda rows: figures.bar_counts(
+            rows,
+            x="hypothesis",
+            y="P(graduate)",
+            color="signature",
+            percent=True,
+            title="Probability of graduation by signature",
+            y_title="P(graduate)",
+        ),
+        "No adaptive design was simulated.",
+    )
