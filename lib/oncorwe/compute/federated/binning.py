@@ -3,7 +3,7 @@
 XGBoost's horizontal federated mode sums the sites' gradient histograms each round, but
 each site bins its own rows first, and the sites' quantile sketches are merged into cut
 points that differ from the pooled sketch's once a feature has more distinct values
-than ``max_bin`` (max |dp| 0.24 on a 4,000-row test, ``/work/shared/STACK.md``). A
+than ``max_bin`` (max |dp| 0.24 on a 4,000-row test, the project's stack notes). A
 :class:`BinningContract` removes that difference: every site maps each numeric feature
 to its bin index on the *same* cut points before XGBoost sees it, so no feature has more
 than ``max_bin`` distinct values, XGBoost's own sketch is exact, and federated training
