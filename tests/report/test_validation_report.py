@@ -43,3 +43,23 @@ def test_a_printed_page_keeps_every_table_column(page):
     rules = page[page.index("@media print") :]
     assert "landscape" in rules and "white-space: normal" in rules
     assert "overflow: visible" in rules
+
+
+def test_the_decision_table_shows_each_emulations_e_values():
+    from oncorwe.report import validation_view as vv
+
+    res = {
+        "hypotheses": [
+            {
+                "rank": 1,
+                "drug": "d",
+                "subgroup": "all",
+                "decision": "go",
+                "emulation": {"hazard_ratio": 0.56, "ci_low": 0.46, "ci_high": 0.69,
+                              "e_value": 2.3495, "e_value_ci": 1.908},
+            },
+            {"rank": 2, "drug": "e", "subgroup": "all", "decision": "no-go", "emulation": {}},
+        ]
+    }  # fmt: skip
+    table = vv.decision_table(res)
+    assert table["E-value (CI)"].tolist() == ["2.35 (1.91)", ""]

@@ -44,6 +44,11 @@ def _number(v, decimals: int) -> str:
     return "" if v is None else f"{v:,.{decimals}f}"
 
 
+def _e_value(point, ci) -> str:
+    """``2.35 (1.91)``: the E-value of the estimate and of its CI bound nearer the null."""
+    return "" if point is None or ci is None else f"{point:.2f} ({ci:.2f})"
+
+
 def _count(v) -> str:
     return "" if v is None else f"{int(v):,}"
 
@@ -59,6 +64,9 @@ def decision_table(res: dict[str, Any]) -> pd.DataFrame:
                 "subgroup": subgroup_label(h.get("conditions"), h.get("subgroup", "")),
                 "decision": h["decision"],
                 "emulated HR": _ci(em.get("hazard_ratio"), em.get("ci_low"), em.get("ci_high")),
+                # how strong an unmeasured confounder would have to be to explain the HR
+                # (and its CI bound nearer 1) away, on the risk-ratio scale
+                "E-value (CI)": _e_value(em.get("e_value"), em.get("e_value_ci")),
                 "response RD": _ci(
                     em.get("risk_difference"), em.get("rd_ci_low"), em.get("rd_ci_high"), "{:+.3f}"
                 ),
