@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 
-from oncorwe.cohort.generator import OMOP_TABLES, generate
+from oncorwe.cohort.generator import OMOP_TABLES
 from oncorwe.core.errors import OncorweError
 from oncorwe.features.build import DEV_KEY, REQUIRED, build_features
 from oncorwe.features.schema import FeatureSchema, validate_table
@@ -128,15 +128,6 @@ def _must_accept(kind: str, name: str, col: str | None) -> bool:
     if kind == "orphan rows":
         return name != "episode"  # never joined to a line
     return kind in MUST_ACCEPT
-
-
-@pytest.fixture(scope="module")
-def omop(tmp_path_factory, default_spec) -> Path:
-    """300 patients of the default world at four hospitals (the stage runs per hospital)."""
-    hospitals = default_spec.hospitals.model_copy(update={"count": 4})
-    out = tmp_path_factory.mktemp("omop_world")
-    generate(default_spec.model_copy(update={"hospitals": hospitals}), 300, seed=11, out=out)
-    return out / "omop"
 
 
 @pytest.fixture(scope="module")

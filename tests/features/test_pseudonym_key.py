@@ -33,17 +33,6 @@ def _person_key(pid, key: str) -> str:
     return hashlib.sha256(f"{key}:person:{int(pid)}".encode()).hexdigest()[:16]
 
 
-@pytest.fixture(scope="module")
-def omop(tmp_path_factory, default_spec) -> Path:
-    """300 patients of the default world at four hospitals (as test_omop_properties)."""
-    from oncorwe.cohort.generator import generate
-
-    hospitals = default_spec.hospitals.model_copy(update={"count": 4})
-    out = tmp_path_factory.mktemp("omop_world")
-    generate(default_spec.model_copy(update={"hospitals": hospitals}), 300, seed=11, out=out)
-    return out / "omop"
-
-
 @pytest.fixture
 def project(tmp_path, omop, monkeypatch) -> Path:
     """A project folder whose cohort stage has run (its OMOP tables in place), no key
