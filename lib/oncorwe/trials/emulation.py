@@ -551,7 +551,7 @@ def _crossfit_propensity(
         X = encoder.xgboost_frame(sub)
         params = {**XGBOOST_PROPENSITY, "n_jobs": n_jobs}
     else:
-        X = pd.DataFrame(encoder.standardizer(sub)(sub), columns=encoder.design(sub).columns)
+        X = pd.DataFrame(encoder.standardizer(sub)(sub)).rename(columns=lambda j: f"x{j}")
         # Newton-Cholesky: exact and fast when rows far outnumber columns
         logistic = LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200)
         trainer, params = EstimatorTrainer(logistic), {}
