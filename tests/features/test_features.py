@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import shutil
 
 import numpy as np
@@ -23,7 +24,8 @@ from oncorwe.features.schema import FeatureSchema, validate_table
 
 
 def _key(raw_id: int, kind: str, key: str = DEV_KEY) -> str:
-    return hashlib.sha256(f"{key}:{kind}:{raw_id}".encode()).hexdigest()[:16]
+    """HMAC-SHA256 from Python's own module: the feature stage's SQL must agree."""
+    return hmac.new(key.encode(), f"{kind}:{raw_id}".encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def test_one_row_per_treated_line_with_follow_up(world, features):

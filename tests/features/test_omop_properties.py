@@ -14,7 +14,6 @@ silently different table.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from hypothesis import strategies as st
 
 from oncorwe.cohort.generator import OMOP_TABLES
 from oncorwe.core.errors import OncorweError
+from oncorwe.core.pseudonym import pseudonym
 from oncorwe.features.build import DEV_KEY, REQUIRED, build_features
 from oncorwe.features.schema import FeatureSchema, validate_table
 
@@ -136,7 +136,7 @@ def base(omop, feature_config) -> pd.DataFrame:
 
 
 def _person_key(pid) -> str:
-    return hashlib.sha256(f"{DEV_KEY}:person:{int(pid)}".encode()).hexdigest()[:16]
+    return pseudonym(DEV_KEY, "person", int(pid))
 
 
 @dataclass

@@ -7,7 +7,6 @@ world at four hospitals.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import shutil
 from pathlib import Path
@@ -21,6 +20,7 @@ from typer.testing import CliRunner
 from oncorwe.cli import app
 from oncorwe.core.errors import OncorweError
 from oncorwe.core.paths import catalog
+from oncorwe.core.pseudonym import pseudonym
 from oncorwe.features.build import DEV_KEY, MIN_KEY_CHARS, stage_pseudonym_key
 from oncorwe.pipeline import features as stage
 from oncorwe.pipeline.params import Params
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _person_key(pid, key: str) -> str:
-    return hashlib.sha256(f"{key}:person:{int(pid)}".encode()).hexdigest()[:16]
+    return pseudonym(key, "person", int(pid))
 
 
 @pytest.fixture

@@ -9,19 +9,19 @@ trial of the analysed rows, each row contributing both of its potential outcomes
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from oncorwe.core.pseudonym import pseudonym
 from oncorwe.features.build import DEV_KEY
 
 
 def line_key(line_id: int, key: str = DEV_KEY) -> str:
     """The feature stage's pseudonymous ``line_key`` of a generator ``line_id``."""
-    return hashlib.sha256(f"{key}:line:{line_id}".encode()).hexdigest()[:16]
+    return pseudonym(key, "line", line_id)
 
 
 def weibull_shape(world: Path) -> float:

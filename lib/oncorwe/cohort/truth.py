@@ -8,7 +8,6 @@ truth's ids with the same key to join them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy.special import gamma, gammainc
 
+from oncorwe.core.pseudonym import pseudonym
 from oncorwe.core.rules import Condition
 
 
 def line_key(line_id: int, key: str) -> str:
     """The analysis table's ``line_key`` for a truth ``line_id``."""
-    return hashlib.sha256(f"{key}:line:{line_id}".encode()).hexdigest()[:16]
+    return pseudonym(key, "line", line_id)
 
 
 def weibull_rmst(eta: np.ndarray, kappa: float, horizon: float) -> np.ndarray:

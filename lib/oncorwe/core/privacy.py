@@ -32,7 +32,7 @@ import pandas as pd
 from oncorwe.core.errors import OncorweError
 
 #: What a patient or line key looks like when it leaves the feature stage
-#: (``sha256(key:kind:id)``, 16 hex digits).
+#: (:func:`oncorwe.core.pseudonym.pseudonym`: HMAC-SHA256, 16 hex digits).
 #: Digits after a decimal point (plotly's float JSON) are not keys.
 PATIENT_KEY = re.compile(r"(?<![0-9A-Za-z.])[0-9a-f]{16}(?![0-9A-Za-z])")
 #: An exact calendar date.

@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from oncorwe.core.errors import OncorweError
 from oncorwe.core.io import atomic_path
+from oncorwe.core.pseudonym import pseudonym_params, pseudonym_sql
 from oncorwe.features.schema import FeatureConfig, FeatureSchema, validate_table
 
 DAYS_PER_MONTH = 30.4375
@@ -129,10 +130,6 @@ _NAIVE_TIMESTAMPS = {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"}
 _ALL_NULL = '"NULL"'  # DuckDB's name for a Parquet column of the null type
 
 
-# The pseudonyms are sha256(key:kind:id), a plain keyed hash. HMAC-SHA256 would be the
-# better construction, but switching to it changes every person_key and line_key, and so
-# every discovery/confirmation/validation split of the shipped world: it is planned with
-# the full-profile rerun, not done here. Until then DEV_KEY's hashes stay byte-identical.
 MIN_KEY_CHARS = 32  # 16 bytes as hex (secrets.token_hex(16)); the recipe makes 32 bytes
 _KEY_FILE_MAX_BYTES = 4096  # a key is one line; a larger file is the wrong file
 # umask 077 creates the file as 0600: no moment at which others may read it
@@ -279,7 +276,8 @@ def feature_sql(cfg: FeatureConfig, site: str | None = None) -> str:
     """The SELECT that builds the analysis table (tables registered as views); with
     ``site``, only the lines of that hospital's patients (every other part of the query
     is per person or per line, so the union over sites is the whole table). The hash key
-    is the parameter ``$pseudonym_key``: the text holds no secret."""
+    arrives as the parameters of :func:`~oncorwe.core.pseudonym.pseudonym_params`: the text
+    holds no secret."""
     markers = ", ".join(_q(b) for b in cfg.biomarkers) or "NULL"
     labs = ", ".join(_q(lab) for lab in cfg.labs) or "NULL"
     comorb = ", ".join(_q(c) for c in cfg.comorbidities) or "NULL"
@@ -341,7 +339,6 @@ def feature_sql(cfg: FeatureConfig, site: str | None = None) -> str:
                 f"WHEN t.cancer = {_q(cancer)} AND t.line >= {int(line)} THEN {_q(drug)}"
             )
     soc = ("CASE " + " ".join(soc_cases) + " END") if soc_cases else "NULL"
-    k = "$pseudonym_key::VARCHAR"
     site_filter = (
         ""
         if site is None
@@ -470,8 +467,8 @@ timed AS (
     FROM base
 )
 SELECT
-    substr(sha256({k} || ':person:' || t.person_id::VARCHAR), 1, 16) AS person_key,
-    substr(sha256({k} || ':line:' || t.line_id::VARCHAR), 1, 16) AS line_key,
+    {pseudonym_sql("person", "t.person_id")} AS person_key,
+    {pseudonym_sql("line", "t.line_id")} AS line_key,
     t.site,
     t.population,
     t.sex,
@@ -904,7 +901,7 @@ def build_features(
             )
         parts = []
         for site in sites:
-            part = con.sql(feature_sql(cfg, site), params={"pseudonym_key": key}).to_arrow_table()
+            part = con.sql(feature_sql(cfg, site), params=pseudonym_params(key)).to_arrow_table()
             parts.append(part.read_all() if hasattr(part, "read_all") else part)
     finally:
         con.close()
