@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 RUN    := env PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 OMP_WAIT_POLICY=PASSIVE
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help install repro test test-fast lint format reports resources lab bench clean
+.PHONY: help install repro check-repro test test-fast lint format reports resources lab bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 repro: install ## run the pipeline end to end (dvc repro) on params.yaml's profile
 	$(RUN) dvc repro
+
+check-repro: repro ## dvc repro, then check every data and metrics file has its committed hash
+	$(RUN) python tools/check_reproduced.py
 
 test: lint ## the linters (ruff, ruff format, the import layers), then the whole test suite
 	$(RUN) pytest
