@@ -70,8 +70,16 @@ def open_session(tmp_path_factory):
             if c.status == psutil.CONN_LISTEN
         ]
         seen["server_key_mode"] = _mode(work / "tls" / "server.key")
+        # the private keys' base64 body lines, to look for in every log the session leaves
+        seen["key_lines"] = {
+            line
+            for key in (work / "tls").glob("*.key")
+            for line in key.read_text().splitlines()
+            if line and not line.startswith("-----")
+        }
         seen["port"] = fed.port
     seen["tls_left"] = (work / "tls").exists()
+    seen["work"] = work
     seen["stderr"] = err.getvalue()
     return cfg, seen
 
@@ -102,6 +110,17 @@ def test_a_wider_listening_socket_is_logged(open_session):
     _, seen = open_session
     assert "[oncorwe] warning: the federated server listens on" in seen["stderr"]
     assert "every interface" in seen["stderr"]
+
+
+def test_no_private_key_is_in_a_log_or_a_file_the_session_leaves(open_session):
+    cfg, seen = open_session
+    work = seen["work"]
+    assert seen["key_lines"], "the session made no key to look for"
+    texts = {"stderr": seen["stderr"]}
+    texts |= {str(p): p.read_text(errors="replace") for p in work.rglob("*") if p.is_file()}
+    assert len(texts) > 1, "the session left no status or log file to scan"
+    for where, text in texts.items():
+        assert not any(line in text for line in seen["key_lines"]), where
 
 
 def test_without_tls_files_a_session_uses_throw_away_certificates(open_session):
