@@ -36,11 +36,14 @@ def _run(args, cwd, check=True):
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
-    """Hashes of the DVC outputs (hidden caches such as the optuna study are not outputs)."""
+    """Hashes of the DVC outputs: hidden files, and the optuna study, which .dvcignore
+    keeps out of the output (its trials carry their times), are not outputs."""
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        if p.is_file()
+        and p.name != "tuning.db"
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     }
 
 
