@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.special import expit, logit
+from sklearn.metrics import roc_auc_score
 
+from oncorwe.models import metrics as mx
 from oncorwe.models.metrics import (
     _loess_at,
     auc,
@@ -149,3 +151,92 @@ def test_survival_calibration_at_horizon_agrees_for_the_true_model():
     assert table["n"].sum() == n
     assert table["predicted"].is_monotonic_decreasing  # group 1 = lowest risk
     assert table["difference"].abs().mean() < 0.02
+
+
+# ------------------------------------------------- censoring-adjusted survival measures
+def _uncensored(n: int = 300, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    t = rng.exponential(np.exp(-x))
+    return np.ones(n, dtype=int), t, x + rng.normal(scale=0.5, size=n)
+
+
+def test_uno_c_without_censoring_is_the_share_of_concordant_pairs_before_tau():
+    ev, t, risk = _uncensored()
+    tau = float(np.quantile(t, 0.8))
+    i, j = np.triu_indices(len(t), 1)
+    first, second = np.where(t[i] < t[j], i, j), np.where(t[i] < t[j], j, i)
+    keep = t[first] < tau
+    concordant = (risk[first] > risk[second]) + 0.5 * (risk[first] == risk[second])
+    expected = concordant[keep].mean()
+    assert mx.uno_c(ev, t, ev, t, risk, tau=tau) == pytest.approx(expected, abs=1e-12)
+
+
+def test_time_dependent_auc_without_censoring_is_the_auc_of_an_event_by_t():
+    ev, t, risk = _uncensored()
+    times = mx.evaluation_times(t, ev, t)
+    auc_t, _ = mx.time_dependent_auc(ev, t, ev, t, risk, times)
+    for tk, a in zip(times, auc_t, strict=True):
+        assert a == pytest.approx(roc_auc_score(t <= tk, risk), abs=1e-12)
+
+
+def test_integrated_brier_of_the_marginal_curve_without_censoring_is_s_times_one_minus_s():
+    ev, t, _ = _uncensored()
+    times = mx.evaluation_times(t, ev, t)
+    s = np.array([(t > tk).mean() for tk in times])
+    surv = np.tile(s, (len(t), 1))
+    expected = np.trapezoid(s * (1 - s), times) / (times[-1] - times[0])
+    assert mx.integrated_brier(ev, t, ev, t, surv, times) == pytest.approx(expected, abs=1e-12)
+
+
+def test_survival_metrics_rank_the_true_model_above_noise_under_heavy_censoring():
+    rng = np.random.default_rng(5)
+    n = 4000
+    x = rng.normal(size=n)
+    t = rng.exponential(np.exp(-x))
+    c = rng.exponential(0.4, size=n)  # most rows censored, as at a data cut
+    ev, tt = (t < c).astype(int), np.minimum(t, c)
+    assert ev.mean() < 0.5
+    half = n // 2
+    train, test = slice(0, half), slice(half, n)
+    good = mx.survival_metrics(
+        ev[train],
+        tt[train],
+        ev[test],
+        tt[test],
+        x[test],
+        survival=lambda ts: np.exp(-np.outer(np.exp(x[test]), ts)),
+    )
+    noise = mx.survival_metrics(
+        ev[train],
+        tt[train],
+        ev[test],
+        tt[test],
+        rng.normal(size=n - half),
+        survival=lambda ts: np.full((n - half, len(ts)), 0.5),  # a coin for every row
+    )
+    assert good["uno_c"] > 0.65 and good["mean_auc"] > 0.65
+    assert abs(noise["uno_c"] - 0.5) < 0.05 and abs(noise["mean_auc"] - 0.5) < 0.05
+    assert good["ibs"] < noise["ibs"]
+
+
+def test_survival_metrics_on_a_part_with_one_event_are_none_not_numbers():
+    t = np.arange(1.0, 41.0)
+    ev = np.zeros(40, dtype=int)
+    ev[5] = 1
+    out = mx.survival_metrics(ev, t, ev, t, -t)
+    assert out == {"c_index": None, "uno_c": None, "mean_auc": None, "ibs": None}
+
+
+def test_uno_c_on_a_sample_of_a_large_part_is_near_the_whole_parts():
+    rng = np.random.default_rng(8)
+    n = 8000
+    x = rng.normal(size=n)
+    t, c = rng.exponential(np.exp(-x)), rng.exponential(1.0, size=n)
+    ev, tt = (t < c).astype(int), np.minimum(t, c)
+    tau = float(np.quantile(tt[ev == 1], 0.9))
+    whole = mx.uno_c(ev, tt, ev, tt, x, tau=tau)
+    assert mx.uno_c(ev, tt, ev, tt, x, tau=tau, max_rows=n) == whole
+    sampled = mx.uno_c(ev, tt, ev, tt, x, tau=tau, max_rows=2000)
+    assert sampled == mx.uno_c(ev, tt, ev, tt, x, tau=tau, max_rows=2000)  # the same rows
+    assert abs(sampled - whole) < 0.03 and sampled != whole

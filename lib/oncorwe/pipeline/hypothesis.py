@@ -61,7 +61,7 @@ from oncorwe.effects.discovery import (
 from oncorwe.effects.metalearners import dr_pseudo_outcome_loss
 from oncorwe.models.encoding import feature_frame
 from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
-from oncorwe.models.metrics import binary_metrics, harrell_c, metrics_by_group
+from oncorwe.models.metrics import binary_metrics, metrics_by_group, survival_metrics
 from oncorwe.models.tuning import n_finished, tune
 from oncorwe.pipeline.params import ComputeParams, HypothesisParams, Params
 
@@ -237,7 +237,7 @@ def _fit_binary_model(
         "overall": {k: float(v) for k, v in binary_metrics(yc, p).items()},
         "n_trials": n_finished(study),
         "best_params": best,
-        **_group_metrics(conf.loc[ok_c], roles, cfg, yc, p, True),
+        **_group_metrics(conf.loc[ok_c], roles, cfg, yc, p),
     }
 
 
@@ -253,28 +253,62 @@ def _fit_pfs_model(
     sub = design.tune_rows
     best, study = _tuned(base, sub, (ev_d[sub], t_d[sub]), "pfs", design, cfg)
     model = base.set_params(**best).fit(design.X_disc, ev_d, t_d, groups=design.groups)
-    risk = model.predict_risk(design.X_conf)
-    ev_c, t_c = conf[roles.event].to_numpy(int), conf[roles.time].to_numpy(float)
     return model, {
-        "overall": {"c_index": float(harrell_c(ev_c, t_c, risk))},
+        **_survival_evaluation(model, design.X_conf, disc, conf, roles, cfg),
         "n_trials": n_finished(study),
         "best_params": best,
-        **_group_metrics(conf, roles, cfg, (ev_c, t_c), risk, False),
     }
 
 
-def _group_metrics(conf: pd.DataFrame, roles: Roles, cfg: TrackConfig, y, score, binary: bool):
-    """Metrics per population and hospital on the confirmation part: a model good on
-    average can fail one group, and the audit reads these tables."""
+def _survival_evaluation(model, X_conf, disc, conf, roles: Roles, cfg: TrackConfig):
+    """The PFS model judged on the confirmation part, overall and per population and
+    hospital: Harrell's C and the censoring-adjusted Uno's C, time-dependent AUC and
+    integrated Brier score (:func:`~oncorwe.models.metrics.survival_metrics`; the
+    censoring weights from the discovery part). Without a baseline hazard (a model of
+    a distributed backend) there is no predicted S(t|x) and so no Brier score."""
+    risk = model.predict_risk(X_conf)
+    ev_c, t_c = conf[roles.event].to_numpy(int), conf[roles.time].to_numpy(float)
+    train = disc[roles.event].to_numpy(int), disc[roles.time].to_numpy(float)
+    has_baseline = getattr(model, "baseline_times_", None) is not None
+
+    def judged(rows: np.ndarray) -> dict[str, float | None]:
+        def survival(times):
+            return model.predict_survival(X_conf[rows], times)
+
+        return survival_metrics(
+            *train, ev_c[rows], t_c[rows], risk[rows], survival=survival if has_baseline else None
+        )
+
+    out: dict[str, Any] = {"overall": judged(np.ones(len(conf), dtype=bool))}
+    for k, c in (("population", roles.population), ("hospital", roles.hospital)):
+        if not c:
+            continue
+        g = conf[c].astype(str).to_numpy()
+        recs = []
+        for level in sorted(set(g)):
+            m = g == level
+            ok = m.sum() >= cfg.min_cell and ev_c[m].sum() > 1
+            blank = dict.fromkeys(("c_index", "uno_c", "mean_auc", "ibs"))
+            recs.append(
+                {
+                    "group": level,
+                    "n": suppress(int(m.sum()), cfg.min_cell),
+                    **(judged(m) if ok else blank),
+                }
+            )
+        out[f"by_{k}"] = suppress_group_metrics(recs, cfg.min_cell)
+    return out
+
+
+def _group_metrics(conf: pd.DataFrame, roles: Roles, cfg: TrackConfig, y, score):
+    """A binary model's metrics per population and hospital on the confirmation part: a
+    model good on average can fail one group, and the audit reads these tables."""
     out = {}
     for k, c in (("population", roles.population), ("hospital", roles.hospital)):
         if not c:
             continue
         g = conf[c].astype(str).to_numpy()
-        if binary:
-            recs = _records(metrics_by_group(y, score, g, min_cell=cfg.min_cell))
-        else:
-            recs = _c_index_by_group(*y, score, g, cfg.min_cell)
+        recs = _records(metrics_by_group(y, score, g, min_cell=cfg.min_cell))
         out[f"by_{k}"] = suppress_group_metrics(recs, cfg.min_cell)
     return out
 
@@ -296,26 +330,6 @@ def suppress_group_metrics(records: list[dict[str, Any]], min_cell: int) -> list
         sums=[Sum("n", ("events",))],
         derived={m: "events" for m in EVENT_DERIVED},
     )
-
-
-def _c_index_by_group(
-    ev: np.ndarray, t: np.ndarray, risk: np.ndarray, g: np.ndarray, min_cell: int
-) -> list[dict[str, Any]]:
-    """Harrell's C per level of ``g``; a level under ``min_cell`` rows (or with fewer
-    than two events) has its count suppressed and no C, which would be noise or leak."""
-    rows = []
-    for level in sorted(set(g)):
-        m = g == level
-        n = int(m.sum())
-        ok = n >= min_cell and ev[m].sum() > 1
-        rows.append(
-            {
-                "group": level,
-                "n": suppress(n, min_cell),
-                "c_index": float(harrell_c(ev[m], t[m], risk[m])) if ok else None,
-            }
-        )
-    return rows
 
 
 def sketch_contract(
@@ -360,19 +374,16 @@ def _fit_response_models_distributed(disc, conf, roles, covariates, cfg, trainer
         metrics[name] = {
             "overall": {k: float(v) for k, v in binary_metrics(y, p).items()},
             "backend": cfg.training,
-            **_group_metrics(conf.loc[ok], roles, cfg, y, p, True),
+            **_group_metrics(conf.loc[ok], roles, cfg, y, p),
         }
         models[name] = model
     if roles.time:
         model = trainer.fit(
             "cox", disc, features=X_cols, label=(roles.event, roles.time), params=params
         )
-        risk = model.predict_risk(Xc)
-        ev, t = conf[roles.event].to_numpy(int), conf[roles.time].to_numpy(float)
         metrics["pfs"] = {
-            "overall": {"c_index": float(harrell_c(ev, t, risk))},
+            **_survival_evaluation(model, Xc, disc, conf, roles, cfg),
             "backend": cfg.training,
-            **_group_metrics(conf, roles, cfg, (ev, t), risk, False),
         }
         models["pfs"] = model
     return models, metrics
@@ -1358,6 +1369,8 @@ def run(params: Params, catalog: Catalog) -> dict:
             "response_auc": models.get("response", {}).get("overall", {}).get("auc"),
             "toxicity_auc": models.get("toxicity", {}).get("overall", {}).get("auc"),
             "pfs_c_index": models.get("pfs", {}).get("overall", {}).get("c_index"),
+            "pfs_uno_c": models.get("pfs", {}).get("overall", {}).get("uno_c"),
+            "pfs_ibs": models.get("pfs", {}).get("overall", {}).get("ibs"),
         },
     )
     return s

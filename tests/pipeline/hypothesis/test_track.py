@@ -225,3 +225,17 @@ def test_two_runs_of_the_same_inputs_write_the_same_bytes(track1, tmp_path):
         }  # fmt: skip
 
     assert trials(out) == trials(again)
+
+
+def test_the_pfs_model_is_judged_with_censoring_adjusted_measures(track1):
+    out, _ = track1
+    pfs = json.loads((out / "summary.json").read_text())["models"]["pfs"]
+    overall = pfs["overall"]
+    # a model with the treatment and the prognostic covariates beats a coin on every measure
+    for measure in ("c_index", "uno_c", "mean_auc"):
+        assert 0.55 < overall[measure] < 1.0, measure
+    # and its Brier score is under that of a coin-flip survival prediction (0.25)
+    assert 0.0 < overall["ibs"] < 0.25
+    rows = pfs["by_population"]
+    assert rows and all({"uno_c", "mean_auc", "ibs"} <= set(r) for r in rows)
+    assert any(r["uno_c"] is not None for r in rows)
