@@ -59,13 +59,14 @@ def copy_project(dst: Path) -> dict:
     return yaml.safe_load((dst / "params.yaml").read_text())
 
 
-def commit_and_repro(dst: Path, params: dict) -> None:
-    """Write ``params``, commit everything in a fresh git repo, run ``dvc repro``."""
+def commit_and_repro(dst: Path, params: dict, *targets: str) -> None:
+    """Write ``params``, commit everything in a fresh git repo, run ``dvc repro`` (of
+    ``targets`` and what they need, or of every stage)."""
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], dst)
     _run(["git", "add", "-A"], dst)
     _run(["git", "commit", "-qm", "init"], dst)
-    _run(["dvc", "repro"], dst)
+    _run(["dvc", "repro", *targets], dst)
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,11 @@
 """``dvc repro`` with ``compute.training: federated`` at small scale, checked against Dask.
 
-A tiny world with four hospitals runs the whole pipeline (both tracks and the reports)
-with every model trained by one federated session per stage (one process per hospital,
-TLS on); then ``compute.training: dask`` reruns the two track stages (a params change)
-and every hypothesis and validation estimate must agree: the backends train the same
-trees, so the science cannot depend on where the models trained.
+A tiny world with four hospitals runs the pipeline through both tracks with every model
+trained by one federated session per stage (one process per hospital, TLS on); then
+``compute.training: dask`` reruns the two track stages (a params change) and every
+hypothesis and validation estimate must agree: the backends train the same trees, so the
+science cannot depend on where the models trained. The report stage, which trains
+nothing, is left to tests/test_dvc.py.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def project(tmp_path_factory) -> Path:
     params["validation"].update(replicates=500, adaptive_trials=200)
     params["compute"].update(training="federated", threads=1)
     params["compute"]["federated"]["timeout_s"] = 600
-    commit_and_repro(dst, params)
+    commit_and_repro(dst, params, "validation")
     return dst
 
 
@@ -76,8 +77,6 @@ def test_federated_repro_trains_every_model_in_the_federation(project):
     assert (project / "data/hypothesis/models/response.json.meta.json").is_file()
     val = json.loads((project / "data/validation/validation.json").read_text())
     assert val["training"]["backend"] == "federated"
-    assert (project / "reports/01_hypothesis.html").is_file()
-    assert (project / "reports/02_validation.html").is_file()
 
 
 def test_dask_rerun_gives_the_same_estimates(project):
@@ -86,7 +85,7 @@ def test_dask_rerun_gives_the_same_estimates(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["compute"]["training"] = "dask"
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    res = _run(["dvc", "repro"], project)
+    res = _run(["dvc", "repro", "validation"], project)
     assert "Running stage 'hypothesis'" in res.stdout
     assert "Running stage 'cohort'" not in res.stdout
     dask = _estimates(project)
