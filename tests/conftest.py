@@ -112,3 +112,58 @@ def track1(tmp_path_factory, focused_world, feature_config):
     roles = roles_for_analysis_table(analysis)
     res = run_hypothesis(read_table(analysis), roles, small_track_config(), base / "hypothesis")
     return base / "hypothesis", res
+
+
+@pytest.fixture(scope="session")
+def track2(track1, tmp_path_factory) -> Path:
+    """Track 2 run once on track 1's output (top 2 hypotheses, short simulations,
+    threshold 11): the folder holding its validation.json."""
+    from oncorwe.core.roles import read_table, roles_for_analysis_table
+    from oncorwe.pipeline.validation import ValidationConfig, read_hypotheses, run_validation
+
+    out, _ = track1
+    analysis = out.parent / "analysis"
+    cfg = ValidationConfig(
+        top_k=2, replicates=500, adaptive_trials=200, threads=1, seed=3, min_cell=11
+    )
+    path = tmp_path_factory.mktemp("validation_exits") / "validation.json"
+    run_validation(
+        read_table(analysis),
+        roles_for_analysis_table(analysis),
+        read_hypotheses(out / "hypotheses.json"),
+        pd.read_parquet(out / "splits.parquet"),
+        cfg,
+        path,
+    )
+    return path.parent
+
+
+@pytest.fixture(scope="session")
+def rendered_reports(track1, track2, tmp_path_factory):
+    """Every report of the report stage and its index, rendered once by the stage's own
+    functions (its notebooks, parameters and warnings) with the default params on the
+    outputs of track 1 and track 2: (reports folder, name -> Report, the data catalog).
+
+    The catalog lays the stage outputs out as the project does (links to the fixtures'
+    folders), so the notebooks get the paths the stage gives them."""
+    from oncorwe.core.paths import Catalog
+    from oncorwe.pipeline.params import Params
+    from oncorwe.pipeline.report import index_overview, parser, render_one
+    from oncorwe.report.render import write_index
+
+    out, _ = track1
+    base = tmp_path_factory.mktemp("rendered")
+    data = Catalog(base)
+    for link, target in (
+        (data.analysis, out.parent / "analysis"),
+        (data.hypothesis, out),
+        (data.validation, track2 / "validation.json"),
+    ):
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+    reports = base / "reports"
+    args = parser().parse_args(["--reports-dir", str(reports), "--timeout", "300"])
+    params = Params()
+    rendered = {name: render_one(name, params, args, data) for name in args.names}
+    write_index(reports, overview=index_overview(params, data))
+    return reports, rendered, data

@@ -6,25 +6,14 @@ import json
 
 import pytest
 
-from oncorwe.core.paths import project_root
-from oncorwe.report.render import assert_no_cdn, render_report
+from oncorwe.report.render import assert_no_cdn
 
 pytestmark = pytest.mark.notebook
 
 
-def test_hypothesis_notebook_reports_the_stage_results(track1, tmp_path):
+def test_hypothesis_notebook_reports_the_stage_results(track1, rendered_reports):
     out, _ = track1
-    report = render_report(
-        project_root() / "notebooks" / "01_hypothesis.ipynb",
-        "01_hypothesis",
-        {
-            "hypothesis_dir": str(out),
-            "analysis_dir": str(out.parent / "analysis"),
-            "min_cell": 11,
-            "top": 10,
-        },
-        tmp_path / "reports",
-    )
+    report = rendered_reports[1]["01_hypothesis"]  # rendered by the report stage's code
     hyps = json.loads((out / "hypotheses.json").read_text())["hypotheses"]
     confirmed = [h for h in hyps if h["confirmed"]]
     assert report.metrics["confirmed"] == len(confirmed)

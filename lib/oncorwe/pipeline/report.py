@@ -3,7 +3,8 @@
 Each report is ``notebooks/NAME.ipynb`` executed with parameters taken from
 ``params.yaml`` (only the keys ``dvc.yaml`` declares for the stage) into
 ``reports/NAME.html`` and ``reports/executed/NAME.ipynb``; ``reports/index.html`` then
-lists every page in ``reports/``.
+lists every page in ``reports/``. Each page and the index open with the run's privacy
+warnings (:func:`report_warnings`), where it has any.
 """
 
 from __future__ import annotations
@@ -22,19 +23,20 @@ from oncorwe.core.paths import Catalog
 # names "data/hypothesis", never a path of the machine that rendered it
 _DATA = Catalog(Path("."))
 
-# NAME -> parameters of notebooks/NAME.ipynb, from the validated params.yaml.
+# NAME -> parameters of notebooks/NAME.ipynb, from the validated params.yaml and the
+# catalog of the stage outputs it reads.
 PARAMETERS: dict[str, Callable] = {
-    "00_world": lambda p: {
-        "analysis_dir": _DATA.analysis.as_posix(),
+    "00_world": lambda p, data: {
+        "analysis_dir": data.analysis.as_posix(),
         "min_cell": p.privacy.min_cell_count,
     },
-    "02_validation": lambda p: {
-        "validation_path": _DATA.validation.as_posix(),
+    "02_validation": lambda p, data: {
+        "validation_path": data.validation.as_posix(),
         "min_cell": p.privacy.min_cell_count,
     },
-    "01_hypothesis": lambda p: {
-        "hypothesis_dir": _DATA.hypothesis.as_posix(),
-        "analysis_dir": _DATA.analysis.as_posix(),
+    "01_hypothesis": lambda p, data: {
+        "hypothesis_dir": data.hypothesis.as_posix(),
+        "analysis_dir": data.analysis.as_posix(),
         "min_cell": p.privacy.min_cell_count,
     },
 }
@@ -76,12 +78,31 @@ def key_parameters(params) -> dict[str, object]:
     }
 
 
-def index_overview(params) -> str:
-    """The index's opening block, from the stage outputs, ``params`` and the checkout."""
+def report_warnings(params) -> list[str]:
+    """The privacy warnings every page of this run carries: counts under the usual floor
+    shown (``privacy.allow_small_cells`` let ``min_cell_count`` below
+    :data:`~oncorwe.pipeline.params.SMALL_CELL_FLOOR`), and models trained over a
+    federation without TLS (``compute.training: federated`` with ``compute.federated.tls:
+    false``, which validation accepts only with ``allow_insecure: true``)."""
+    from oncorwe.pipeline.params import SMALL_CELL_FLOOR
+    from oncorwe.report.overview import run_warnings
+
+    privacy, compute = params.privacy, params.compute
+    return run_warnings(
+        min_cell=privacy.min_cell_count,
+        small_cells=privacy.allow_small_cells and privacy.min_cell_count < SMALL_CELL_FLOOR,
+        federated_without_tls=compute.training == "federated" and not compute.federated.tls,
+    )
+
+
+def index_overview(params, where: Catalog | None = None) -> str:
+    """The index's opening block, from the stage outputs (``where``, default the
+    project's catalog), ``params`` and the checkout."""
     from oncorwe.core.paths import catalog, project_root
     from oncorwe.report import overview as ov
 
-    root, where = project_root(), catalog()
+    root = project_root()
+    where = catalog() if where is None else where
     inputs = ov.dvc_input_hashes(
         root / "dvc.lock", {"hypothesis": "data/hypothesis", "validation": "data/validation"}
     )
@@ -99,6 +120,7 @@ def index_overview(params) -> str:
         where.validation,
         synthetic=params.cohort.source == "synthetic",
         provenance=prov,
+        warnings=report_warnings(params),
     )
     return ov.overview_html(found)
 
@@ -120,10 +142,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def render_one(name: str, params, args: argparse.Namespace) -> None:
+def render_one(name: str, params, args: argparse.Namespace, data: Catalog = _DATA):
     """Execute ``notebooks/NAME.ipynb`` with its parameters from ``params`` (only the keys
-    :data:`PARAMETERS` gives it) and log where it went, how long it took and the numbers
-    it recorded. An unknown name is refused before anything runs for it."""
+    :data:`PARAMETERS` gives it, paths from ``data``: by default the project's, relative)
+    with the run's warnings (:func:`report_warnings`), and log where it went, how long
+    it took and the numbers it recorded; returns the
+    :class:`~oncorwe.report.render.Report`. An unknown name is refused before anything
+    runs for it."""
     from oncorwe.core.paths import resolve
     from oncorwe.report.render import render_report
 
@@ -133,15 +158,17 @@ def render_one(name: str, params, args: argparse.Namespace) -> None:
     report = render_report(
         resolve(args.notebooks_dir) / f"{name}.ipynb",
         name,
-        PARAMETERS[name](params),
+        PARAMETERS[name](params, data),
         args.reports_dir,
         timeout=args.timeout,
+        warnings=report_warnings(params),
     )
     print(
         f"[oncorwe] report {name}: {report.html} in {time.perf_counter() - t0:.1f}s "
         f"{json.dumps(report.metrics, sort_keys=True)}",
         file=sys.stderr,
     )
+    return report
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""What the index page opens with: the headline, the synthetic-data banner, provenance.
+"""What the index page opens with: the headline, the synthetic-data banner, provenance,
+and the run's privacy warnings, which every page carries.
 
 Everything is read from the stages' outputs (``hypotheses.json``, ``validation.json``),
 the validated parameters and the repository; no count is computed here (the stages
 wrote them, suppressed). :func:`overview_html` is the block
-:func:`oncorwe.report.render.write_index` puts above the list of reports.
+:func:`oncorwe.report.render.write_index` puts above the list of reports;
+:func:`warnings_html` is the banner it opens with, and the one
+:func:`oncorwe.report.render.export_html` puts at the top of every report page.
 
 Example
 -------
@@ -18,7 +21,7 @@ import html
 import json
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,57 @@ class Overview:
     top: list[str] = field(default_factory=list)
     synthetic: bool = False
     provenance: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def run_warnings(*, min_cell: int, small_cells: bool, federated_without_tls: bool) -> list[str]:
+    """What every page of a run must warn its reader about, one sentence each.
+
+    ``small_cells``: ``privacy.allow_small_cells`` let a ``min_cell`` under the floor
+    through, so counts that small are shown. ``federated_without_tls``: the models
+    trained over a federation without TLS (``compute.federated.tls: false`` with
+    ``allow_insecure: true``).
+
+    >>> run_warnings(min_cell=11, small_cells=False, federated_without_tls=False)
+    []
+    """
+    out = []
+    if small_cells:
+        out.append(
+            f"Small counts shown: the small-cell threshold is {min_cell} "
+            "(privacy.allow_small_cells: true accepted it below the usual floor), so "
+            f"counts of as few as {min_cell} patients or lines appear in these reports. "
+            "They can single patients out: do not share the reports beyond those allowed "
+            "to see patient-level data."
+        )
+    if federated_without_tls:
+        out.append(
+            "Federation without TLS: the models behind these reports were trained with "
+            "compute.federated.tls: false (allow_insecure: true), so any process that could "
+            "reach the federated server's port could have joined as a site and read the "
+            "gradient histograms the sites exchanged."
+        )
+    return out
+
+
+def warnings_html(warnings: Sequence[str]) -> str:
+    """The warning banner (empty without warnings): styled inline, so that the index and
+    the notebook pages, which have different style sheets, show the same banner.
+
+    >>> warnings_html([])
+    ''
+    >>> 'role="alert"' in warnings_html(["Small counts shown."])
+    True
+    """
+    if not warnings:
+        return ""
+    items = "".join(f'<p style="margin:4px 0">{html.escape(w)}</p>' for w in warnings)
+    return (
+        '<div class="banner oncorwe-warning" role="alert" style="background:#fde8e8;'
+        "border:2px solid #c0392b;border-radius:4px;color:#5a1010;padding:10px 14px;"
+        'margin:12px 0 18px 0;font-family:Helvetica,Arial,sans-serif;font-size:15px">'
+        f"<strong>Privacy warning.</strong>{items}</div>"
+    )
 
 
 def _decisions(validation: Mapping | None) -> dict[int, str]:
@@ -89,6 +143,7 @@ def overview(
     synthetic: bool,
     provenance: Mapping[str, str] | None = None,
     top: int = 3,
+    warnings: Sequence[str] = (),
 ) -> Overview:
     """The headline of a run from its stage outputs (``None`` for a stage not run)."""
     decisions = _decisions(validation)
@@ -104,6 +159,7 @@ def overview(
         top=[finding_line(f, decisions.get(f["headline"]["rank"], "")) for f in benefits[:top]],
         synthetic=synthetic,
         provenance=dict(provenance or {}),
+        warnings=list(warnings),
     )
 
 
@@ -113,6 +169,7 @@ def read_overview(
     *,
     synthetic: bool,
     provenance: Mapping[str, str] | None = None,
+    warnings: Sequence[str] = (),
 ) -> Overview:
     """:func:`overview` of the files the hypothesis and validation stages wrote (a
     missing file: that part of the headline is left out)."""
@@ -120,7 +177,7 @@ def read_overview(
     hyps = json.loads(hyp_file.read_text())["hypotheses"] if hyp_file.is_file() else None
     val = Path(validation_path)
     res = json.loads(val.read_text()) if val.is_file() else None
-    return overview(hyps, res, synthetic=synthetic, provenance=provenance)
+    return overview(hyps, res, synthetic=synthetic, provenance=provenance, warnings=warnings)
 
 
 def git_commit(root: str | Path) -> str | None:
@@ -189,8 +246,8 @@ def _n(v: int | None) -> str:
 
 
 def overview_html(ov: Overview) -> str:
-    """The index's opening block: banner, headline, top findings and provenance."""
-    parts = []
+    """The index's opening block: warnings, banner, headline, top findings, provenance."""
+    parts = [warnings_html(ov.warnings)] if ov.warnings else []
     if ov.synthetic:
         parts.append(
             '<div class="banner synthetic" role="note"><strong>Synthetic data.</strong> '

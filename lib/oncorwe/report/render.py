@@ -90,6 +90,10 @@ _TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
                     border-top: 1px solid #ddd; padding-top: 8px; }
 </style>
 {%- endblock html_head_css -%}
+{%- block body_header -%}
+{{ super() }}
+{{ resources.oncorwe.banner }}
+{%- endblock body_header -%}
 {% block body_footer %}
 <footer class="oncorwe-footer">Generated {{ resources.oncorwe.generated | e }} by oncorwe
   from the notebook {{ resources.oncorwe.source | e }}. Counts under
@@ -299,6 +303,7 @@ def export_html(
     description: str = "",
     generated: dt.date | None = None,
     check_privacy: bool = True,
+    warnings: Sequence[str] = (),
 ) -> Path:
     """Convert an executed notebook into a self-contained HTML page, code hidden.
 
@@ -322,9 +327,14 @@ def export_html(
         Refuse to write a page whose visible text or figure data holds a patient key or
         an exact date (:func:`oncorwe.core.privacy.check_no_identifiers`; raises
         :class:`~oncorwe.core.privacy.PrivacyError`).
+    warnings : list of str
+        The run's privacy warnings, shown as a banner at the top of the page
+        (:func:`oncorwe.report.overview.warnings_html`, the index's banner).
     """
     import jinja2
     from nbconvert import HTMLExporter
+
+    from oncorwe.report.overview import warnings_html
 
     src = resolve(executed_ipynb)
     nb = _export_notebook(nbformat.read(src, as_version=4))
@@ -345,6 +355,7 @@ def export_html(
             "description": description,
             "generated": generated.isoformat(),
             "source": _source_name(nb, src),
+            "banner": warnings_html(warnings),
         },
     }
     body, _ = exporter.from_notebook_node(nb, resources=resources)
@@ -451,11 +462,13 @@ def render_report(
     description: str | None = None,
     timeout: int = DEFAULT_TIMEOUT_S,
     cwd: str | os.PathLike[str] | None = None,
+    warnings: Sequence[str] = (),
 ) -> Report:
     """Execute ``src`` and export it: ``reports_dir/NAME.html`` + ``executed/NAME.ipynb``.
 
     The HTML is written only after the notebook ran to the end; a failing notebook
-    raises :class:`OncorweError` and leaves both outputs as they were.
+    raises :class:`OncorweError` and leaves both outputs as they were. ``warnings``: the
+    run's privacy warnings, a banner on the page (:func:`export_html`).
 
     Returns
     -------
@@ -478,6 +491,7 @@ def render_report(
             title=title,
             description=description,
             generated=today,
+            warnings=warnings,
         )
         metrics = read_metrics(tmp_nb)
     entry = ReportEntry(name, title, description, today.isoformat())
