@@ -2,7 +2,9 @@
 
 The pipeline's own outputs (track 1 and track 2 on the focused world) are scanned file
 by file for counts under the threshold, by key name and by structure
-(:func:`oncorwe.core.privacy.find_small_counts`); the outputs of ``discover``,
+(:func:`oncorwe.core.privacy.find_small_counts`), and so is every page the report stage
+renders from them, table cells, figures and text
+(:func:`oncorwe.core.privacy.find_small_counts_in_html`); the outputs of ``discover``,
 ``emulate`` and ``transport`` on a user's table with distinctive ids are grepped byte
 for byte for those ids.
 """
@@ -13,12 +15,24 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 import yaml
 
-from oncorwe.core.privacy import Finding, Sum, find_small_counts, suppress_related
-from oncorwe.core.roles import read_table, roles_for_analysis_table
-from oncorwe.pipeline.validation import ValidationConfig, read_hypotheses, run_validation
+from oncorwe.core.privacy import (
+    Finding,
+    Sum,
+    find_small_counts,
+    find_small_counts_in_html,
+    html_tables,
+    is_count_label,
+    plotly_figures,
+    suppress_related,
+    suppress_table,
+)
+from oncorwe.core.roles import read_table
+from oncorwe.report import describe, figures
+from oncorwe.report.render import visible_text
 
 from .test_cli import oncorwe
 
@@ -93,31 +107,74 @@ def test_suppression_follows_a_chain_of_sums():
 
 
 # ------------------------------------------------------------------ the pipeline
-@pytest.fixture(scope="module")
-def track2(track1, tmp_path_factory):
-    out, _ = track1
-    analysis = out.parent / "analysis"
-    cfg = ValidationConfig(
-        top_k=2, replicates=500, adaptive_trials=200, threads=1, seed=3, min_cell=MIN_CELL
-    )
-    path = tmp_path_factory.mktemp("validation_exits") / "validation.json"
-    run_validation(
-        read_table(analysis),
-        roles_for_analysis_table(analysis),
-        read_hypotheses(out / "hypotheses.json"),
-        pd.read_parquet(out / "splits.parquet"),
-        cfg,
-        path,
-    )
-    return path.parent
-
-
 def test_track_outputs_hold_no_count_under_the_threshold(track1, track2):
     out, _ = track1
     n_hyp, found_hyp = scan_output_files(out, MIN_CELL)
     n_val, found_val = scan_output_files(track2, MIN_CELL)
     assert n_hyp >= 6 and n_val == 1  # hypotheses, summary, splits, 3 models (+ features)
     assert found_hyp + found_val == [], [str(f) for f in found_hyp + found_val]
+
+
+# ------------------------------------------------------------------ the rendered pages
+def _page(*parts) -> str:
+    """A page as the reports hold them: pandas Styler tables and plotly figures."""
+    html = []
+    for part in parts:
+        if isinstance(part, go.Figure):
+            html.append(part.to_html(include_plotlyjs=False, full_html=False))
+        else:
+            html.append(part.to_html())
+    return "\n".join(html)
+
+
+def test_the_html_scanner_finds_a_planted_small_count_in_a_table_cell():
+    rows = pd.DataFrame(
+        {"cancer": ["a", "b", "c"], "lines": [120, 7, 40], "share": [0.7, 0.1, 0.2]}
+    )
+    page = _page(describe.table(rows, MIN_CELL, percent=["share"]))
+    found = find_small_counts_in_html(page, MIN_CELL)
+    assert [(f.value, "'lines' row 1" in f.where) for f in found] == [("7", True)]
+    hidden = suppress_table(rows, ["lines"], MIN_CELL, derived={"share": "lines"})
+    assert find_small_counts_in_html(_page(describe.table(hidden, MIN_CELL)), MIN_CELL) == []
+
+
+def test_the_html_scanner_finds_a_planted_small_count_in_a_figures_hover_text():
+    rows = pd.DataFrame({"site": ["H1", "H2", "H3"], "lines": [120, 4, 40]})
+    bars = figures.bar_counts(rows, x="site", y="lines", title="Lines per hospital")
+    found = find_small_counts_in_html(_page(bars), MIN_CELL)
+    assert {f.value for f in found} == {"4"} and "point 1" in found[0].where
+    hidden = suppress_table(rows, ["lines"], MIN_CELL)
+    # the stub a hidden bar is drawn with is no count: the scan reads its "<11" label
+    drawn = figures.bar_counts(hidden, x="site", y="lines", min_cell=MIN_CELL)
+    assert find_small_counts_in_html(_page(drawn), MIN_CELL) == []
+    # a count in the hover text of a trace that is not itself a count
+    forest = figures.forest_plot(
+        pd.DataFrame({"label": ["x"], "estimate": [0.8], "ci_low": [0.6], "ci_high": [1.0]})
+    )
+    forest.update_traces(hovertext=["korean, n = 6"])
+    assert [f.value for f in find_small_counts_in_html(_page(forest), MIN_CELL)] == ["n = 6"]
+
+
+def test_every_rendered_page_holds_no_count_under_the_threshold(rendered_reports):
+    reports, rendered, _ = rendered_reports
+    pages = sorted(reports.glob("*.html"))
+    assert [p.stem for p in pages] == sorted([*rendered, "index"])
+    found, seen = [], {}
+    for path in pages:
+        page = visible_text(path.read_text(encoding="utf-8"))
+        found += find_small_counts_in_html(page, MIN_CELL, path.name)
+        count_cells = sum(
+            sum(map(is_count_label, headers)) * len(rows) for headers, rows in html_tables(page)
+        )
+        count_bars = sum(
+            t.get("type") == "bar" and is_count_label(t.get("name", ""))
+            for fig in plotly_figures(page)
+            for t in fig["data"]
+        )
+        seen[path.stem] = (count_cells, count_bars)
+    # the scan read what the pages show: each report has count cells or count bars
+    assert all(cells + bars > 0 for name, (cells, bars) in seen.items() if name != "index"), seen
+    assert found == [], [str(f) for f in found]
 
 
 # ------------------------------------------------------------------ a user's table

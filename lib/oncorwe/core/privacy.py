@@ -3,7 +3,9 @@
 Every count a stage writes or a report shows goes through :func:`suppress` (one count),
 :func:`suppress_counts` (an array of counts) or :func:`suppress_table` (a table, with
 derived shares and secondary suppression) first, and every rendered page can be scanned
-with :func:`check_no_identifiers` before it is published.
+with :func:`check_no_identifiers` before it is published. The outputs are scanned for
+counts under the threshold by :func:`find_small_counts` (JSON, Parquet) and
+:func:`find_small_counts_in_html` (rendered pages: tables, figures, text).
 
 The rule is the project's (``privacy.min_cell_count`` in ``params.yaml``): a count below
 ``min_cell`` is not shown (zero included, as in the stage metrics), and neither is any
@@ -21,9 +23,13 @@ Example
 
 from __future__ import annotations
 
+import base64
+import html
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any
 
 import numpy as np
@@ -501,3 +507,284 @@ def find_small_counts(
 def is_count_name(name: str) -> bool:
     """True for a column or key named like a count (:data:`COUNT_NAME` or :data:`COUNT_KEY`)."""
     return bool(COUNT_NAME.search(name) or COUNT_KEY.search(name))
+
+
+# ------------------------------------------------------------- scanning rendered pages
+#: Words that make a table header or a figure's trace / axis name a count of patients,
+#: lines or rows ("lines", "drug lines", "confirmation rows on drug", "trial N").
+COUNT_WORDS = frozenset(
+    {"n", "count", "counts", "lines", "patients", "persons", "people", "events", "rows"}
+    | {"tested", "positive", "known"}
+)
+#: Words that make such a name a quantity computed from counts, not a count ("share of
+#: lines", "mean events", "rows needed per arm", "observed / expected").
+DERIVED_WORDS = frozenset(
+    {"share", "shares", "rate", "percent", "median", "mean", "needed", "expected", "ratio"}
+    | {"power", "probability"}
+)
+#: A count written in prose or hover text: "n = 7", "7 patients", "1,234 lines".
+COUNT_PHRASE = re.compile(
+    r"(?<![\w.])n\s*[=:]\s*(\d[\d,]*)(?![\d.])"
+    r"|(?<![\w.,<])(\d[\d,]*)\s+(?:patients|lines|persons|people|events|rows)\b",
+    re.IGNORECASE,
+)
+#: A suppressed cell as the reports write it: ``<11``.
+SUPPRESSED = re.compile(r"^\s*<\s*\d+\s*$")
+
+
+def is_count_label(text: str) -> bool:
+    """True for a human-readable header or axis title naming a count (a word of
+    :data:`COUNT_WORDS` and none of :data:`DERIVED_WORDS`); :func:`is_count_name` is
+    its counterpart for the keys and column names of the JSON and Parquet outputs.
+
+    >>> is_count_label("drug lines"), is_count_label("share of lines"), is_count_label("auc")
+    (True, False, False)
+    """
+    words = set(re.findall(r"[a-z]+", str(text).lower()))
+    return bool(words & COUNT_WORDS) and not words & DERIVED_WORDS
+
+
+def _as_count(text: Any) -> int | None:
+    """A cell or hover string that reads as a whole number (``"1,234"``, ``"7"``,
+    ``"7.0"``), as an int; None for anything else (``"<11"``, ``"12.5%"``, ``""``)."""
+    if isinstance(text, bool | np.bool_):
+        return None
+    if isinstance(text, int | float | np.integer | np.floating):
+        v = float(text)
+        return int(v) if np.isfinite(v) and v == round(v) else None
+    s = str(text).strip().replace(",", "")
+    return int(float(s)) if re.fullmatch(r"\d+(?:\.0+)?", s) else None
+
+
+class _TableParser(HTMLParser):
+    """The ``<table>`` elements of a page as header and body rows of (tag, text, colspan)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: list[dict[str, list]] = []
+        self._table: dict[str, list] | None = None
+        self._row: list[tuple[str, str, int]] | None = None
+        self._cell: list[str] | None = None
+        self._cell_tag, self._span, self._in_head = "", 1, False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self._table = {"head": [], "body": []}
+        elif self._table is None:
+            return
+        elif tag == "thead":
+            self._in_head = True
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell, self._cell_tag = [], tag
+            span = str(dict(attrs).get("colspan") or "1")
+            self._span = int(span) if span.isdigit() else 1
+        elif tag == "br" and self._cell is not None:
+            self._cell.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._table is None:
+            return
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append((self._cell_tag, " ".join("".join(self._cell).split()), self._span))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self._table["head" if self._in_head else "body"].append(self._row)
+            self._row = None
+        elif tag == "thead":
+            self._in_head = False
+        elif tag == "table":
+            self.tables.append(self._table)
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def html_tables(page: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Each ``<table>`` of an HTML page as (column headers, body rows of cell texts).
+
+    The headers are the last row of ``<thead>`` (pandas' and its Styler's tables), else
+    the first row when every cell of it is a ``<th>``; a table with neither has no
+    headers (``[]``). A cell spanning columns is repeated.
+
+    >>> html_tables("<table><tr><th>n</th></tr><tr><td>40</td></tr></table>")
+    [(['n'], [['40']])]
+    """
+    p = _TableParser()
+    p.feed(page)
+    p.close()
+
+    def cells(row: list[tuple[str, str, int]]) -> list[str]:
+        return [text for _, text, span in row for _ in range(span)]
+
+    out = []
+    for t in p.tables:
+        head, body = t["head"], list(t["body"])
+        if head:
+            headers = cells(head[-1])
+        elif body and all(tag == "th" for tag, _, _ in body[0]):
+            headers = cells(body.pop(0))
+        else:
+            headers = []
+        out.append((headers, [cells(r) for r in body]))
+    return out
+
+
+_NEWPLOT = re.compile(r"Plotly\.newPlot\(")
+_SPACE_COMMA = re.compile(r"\s*,?\s*")
+
+
+def plotly_figures(page: str) -> list[dict[str, Any]]:
+    """The figures a page draws, as plotly JSON: ``{"data": [...], "layout": {...}}``
+    for each ``Plotly.newPlot("id", data, layout, ...)`` call (how plotly's HTML and
+    notebook renderers embed a figure). A call whose data cannot be read is returned
+    as ``{"unreadable": position}``, so that a scan says so instead of passing it.
+
+    >>> plotly_figures('Plotly.newPlot("d", [{"type": "bar", "y": [3]}], {})')
+    [{'data': [{'type': 'bar', 'y': [3]}], 'layout': {}}]
+    """
+    decoder = json.JSONDecoder()
+
+    def value_at(pos: int) -> tuple[Any, int]:
+        return decoder.raw_decode(page, _SPACE_COMMA.match(page, pos).end())
+
+    found: list[dict[str, Any]] = []
+    for m in _NEWPLOT.finditer(page):
+        try:
+            div, pos = value_at(m.end())
+        except json.JSONDecodeError:
+            continue  # not a call on a figure (plotly.js's own source, if it was kept)
+        if not isinstance(div, str):
+            continue
+        try:
+            data, pos = value_at(pos)
+            layout, _ = value_at(pos)
+        except json.JSONDecodeError:
+            found.append({"unreadable": m.start()})
+            continue
+        found.append({"data": data, "layout": layout})
+    return found
+
+
+def plotly_array(value: Any) -> np.ndarray:
+    """A trace's array as numpy: a list as it is, or a typed-array spec (plotly >= 6
+    writes ``{"dtype": "f8", "bdata": <base64>, "shape": "2, 3"}``) decoded."""
+    if isinstance(value, Mapping) and "bdata" in value and "dtype" in value:
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        if shape:
+            arr = arr.reshape([int(s) for s in str(shape).split(",")])
+        return arr
+    if value is None:
+        return np.array([], dtype=object)
+    return np.asarray(value if isinstance(value, list | tuple) else [value], dtype=object)
+
+
+def _title(axis: Mapping[str, Any]) -> str:
+    title = axis.get("title")
+    return str(title.get("text") or "") if isinstance(title, Mapping) else str(title or "")
+
+
+def _point_strings(trace: Mapping[str, Any], n: int) -> list[list[str]]:
+    """Per point, the strings its hover box or label may show (text, hovertext,
+    customdata)."""
+    out: list[list[str]] = [[] for _ in range(n)]
+    for key in ("text", "hovertext", "customdata"):
+        value = trace.get(key)
+        if isinstance(value, str):
+            for strings in out:
+                strings.append(value)
+            continue
+        arr = plotly_array(value)
+        for i, v in enumerate(arr[:n] if arr.ndim else []):
+            items = v if isinstance(v, list | tuple | np.ndarray) else [v]
+            out[i] += [str(x) for x in items]
+    return out
+
+
+def _figure_small_counts(fig: Mapping[str, Any], min_cell: int, where: str) -> list[Finding]:
+    """Counts in 1..``min_cell - 1`` a figure shows: the bar heights and per-point
+    strings of a count-like trace (its name or its value axis' title names a count,
+    :func:`is_count_label`; a point labelled suppressed, ``"<11"``, is a stub, not a
+    count), and counts written as phrases in any trace's hover text (``"n = 7"``)."""
+    kind = f"count under {min_cell}"
+    layout = fig.get("layout") or {}
+    found: list[Finding] = []
+    for t_i, tr in enumerate(fig.get("data") or []):
+        here = f"{where} trace {t_i} ({tr.get('name', '')})"
+        letter = "x" if tr.get("orientation") == "h" else "y"
+        ref = str(tr.get(f"{letter}axis") or letter)
+        axis = layout.get(f"{letter}axis{ref[1:]}") or {}
+        values = plotly_array(tr.get(letter))
+        strings = _point_strings(tr, len(values))
+        counted = tr.get("type", "scatter") in ("bar", "scatter", "histogram") and (
+            is_count_label(tr.get("name", "")) or is_count_label(_title(axis))
+        )
+        if counted:
+            for i, v in enumerate(values):
+                if any(SUPPRESSED.match(s) for s in strings[i]):
+                    continue
+                shown = [_as_count(v), *(_as_count(s) for s in strings[i])]
+                for c in dict.fromkeys(c for c in shown if c is not None and 0 < c < min_cell):
+                    found.append(Finding(kind, f"{here} point {i}", str(c)))
+        texts = [s for point in strings for s in point]
+        texts += [str(tr.get(k)) for k in ("hovertemplate", "texttemplate") if tr.get(k)]
+        found += _phrase_counts("\n".join(texts), min_cell, f"{here} hover text")
+    return found
+
+
+def _phrase_counts(text: str, min_cell: int, where: str) -> list[Finding]:
+    """Counts under ``min_cell`` written as :data:`COUNT_PHRASE` in ``text``."""
+    kind = f"count under {min_cell}"
+    out = []
+    for m in COUNT_PHRASE.finditer(text):
+        c = _as_count(m.group(1) or m.group(2))
+        if c is not None and 0 < c < min_cell:
+            out.append(Finding(kind, where, m.group(0).strip()))
+    return list(dict.fromkeys(out))[:5]
+
+
+def find_small_counts_in_html(page: str, min_cell: int, where: str = "page") -> list[Finding]:
+    """Every count in 1..``min_cell - 1`` a rendered page shows: in its tables, figures
+    and text.
+
+    * a table cell that reads as a whole number under a header naming a count
+      (:func:`is_count_label`: ``lines``, ``patients``, ``drug lines``, ``n``; not
+      ``share of lines`` or ``mean events``);
+    * a figure's count (:func:`plotly_figures`; bar heights and hover strings of a
+      count-like trace, count phrases in any hover text);
+    * a count phrase in the page's text outside tables and scripts (``"7 patients"``).
+
+    Zero is not flagged (as in :func:`find_small_counts`). Pass the page through
+    :func:`oncorwe.report.render.visible_text` first to skip the embedded plotly.js
+    library (the scan is the same, only faster).
+
+    Examples
+    --------
+    >>> page = "<table><thead><tr><th>site</th><th>lines</th></tr></thead>"
+    >>> page += "<tbody><tr><td>H1</td><td>7</td></tr><tr><td>H2</td><td>&lt;11</td></tr>"
+    >>> find_small_counts_in_html(page + "</tbody></table>", 11)
+    [Finding(kind='count under 11', where="page table 0 column 'lines' row 0", value='7')]
+    """
+    kind = f"count under {min_cell}"
+    found: list[Finding] = []
+    for t_i, (headers, rows) in enumerate(html_tables(page)):
+        counted = [i for i, h in enumerate(headers) if is_count_label(h)]
+        for r_i, row in enumerate(rows):
+            for c_i in counted:
+                c = _as_count(row[c_i]) if c_i < len(row) else None
+                if c is not None and 0 < c < min_cell:
+                    place = f"{where} table {t_i} column {headers[c_i]!r} row {r_i}"
+                    found.append(Finding(kind, place, str(c)))
+    for f_i, fig in enumerate(plotly_figures(page)):
+        if "unreadable" in fig:
+            found.append(Finding("unreadable figure", f"{where} figure {f_i}", "newPlot"))
+            continue
+        found += _figure_small_counts(fig, min_cell, f"{where} figure {f_i}")
+    text = re.sub(r"<(script|style|table)\b.*?</\1\s*>", " ", page, flags=re.S | re.I)
+    text = re.sub(r"<[^>]+>", " ", text)
+    found += _phrase_counts(html.unescape(text), min_cell, f"{where} text")
+    return found
