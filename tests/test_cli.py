@@ -104,3 +104,34 @@ def test_trial_sim_names_a_misspelled_key(tmp_path):
     res = oncorwe("trial-sim", "--design", bad, "--out", tmp_path / "t")
     assert res.returncode == 2 and "acrual" in res.stderr
     assert not (tmp_path / "t").exists()
+
+
+def test_export_flat_writes_a_table_k_anonymous_on_the_age_band(tmp_path):
+    from oncorwe.cohort.flat import flat_cohort
+    from oncorwe.core.privacy import k_anonymity_violations, quasi_identifier_view
+
+    res = oncorwe("export-flat", "--patients", 400, "--seed", 3, "--out", tmp_path / "f")
+    assert res.returncode == 0, res.stderr
+    written = pd.read_csv(tmp_path / "f" / "cohort.csv")
+    raw = flat_cohort(400, seed=3)
+    # the drawn table has age bands under k=5 (so the check can fail); the written one none
+    assert not k_anonymity_violations(quasi_identifier_view(raw), ["age"], 5).empty
+    assert k_anonymity_violations(quasi_identifier_view(written), ["age"], 5).empty
+    band = quasi_identifier_view(raw)["age"]
+    thin = band.map(band.value_counts()) < 5
+    changed = written["age"] != raw["age"]
+    assert changed.any() and not (changed & ~thin).any()  # only the thin bands' ages moved
+    assert written.drop(columns="age").equals(raw.drop(columns="age"))
+    assert "5-anonymous on the age band (ages " in res.stderr
+
+
+def test_export_flat_refuses_a_k_it_cannot_reach_and_writes_nothing(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("privacy:\n  k: 60\n")
+    out = tmp_path / "f"
+    res = oncorwe("export-flat", "--patients", 50, "--params", params, "--out", out)
+    assert res.returncode == 2
+    err = res.stderr.strip().splitlines()[-1]
+    assert err.startswith("error: export-flat's cohort of 50 patients is not 60-anonymous")
+    assert "privacy.k = 60" in err and "Traceback" not in res.stderr
+    assert not out.exists()

@@ -155,25 +155,46 @@ def export_flat(
     effect_hr: Annotated[
         float, typer.Option(help="planted HR of drug 2 in marker_b = 1 (1 = a null world)")
     ] = 0.35,
+    params: UserParamsOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Write a flat cohort as analysts write them (numeric arm code, 0/1 markers, days)
-    with its roles file and its planted truth: the bring-your-own example."""
+    with its roles file and its planted truth: the bring-your-own example.
+
+    The table is k-anonymous (privacy.k) on its quasi-identifiers (5-year age band; it
+    has no sex, population or hospital): being synthetic, the ages of its thin bands are
+    recoded into a neighbouring band (oncorwe.core.privacy.code_age_bands) rather than
+    refused, and the log says which; a k no recoding reaches is refused and nothing is
+    written."""
     import yaml
 
     from oncorwe.cohort.flat import ROLES, flat_cohort
+    from oncorwe.core.privacy import AGE_BAND_YEARS, code_age_bands, require_k_anonymous
 
+    k = _user_params(params).privacy.k
+    frame = flat_cohort(patients, effect_hr=effect_hr, seed=seed)
+    frame["age"], moved = code_age_bands(frame["age"], k)
+    require_k_anonymous(
+        frame,
+        k,
+        f"export-flat's cohort of {patients} patients",
+        remedy="more --patients (its thin age bands are recoded already), or a smaller privacy.k",
+    )
     folder = claim_output(
         out, "export-flat", {"cohort.csv", "roles.yaml", "truth.json"}, force=force
     )
     with folder.writing() as tmp:
-        flat_cohort(patients, effect_hr=effect_hr, seed=seed).to_csv(
-            tmp / "cohort.csv", index=False
-        )
+        frame.to_csv(tmp / "cohort.csv", index=False)
         (tmp / "roles.yaml").write_text(yaml.safe_dump(ROLES, sort_keys=False))
         truth = {"treated": 2, "subgroup": {"marker_b": "positive"}, "pfs_hazard_ratio": effect_hr}
         (tmp / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
-    _log(f"export-flat: {patients} patients -> {out}")
+    w = AGE_BAND_YEARS - 1
+    recoded = "; ".join(f"ages {b}-{b + w} into {to}-{to + w}" for b, to in moved.items())
+    _log(
+        f"export-flat: {patients} patients, {k}-anonymous on the age band"
+        + (f" ({recoded})" if recoded else "")
+        + f" -> {out}"
+    )
 
 
 @app.command()

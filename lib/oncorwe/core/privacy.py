@@ -5,7 +5,9 @@ Every count a stage writes or a report shows goes through :func:`suppress` (one 
 derived shares and secondary suppression) first, and every rendered page can be scanned
 with :func:`check_no_identifiers` before it is published. The outputs are scanned for
 counts under the threshold by :func:`find_small_counts` (JSON, Parquet) and
-:func:`find_small_counts_in_html` (rendered pages: tables, figures, text).
+:func:`find_small_counts_in_html` (rendered pages: tables, figures, text). A
+patient-level table that leaves the platform is checked for k-anonymity on its
+quasi-identifiers (:func:`k_anonymity_violations`, :func:`require_k_anonymous`).
 
 The rule is the project's (``privacy.min_cell_count`` in ``params.yaml``): a count below
 ``min_cell`` is not shown (zero included, as in the stage metrics), and neither is any
@@ -788,3 +790,199 @@ def find_small_counts_in_html(page: str, min_cell: int, where: str = "page") -> 
     text = re.sub(r"<[^>]+>", " ", text)
     found += _phrase_counts(html.unescape(text), min_cell, f"{where} text")
     return found
+
+
+# ------------------------------------------------------------- k-anonymity
+#: The quasi-identifiers a patient-level table is checked on, where it has them: age (as
+#: its :data:`AGE_BAND_YEARS`-year band), sex, population and hospital / site. Together
+#: they can single a patient out to someone who knows them from elsewhere.
+QUASI_IDENTIFIERS = ("age", "sex", "population", "site", "hospital")
+AGE_BAND_YEARS = 5
+#: ``privacy.k``'s default in params.yaml; callers pass the configured value.
+DEFAULT_K = 5
+
+
+class KAnonymityError(PrivacyError):
+    """A patient-level table with an equivalence class smaller than ``k``."""
+
+
+def check_k(k: Any) -> int:
+    """``k`` as an int, refusing anything but an integer >= 1 (a bool, 0, 2.5)."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    return int(k)
+
+
+def age_band(age: Any, width: int = AGE_BAND_YEARS) -> pd.Series:
+    """Ages as their ``width``-year band, ``"60-64"`` (missing stays missing).
+
+    >>> age_band([64, 65.0, None]).tolist()
+    ['60-64', '65-69', <NA>]
+    """
+    a = pd.to_numeric(pd.Series(age), errors="coerce")
+    lo = np.floor(a / width) * width
+    text = [pd.NA if pd.isna(v) else f"{int(v)}-{int(v) + width - 1}" for v in lo]
+    return pd.Series(text, index=a.index, dtype="string")
+
+
+def quasi_identifier_view(
+    frame: pd.DataFrame,
+    names: Sequence[str] = QUASI_IDENTIFIERS,
+    *,
+    age: str = "age",
+    width: int = AGE_BAND_YEARS,
+) -> pd.DataFrame:
+    """The columns of ``frame`` among ``names``, the ``age`` column as its band (the
+    quasi-identifiers :func:`require_k_anonymous` checks)."""
+    cols = [c for c in names if c in frame.columns]
+    view = frame[cols].copy()
+    if age in view.columns:
+        view[age] = age_band(view[age], width)
+    return view
+
+
+def k_anonymity_violations(frame: pd.DataFrame, quasi: Sequence[str], k: int) -> pd.DataFrame:
+    """The equivalence classes of ``frame`` on ``quasi`` that hold fewer than ``k`` rows.
+
+    An equivalence class is a combination of values of the quasi-identifier columns
+    (a missing value, of any kind, is one value of its own: a blank is as telling as a
+    code); a table is k-anonymous when every class holds at least ``k`` rows.
+
+    Parameters
+    ----------
+    frame : DataFrame of shape (n, m)
+    quasi : list of str
+        Quasi-identifier columns (numeric or string codes, missing values allowed).
+    k : int
+        Smallest class allowed.
+
+    Returns
+    -------
+    DataFrame
+        One row per class under ``k``: its values of ``quasi`` and its size in
+        ``class_size``, smallest first (empty when the table is k-anonymous).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"sex": ["F", "F", "M", None], "site": [1, 1, 1, 2]})
+    >>> k_anonymity_violations(df, ["sex", "site"], 2)["class_size"].tolist()
+    [1, 1]
+    """
+    k = check_k(k)
+    quasi = list(quasi)
+    missing = [c for c in quasi if c not in frame.columns]
+    if missing:
+        raise OncorweError(f"k_anonymity_violations: columns {missing} are not in the table")
+    if not quasi or frame.empty:
+        n = len(frame)
+        return pd.DataFrame({"class_size": [n]} if 0 < n < k else {"class_size": []})
+    # as Python objects: a code and its string ("1") stay apart, equal numbers (1, 1.0)
+    # are one value, and every kind of missing value (None, NaN, NA) is one class
+    keys = frame[quasi].astype(object).where(frame[quasi].notna(), None)
+    sizes = keys.groupby(quasi, dropna=False, sort=False).size().rename("class_size")
+    small = sizes[sizes < k].reset_index()
+    return small.sort_values("class_size", kind="stable").reset_index(drop=True)
+
+
+def require_k_anonymous(
+    frame: pd.DataFrame,
+    k: int,
+    what: str,
+    quasi: Sequence[str] | None = None,
+    *,
+    remedy: str = "coarsen or drop a quasi-identifier (wider age bands, hospitals grouped "
+    "by region), or remove the rare rows, before exporting",
+) -> None:
+    """Raise :class:`KAnonymityError` (one paragraph naming ``what``, the
+    quasi-identifiers and a class under ``k``) unless ``frame`` is k-anonymous on its
+    quasi-identifiers (:func:`quasi_identifier_view` of ``quasi``, default
+    :data:`QUASI_IDENTIFIERS`: 5-year age band, sex, population, hospital / site).
+
+    This is the policy for a **user's** patient-level table on its way out: refused,
+    never altered. Generalising a real table silently would change what the data owner
+    analyses and shares, and which characteristic to coarsen (and how far) is the data
+    owner's decision, made knowing the study; a data-protection officer expects the
+    platform to stop and say why. (A synthetic export is generalised instead:
+    :func:`code_age_bands`.) The message names a class by its values, not its size,
+    and ends with ``remedy``.
+    """
+    view = quasi_identifier_view(frame, QUASI_IDENTIFIERS if quasi is None else quasi)
+    bad = k_anonymity_violations(view, list(view.columns), k)
+    if bad.empty:
+        return
+    first = ", ".join(
+        f"{c} {'missing' if pd.isna(v) else v}" for c, v in bad.iloc[0].drop("class_size").items()
+    )
+    raise KAnonymityError(
+        f"{what} is not {k}-anonymous: {len(bad)} combination(s) of its quasi-identifiers "
+        f"({', '.join(view.columns) or 'none'}; age in {AGE_BAND_YEARS}-year bands) hold "
+        f"fewer than {k} patients (e.g. {first or 'the whole table'}), and anyone who knows "
+        f"those characteristics of a patient could find the patient's row; nothing was "
+        f"written. Expected every combination to hold at least privacy.k = {k} rows: "
+        f"{remedy}"
+    )
+
+
+def code_age_bands(
+    age: Any, k: int, width: int = AGE_BAND_YEARS
+) -> tuple[pd.Series, dict[int, int]]:
+    """Recode the ages of thin ``width``-year bands into a neighbouring band, so that
+    every band holds at least ``k`` rows; returns the coded ages and, for each band
+    recoded, its lower edge -> the lower edge of the band its ages now lie in.
+
+    Bands under ``k`` rows are merged with a neighbour, the smallest group first (into
+    its smaller neighbour), until every group holds ``k``; a group's ages are then
+    written into its largest band: ages below it as its lower edge, ages above it as its
+    top year (lower edge + ``width`` - 1). At the ends of the distribution this is the
+    usual bottom- and top-coding (as HIPAA's safe harbour writes ages over 89 as 90);
+    inside it, local recoding of a gap. A band that held ``k`` rows keeps its ages as
+    they were, and so do missing ages (their class is for :func:`require_k_anonymous`).
+    With fewer than ``k`` ages in all, nothing is recoded and the check refuses.
+
+    This is the policy for a **synthetic** export (``oncorwe export-flat``): no real
+    patient is in it, so nothing of value is lost by moving a few ages by a band, while
+    the file that leaves the platform still meets the same k-anonymity rule as any
+    other (once it circulates, nobody has to know it was synthetic to trust it).
+
+    Parameters
+    ----------
+    age : array-like of shape (n,)
+        Ages in years (missing allowed).
+    k : int
+        Rows every band must hold.
+    width : int
+        Band width in years (>= 2, so that a band's top year lies in it).
+
+    Examples
+    --------
+    >>> coded, moved = code_age_bands([21, 33, 34, 35, 36, 37, 38, 71, 72, 88], k=3)
+    >>> coded.tolist()
+    [30.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0, 71.0, 72.0, 74.0]
+    >>> moved
+    {20: 30, 85: 70}
+    """
+    k = check_k(k)
+    if isinstance(width, bool) or not isinstance(width, int | np.integer) or width < 2:
+        raise ValueError(f"width must be an integer >= 2, got {width!r}")
+    a = pd.to_numeric(pd.Series(age), errors="coerce").astype(float)
+    band = np.floor(a / width) * width
+    counts = band.value_counts().sort_index()
+    if counts.sum() < k:
+        return a, {}
+    groups = [([int(b)], int(n)) for b, n in counts.items()]
+    while len(groups) > 1:
+        i = min(range(len(groups)), key=lambda g: groups[g][1])
+        if groups[i][1] >= k:
+            break
+        near = [j for j in (i - 1, i + 1) if 0 <= j < len(groups)]
+        j = min(near, key=lambda g: groups[g][1])
+        lo, hi = sorted((i, j))
+        groups[lo : hi + 1] = [(groups[lo][0] + groups[hi][0], groups[lo][1] + groups[hi][1])]
+    moved: dict[int, int] = {}
+    for bands, _ in groups:
+        into = max(bands, key=lambda b: (counts[b], -b))
+        moved.update({b: into for b in bands if b != into})
+    out = a.copy()
+    for b, into in moved.items():
+        out[band == b] = float(into if b < into else into + width - 1)
+    return out, moved

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from oncorwe.core.errors import ConfigError, format_validation_error, load_yaml_model
 from oncorwe.core.net import is_loopback
 from oncorwe.core.paths import resolve
-from oncorwe.core.privacy import DEFAULT_MIN_CELL
+from oncorwe.core.privacy import DEFAULT_K, DEFAULT_MIN_CELL
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
 
@@ -211,6 +211,14 @@ class PrivacyParams(_Section):
     )
     allow_small_cells: bool = Field(
         False, description=f"accept a min_cell_count below {SMALL_CELL_FLOOR}"
+    )
+    k: int = Field(
+        DEFAULT_K,
+        ge=2,
+        le=1000,
+        strict=True,
+        description="k-anonymity of a patient-level table that leaves the platform: every "
+        "combination of 5-year age band, sex, population and hospital holds >= k rows",
     )
 
     @model_validator(mode="after")
