@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from lifelines import KaplanMeierFitter
 
-from oncorwe.models.kaplan_meier import validate_weights, weighted_kaplan_meier
+from oncorwe.models.kaplan_meier import at_risk_counts, validate_weights, weighted_kaplan_meier
 
 
 def _tied_censored(n: int = 400, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -110,3 +110,68 @@ def test_weights_of_the_wrong_length_or_sign_are_rejected(weight, message):
 def test_times_outside_the_survival_convention_are_rejected():
     with pytest.raises(ValueError, match="time must be finite and > 0"):
         weighted_kaplan_meier([1, 0], [0.0, 1.0])
+
+
+# --------------------------------------------------------------------------- the band
+def test_unit_weight_band_equals_lifelines_exponential_greenwood_interval():
+    """With unit weights the effective risk set is the risk set: the band is lifelines'
+    default interval (log-log, Greenwood) at every step, ties and censorings included."""
+    event, time = _tied_censored()
+    curve = weighted_kaplan_meier(event, time)
+    km = _lifelines(event, time)
+    ci = km.confidence_interval_.drop(index=0.0)
+    lower, upper = curve.confidence_interval(ci.index.to_numpy(), alpha=0.05)
+    finite = curve.survival > 0  # lifelines leaves NaN where S reaches 0
+    np.testing.assert_allclose(lower[finite], ci.iloc[:, 0].to_numpy()[finite], rtol=1e-9)
+    np.testing.assert_allclose(upper[finite], ci.iloc[:, 1].to_numpy()[finite], rtol=1e-9)
+    lo, hi = curve.confidence_interval([0.5])  # before the first time: S = 1 exactly
+    assert lo[0] == hi[0] == 1.0
+
+
+def test_weighted_band_covers_the_true_marginal_survival_in_95_of_100_samples():
+    """Planted truth: treatment P(T=1|x) = expit(x), survival of the treated
+    exp(-exp(0.5 x) t) with x ~ N(0, 1). The treated rows weighted by 1 / e(x) estimate
+    the marginal S(t) = E_x exp(-exp(0.5 x) t); at S near 0.56 the 95 % band covers it
+    at least 88 times in 100 (binomial slack; measured 97.7 % over 3 x 300 samples, a
+    little conservative). Counting the weights as patients (lifelines' weighted
+    Greenwood) covers it far less often (measured 78 %), as the weights vary."""
+    rng = np.random.default_rng(7)
+    xs = rng.normal(size=400_000)
+    t_star = 0.55
+    truth = float(np.mean(np.exp(-np.exp(0.5 * xs) * t_star)))
+    covered = naive = 0
+    for _ in range(100):
+        x = rng.normal(size=600)
+        e = 1 / (1 + np.exp(-x))
+        treated = rng.random(600) < e
+        t = rng.exponential(1 / np.exp(0.5 * x[treated]))
+        c = rng.uniform(0.2, 3.0, t.size)
+        ev, tm, w = (t <= c).astype(int), np.minimum(t, c), 1 / e[treated]
+        lo, hi = weighted_kaplan_meier(ev, tm, w).confidence_interval(t_star)
+        covered += bool(lo[0] <= truth <= hi[0])
+        ci = _lifelines(ev, tm, weights=w).confidence_interval_
+        row = ci.iloc[np.searchsorted(ci.index.to_numpy(), t_star, side="right") - 1]
+        naive += bool(row.iloc[0] <= truth <= row.iloc[1])
+    assert 88 <= covered <= 100, covered
+    assert naive < covered - 5, (naive, covered)
+
+
+def test_at_risk_counts_equal_lifelines_event_table():
+    """At observed times the numbers at risk are lifelines' ``at_risk``; between two such
+    times the events and censorings are the rows of its event table in the interval."""
+    event, time = _tied_censored()
+    table = _lifelines(event, time).event_table
+    grid = np.array([0.0, 3.0, 6.0, 10.0, 15.0])
+    out = at_risk_counts(event, time, grid)
+    assert out["n_at_risk"][0] == time.size
+    for k, t in enumerate(grid[1:], start=1):
+        assert out["n_at_risk"][k] == (table.loc[t, "at_risk"] if t in table.index else 0)
+    ends = np.r_[grid[1:], np.inf]
+    for k, (a, b) in enumerate(zip(grid, ends, strict=True)):
+        rows = table[(table.index >= a) & (table.index < b)]
+        assert out["events"][k] == rows["observed"].sum()
+        assert out["n_censored"][k] == rows["censored"].sum()
+    # every row leaves once: at risk falls by the events and censorings in between
+    np.testing.assert_array_equal(
+        out["n_at_risk"] - np.r_[out["n_at_risk"][1:], 0], out["events"] + out["n_censored"]
+    )
