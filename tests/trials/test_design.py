@@ -11,6 +11,7 @@ from scipy.stats import norm
 
 from oncorwe.trials.design import (
     hazard_from_median,
+    minimum_detectable_hr,
     prob_event_exponential,
     prob_event_two_arms,
     sample_size_survival,
@@ -154,3 +155,19 @@ def test_schoenfeld_power_accepts_an_array_of_events():
     out = schoenfeld_power(0.7, d)
     assert out.shape == (3,)
     assert np.all(np.diff(out) > 0)
+
+
+@pytest.mark.parametrize("allocation", [1.0, 2.0, 0.25])
+def test_minimum_detectable_hr_inverts_schoenfeld(allocation):
+    """The MDRR of D events is the hazard ratio for which Schoenfeld needs D events, and
+    at it the log-rank test has the asked power (SCIENCE.md: HR 0.7 at one-sided 0.025
+    and 90 % power needs 331 events)."""
+    for events in (40.0, 331.0, 2500.0):
+        mdrr = minimum_detectable_hr(events, alpha=0.05, power=0.8, allocation=allocation)
+        assert mdrr > 1
+        need = schoenfeld_events(1 / mdrr, alpha=0.05, power=0.8, allocation=allocation, sided=2)
+        assert need == pytest.approx(events, rel=1e-12)
+        power = schoenfeld_power(mdrr, events, alpha=0.05, allocation=allocation, sided=2)
+        assert power == pytest.approx(0.8, abs=1e-12)
+    science = minimum_detectable_hr(331, alpha=0.025, power=0.9, sided=1)
+    assert 1 / science == pytest.approx(0.7, abs=0.001)

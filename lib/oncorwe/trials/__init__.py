@@ -9,6 +9,7 @@ from oncorwe.trials.adaptive import (
 )
 from oncorwe.trials.design import (
     hazard_from_median,
+    minimum_detectable_hr,
     prob_event_exponential,
     prob_event_two_arms,
     sample_size_survival,
@@ -42,6 +43,7 @@ __all__ = [
     "find_sample_size",
     "hazard_from_median",
     "logrank_test",
+    "minimum_detectable_hr",
     "predictive_probability",
     "prob_event_exponential",
     "prob_event_two_arms",

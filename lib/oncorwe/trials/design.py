@@ -34,6 +34,7 @@ from scipy.stats import norm
 
 __all__ = [
     "hazard_from_median",
+    "minimum_detectable_hr",
     "prob_event_exponential",
     "prob_event_two_arms",
     "sample_size_survival",
@@ -198,6 +199,51 @@ def schoenfeld_power(
         raise ValueError("events must be finite and >= 0")
     out = norm.cdf(np.sqrt(r * d) / (1.0 + r) * abs(math.log(hr)) - _z_alpha(alpha, sided))
     return float(out) if out.ndim == 0 else out
+
+
+def minimum_detectable_hr(
+    events: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    allocation: float = 1.0,
+    sided: int = 2,
+) -> float:
+    """Minimum detectable hazard ratio (MDRR) of a comparison with ``events`` events.
+
+    Schoenfeld's formula solved for the hazard ratio, as OHDSI CohortMethod reports it
+    beside every estimate (SCIENCE.md, "Study diagnostics": an estimate from too few
+    events cannot tell a real effect from none, whatever its point value):
+
+    .. math::
+
+        \\mathrm{MDRR} = \\exp\\left( \\frac{(1 + r)(z_{1-\\alpha/s} + z_{1-\\beta})}
+                      {\\sqrt{r D}} \\right)
+
+    the ratio (> 1; its inverse for a benefit) that ``D`` events detect with the given
+    power. CohortMethod's defaults: two-sided alpha 0.05, power 0.8, r the treated
+    share's odds.
+
+    Parameters
+    ----------
+    events : float
+        D > 0.
+    alpha, power, allocation, sided
+        As in :func:`schoenfeld_events` (here two-sided by default, as CohortMethod).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(minimum_detectable_hr(331, alpha=0.025, power=0.9, sided=1), 3)  # 1 / 0.7
+    1.428
+    """
+    d = check_positive("events", events)
+    alpha, power = check_alpha(alpha), check_power(power)
+    r, sided = _check_allocation(allocation), check_sided(sided)
+    z = _z_alpha(alpha, sided) + float(norm.ppf(power))
+    return math.exp((1.0 + r) * z / math.sqrt(r * d))
 
 
 def prob_event_exponential(

@@ -16,10 +16,16 @@ eligible population (IPTW) or the effect in the matched population (matching); t
    matching on ``logit e`` within a caliper of 0.2 SD of ``logit e``, without replacement.
 3. Diagnostics (OHDSI CohortMethod's): standardized mean differences of every covariate
    before and after, equipoise (preference score in [0.3, 0.7]), Kish effective sample
-   sizes, the propensity distribution.
-4. Outcomes: weighted Kaplan-Meier curves, weighted Cox hazard ratio with a robust
-   (sandwich, clustered by patient) or bootstrap CI, RMST difference at a horizon,
-   weighted risk difference of ``response``; the unadjusted HR and RD beside them.
+   sizes, the propensity and preference-score distributions (binned per arm), the
+   minimum detectable hazard ratio; each with its threshold in ``diagnostics``.
+4. Outcomes: weighted Kaplan-Meier curves with their pointwise band, weighted Cox hazard
+   ratio with a robust (sandwich, clustered by patient) or bootstrap CI, RMST difference
+   at a horizon, weighted risk difference of ``response``; the unadjusted HR and RD
+   beside them; the numbers at risk, events and censorings at regular times.
+
+The result holds the counts a report needs (arms before and after trimming, histogram
+bins, numbers at risk, covariate levels) as they are: suppressing the small ones is the
+publishing stage's job (:mod:`oncorwe.pipeline.validation`), with its threshold.
 
 Results should be read only when ``diagnostics_pass`` (SCIENCE.md, "Study diagnostics"):
 otherwise the result is ``blinded`` (OHDSI practice), its estimates kept for audit only.
@@ -43,9 +49,10 @@ from oncorwe.compute.trainer import EstimatorTrainer
 from oncorwe.core.io import jsonable
 from oncorwe.core.roles import MAX_ABS_COVARIATE, absurd_values, horizon_refusal
 from oncorwe.models.encoding import CovariateEncoder
-from oncorwe.models.kaplan_meier import weighted_kaplan_meier
+from oncorwe.models.kaplan_meier import at_risk_counts, weighted_kaplan_meier
 from oncorwe.models.sensitivity import e_values_hr
 from oncorwe.models.splits import grouped_fold_ids
+from oncorwe.trials.design import minimum_detectable_hr
 from oncorwe.trials.survival import (
     cox_coefficient,
     cox_hazard_ratio,
@@ -72,18 +79,36 @@ MIN_EQUIPOISE = 0.2
 EQUIPOISE_BOUNDS = (0.3, 0.7)
 CALIPER_SD = 0.2
 _E_CLIP = 1e-6
+#: Bins of the published propensity and preference-score histograms (width 0.05).
+SCORE_BINS = 20
+#: Steps (months) the at-risk table may take: the first giving at most 8 intervals.
+AT_RISK_STEPS = (1.0, 2.0, 3.0, 6.0, 12.0, 24.0, 60.0)
 
 
 # --------------------------------------------------------------------------- diagnostics
 @dataclass(frozen=True)
 class BalanceRow:
-    """Standardized mean difference of one covariate (or one level of a categorical)."""
+    """One row of the baseline table: a covariate (or one level of a categorical, or a
+    missing indicator), its arm means before weighting (the eligible rows) and after
+    (the analysed rows, weighted), and the standardized mean differences.
+
+    ``n_treated`` / ``n_control`` are the eligible rows of each arm where the covariate
+    is observed, ``n_level_treated`` / ``n_level_control`` those of them with the value
+    1 when the column holds only 0/1 (a level, an indicator; None otherwise): the
+    counts behind a proportion, which a publishing stage needs to withhold small ones.
+    """
 
     covariate: str
     mean_treated_before: float
     mean_control_before: float
     smd_before: float
     smd_after: float
+    mean_treated_after: float = float("nan")
+    mean_control_after: float = float("nan")
+    n_treated: int = 0
+    n_control: int = 0
+    n_level_treated: int | None = None
+    n_level_control: int | None = None
 
 
 def _nan_wmean(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -339,6 +364,8 @@ class EmulationResult:
     n_eligible, n_trimmed, n_treated, n_control, n_response : int
         Eligible rows of the two arms; rows removed by trimming (or left unmatched); rows
         analysed per arm; rows with a non-missing response among them.
+    n_eligible_treated, n_eligible_control : int
+        Eligible rows per arm (before trimming or matching): the attrition's middle step.
     events, events_treated, events_control : int
     max_abs_smd_before, max_abs_smd_after : float
     balance : list of BalanceRow
@@ -346,8 +373,27 @@ class EmulationResult:
     effective_sample_size, ess_treated, ess_control : float
         Kish ESS of the weights per arm; the total is their sum.
     propensity_summary : dict
+    score_histogram : dict
+        ``bin_edges`` (``SCORE_BINS`` bins over [0, 1]) and per arm the eligible rows'
+        ``propensity_counts`` and ``preference_counts`` per bin (before trimming, as
+        CohortMethod plots them); ``equipoise_bounds``.
     km : dict
-        ``{"treated": {"times": [...], "survival": [...]}, "control": {...}}`` on a grid.
+        ``{"treated": {"times", "survival", "lower", "upper", "n_at_risk"},
+        "control": {...}}`` on a grid: the weighted curve, its pointwise ``1 - alpha``
+        band (:meth:`~oncorwe.models.kaplan_meier.SurvivalCurve.confidence_interval`)
+        and the analysed rows at risk at each grid time.
+    at_risk : dict
+        ``times`` (0, then every ``at_risk_step`` months within the grid) and per arm
+        :func:`~oncorwe.models.kaplan_meier.at_risk_counts` of the analysed rows:
+        ``n_at_risk`` at each time, ``events`` and ``n_censored`` until the next.
+    mdrr : float
+        Minimum detectable hazard ratio of the analysed events (two-sided alpha,
+        80 % power, the arms' ratio; :func:`~oncorwe.trials.design.minimum_detectable_hr`).
+    diagnostics : list of dict
+        One per diagnostic: ``code`` (``max_abs_smd``, ``equipoise``, ``mdrr``,
+        ``effective_sample_size``), ``value``, ``threshold`` and ``passes`` (``"below"``
+        or ``"above"``; None for one only reported), ``passed`` (None when reported),
+        and ``covariate`` (the worst one, for ``max_abs_smd``).
     diagnostics_pass : bool
         ``max_abs_smd_after < 0.1 and equipoise > 0.2``; ``diagnostic_reasons`` says why
         not.
@@ -396,6 +442,8 @@ class EmulationResult:
     unadjusted_rd_ci_low: float
     unadjusted_rd_ci_high: float
     n_eligible: int
+    n_eligible_treated: int
+    n_eligible_control: int
     n_trimmed: int
     n_treated: int
     n_control: int
@@ -411,7 +459,11 @@ class EmulationResult:
     ess_treated: float
     ess_control: float
     propensity_summary: dict[str, Any]
+    score_histogram: dict[str, Any]
     km: dict[str, dict[str, list[float]]]
+    at_risk: dict[str, Any]
+    mdrr: float
+    diagnostics: list[dict[str, Any]]
     bootstrap: int
     diagnostics_pass: bool
     diagnostic_reasons: list[str]
@@ -592,6 +644,86 @@ def _ps_summary(e: np.ndarray, t: np.ndarray) -> dict[str, Any]:
     return out
 
 
+def _score_histogram(e: np.ndarray, t: np.ndarray) -> dict[str, Any]:
+    """Eligible rows per bin of the propensity and of the preference score, per arm
+    (:data:`SCORE_BINS` equal bins over [0, 1]): the distributions CohortMethod plots,
+    as counts a report can suppress and draw, never the scores themselves."""
+    edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
+    pref = preference_score(e, float(t.mean()))
+    out: dict[str, Any] = {"bin_edges": edges.tolist(), "equipoise_bounds": list(EQUIPOISE_BOUNDS)}
+    for name, arm in (("treated", t), ("control", ~t)):
+        out[name] = {
+            "propensity_counts": np.histogram(e[arm], bins=edges)[0].astype(int).tolist(),
+            "preference_counts": np.histogram(pref[arm], bins=edges)[0].astype(int).tolist(),
+        }
+    return out
+
+
+def _baseline_rows(
+    bal: pd.DataFrame,
+    t: np.ndarray,
+    w_after: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    m1: np.ndarray,
+    m0: np.ndarray,
+) -> list[BalanceRow]:
+    """The baseline table: each balance column's arm means before (unweighted, eligible
+    rows) and after (``w_after``, the analysed rows weighted; the same weighted mean as
+    the SMD after), its SMDs, and the counts behind a proportion."""
+    x = bal.to_numpy(dtype=float)
+    a1, a0 = _nan_wmean(x[t], w_after[t]), _nan_wmean(x[~t], w_after[~t])
+    seen = ~np.isnan(x)
+    binary = np.all(np.isin(x, (0.0, 1.0)) | ~seen, axis=0)
+    n1, n0 = seen[t].sum(axis=0), seen[~t].sum(axis=0)
+    ones1, ones0 = np.nansum(x[t], axis=0), np.nansum(x[~t], axis=0)
+    rows = []
+    for j, col in enumerate(bal.columns):
+        rows.append(
+            BalanceRow(
+                str(col),
+                float(m1[j]),
+                float(m0[j]),
+                float(before[j]),
+                float(after[j]),
+                mean_treated_after=float(a1[j]),
+                mean_control_after=float(a0[j]),
+                n_treated=int(n1[j]),
+                n_control=int(n0[j]),
+                n_level_treated=int(ones1[j]) if binary[j] else None,
+                n_level_control=int(ones0[j]) if binary[j] else None,
+            )
+        )
+    return rows
+
+
+def _km_on_grid(
+    curve: Any, ev: np.ndarray, tm: np.ndarray, grid: np.ndarray, alpha: float
+) -> dict[str, list[float]]:
+    """One arm's curve as published: ``S``, its band and the rows at risk on ``grid``."""
+    lower, upper = curve.confidence_interval(grid, alpha=alpha)
+    n_at_risk = at_risk_counts(ev, tm, grid)["n_at_risk"] if np.all(np.diff(grid) > 0) else None
+    out = {
+        "times": grid.tolist(),
+        "survival": curve.at(grid).tolist(),
+        "lower": lower.tolist(),
+        "upper": upper.tolist(),
+    }
+    if n_at_risk is not None:
+        out["n_at_risk"] = n_at_risk.tolist()
+    return out
+
+
+def _at_risk_times(end: float, step: float | None) -> np.ndarray:
+    """0, step, 2 step, ... up to ``end``: the at-risk table's times (the first step of
+    :data:`AT_RISK_STEPS` giving at most 8 intervals by default)."""
+    if step is None:
+        step = next((s for s in AT_RISK_STEPS if end / s <= 8), AT_RISK_STEPS[-1])
+    if not (math.isfinite(step) and step > 0):
+        raise ValueError(f"at_risk_step must be a finite number > 0; got {step!r}")
+    return np.arange(0.0, end + 1e-9, step)
+
+
 # --------------------------------------------------------------------------- outcomes
 @dataclass
 class _Outcomes:
@@ -656,6 +788,7 @@ def emulate(
     horizon_months: float = 12.0,
     bootstrap: int = 0,
     km_grid: Any = None,
+    at_risk_step: float | None = None,
     min_arm_rows: int = 20,
     alpha: float = 0.05,
     n_jobs: int = 2,
@@ -725,6 +858,9 @@ def emulate(
     km_grid : array-like, optional
         Times of the reported KM curves; default 61 points from 0 to the shorter arm's
         longest follow-up.
+    at_risk_step : float, optional
+        Months between the times of the at-risk table (from 0 to the grid's end);
+        default the first of :data:`AT_RISK_STEPS` giving at most 8 intervals.
     min_arm_rows : int, default 20
         Fewest eligible, and fewest analysed, rows per arm.
     alpha : float, default 0.05
@@ -915,10 +1051,7 @@ def emulate(
     w_after[sel] = w
     # "before" = the eligible population as it was; "after" = the analysed, weighted one
     before, after, m1, m0 = standardized_mean_differences(bal.to_numpy(), t_all, w_after)
-    balance = [
-        BalanceRow(str(c), float(mt), float(mc), float(sb), float(sa))
-        for c, mt, mc, sb, sa in zip(bal.columns, m1, m0, before, after, strict=True)
-    ]
+    balance = _baseline_rows(bal, t_all, w_after, before, after, m1, m0)
     # NaN: a column never observed in one arm (no SMD to take); inf stays and fails
     max_before = float(np.max(np.abs(before[~np.isnan(before)]), initial=0.0))
     max_after = float(np.max(np.abs(after[~np.isnan(after)]), initial=0.0))
@@ -946,6 +1079,16 @@ def emulate(
         if km_grid is None
         else np.asarray(km_grid, dtype=float)
     )
+    km_out = {
+        name: _km_on_grid(curve, ev[arm], tm[arm], grid, alpha)
+        for name, curve, arm in (("treated", km1, t), ("control", km0, ~t))
+    }
+    risk_times = _at_risk_times(float(grid.max()), at_risk_step)
+    at_risk = {"times": risk_times.tolist()}
+    for name, arm in (("treated", t), ("control", ~t)):
+        at_risk[name] = {
+            k: v.tolist() for k, v in at_risk_counts(ev[arm], tm[arm], risk_times).items()
+        }
     nan = float("nan")
     rd = {"risk_difference": nan, "ci_low": nan, "ci_high": nan, "risk_treated": nan,
           "risk_control": nan, "n": 0, "se": nan}  # fmt: skip
@@ -1010,6 +1153,22 @@ def emulate(
         reasons.append(f"equipoise {equip:.3f} <= {MIN_EQUIPOISE}")
     ps_summary = _ps_summary(e_all, t_all)
     ps_summary["n_trimmed"] = int((~sel).sum())
+    worst_any = max(balance, key=lambda b: abs(b.smd_after) if not np.isnan(b.smd_after) else -1)
+    mdrr = (
+        minimum_detectable_hr(float(ev.sum()), alpha=alpha, allocation=t.sum() / (~t).sum())
+        if ev.sum() > 0
+        else nan
+    )
+    diagnostics = [
+        {"code": "max_abs_smd", "value": max_after, "threshold": MAX_SMD, "passes": "below",
+         "passed": bool(max_after < MAX_SMD), "covariate": worst_any.covariate},
+        {"code": "equipoise", "value": equip, "threshold": MIN_EQUIPOISE, "passes": "above",
+         "passed": bool(equip > MIN_EQUIPOISE), "covariate": None},
+        {"code": "mdrr", "value": mdrr, "threshold": None, "passes": None, "passed": None,
+         "covariate": None},
+        {"code": "effective_sample_size", "value": ess1 + ess0, "threshold": None,
+         "passes": None, "passed": None, "covariate": None},
+    ]  # fmt: skip
 
     return EmulationResult(
         treatment=treatment,
@@ -1044,6 +1203,8 @@ def emulate(
         unadjusted_rd_ci_low=float(rd_u["ci_low"]),
         unadjusted_rd_ci_high=float(rd_u["ci_high"]),
         n_eligible=int(len(sub)),
+        n_eligible_treated=int(t_all.sum()),
+        n_eligible_control=int((~t_all).sum()),
         n_trimmed=int((~sel).sum()),
         n_treated=int(t.sum()),
         n_control=int((~t).sum()),
@@ -1059,10 +1220,11 @@ def emulate(
         ess_treated=ess1,
         ess_control=ess0,
         propensity_summary=ps_summary,
-        km={
-            "treated": {"times": grid.tolist(), "survival": km1.at(grid).tolist()},
-            "control": {"times": grid.tolist(), "survival": km0.at(grid).tolist()},
-        },
+        score_histogram=_score_histogram(e_all, t_all),
+        km=km_out,
+        at_risk=at_risk,
+        mdrr=float(mdrr),
+        diagnostics=diagnostics,
         bootstrap=int(bootstrap),
         diagnostics_pass=not reasons,
         diagnostic_reasons=reasons,
