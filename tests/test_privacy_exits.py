@@ -230,7 +230,7 @@ def _holding(folder: Path, needles: list[bytes]) -> dict[str, int]:
     return hits
 
 
-def test_no_output_of_a_users_table_holds_a_patient_id(byo_cohort, tmp_path):
+def test_no_output_of_a_users_table_holds_a_patient_id_or_a_small_count(byo_cohort, tmp_path):
     d, ids, source_keys = byo_cohort
     cohort, roles = d / "cohort.csv", d / "roles.yaml"
     t = pd.read_csv(cohort)
@@ -254,6 +254,10 @@ def test_no_output_of_a_users_table_holds_a_patient_id(byo_cohort, tmp_path):
         assert files, cmd
         n_files += len(files)
         assert _holding(tmp_path / cmd, needles) == {}, cmd
+        _, small = scan_output_files(tmp_path / cmd, MIN_CELL)
+        for page in (tmp_path / cmd).glob("*.html"):
+            small += find_small_counts_in_html(page.read_text(), MIN_CELL, page.name)
+        assert small == [], [str(f) for f in small]
     assert not (tmp_path / "discover" / "splits.parquet").exists()
     assert n_files >= 8
 

@@ -311,6 +311,7 @@ def emulate(
     ] = 12.0,
     method: Annotated[str, typer.Option(help="iptw or matching")] = "iptw",
     seed: Annotated[int, typer.Option(help="cross-fitting seed")] = 0,
+    params: UserParamsOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Target-trial emulation of `treated` vs the comparator on any cohort table.
@@ -322,11 +323,12 @@ def emulate(
     from oncorwe.core.io import write_json
     from oncorwe.core.roles import load_cohort, load_roles
     from oncorwe.core.rules import Condition
-    from oncorwe.pipeline.validation import arm_column
+    from oncorwe.pipeline.validation import arm_column, publish_emulation
     from oncorwe.trials.emulation import emulate as _emulate
 
     if not horizon_months > 0:
         raise OncorweError(f"--horizon-months {horizon_months:g}: expected a horizon > 0")
+    min_cell = _user_params(params).privacy.min_cell_count
     folder = claim_output(
         out, "emulate", {"emulation.json", "km.html", "balance.html"}, force=force
     )
@@ -361,6 +363,7 @@ def emulate(
     except ValueError as err:
         raise OncorweError(f"{cohort} with {roles}: {err}") from None
     out_d = res.to_dict()
+    publish_emulation(out_d, min_cell)  # counts leave only above the threshold
     out_d["time_unit"] = "months"
     blinded = bool(out_d.get("blinded", not out_d.get("diagnostics_pass", True)))
     with folder.writing() as tmp:

@@ -419,7 +419,7 @@ def validate_hypothesis(
     adaptive = adaptive_for(em, rest, cfg)
     tr = transport_or_reason(valid, roles, h, covariates, cfg, trainer)
     decision, reasons = decide(h, em, trial)
-    suppress_emulation_counts(em, cfg.min_cell)
+    publish_emulation(em, cfg.min_cell)
     suppress_transport_counts(tr, cfg.min_cell)
     entry.update(
         {
@@ -499,20 +499,128 @@ EMULATION_SUMS = (
 )
 
 
-def suppress_emulation_counts(em: dict[str, Any], min_cell: int) -> None:
-    """Withhold (as None) each count of the emulation under ``min_cell``, and each that
-    would give a withheld one back (:data:`EMULATION_SUMS`), after the decision has read
-    the estimates: counts leave only above the threshold. A structural zero (no trimmed
-    row) is no patient and is kept."""
-    counts = {k: em[k] for k in EMULATION_COUNTS if k in em}
+def publish_emulation(em: dict[str, Any], min_cell: int) -> None:
+    """Make an emulation's result fit to leave the platform, in place, after the decision
+    has read its estimates: every count under ``min_cell`` withheld (None) with each
+    that would give a withheld one back, as one set of related counts.
+
+    - the arms, events and trimming (:data:`EMULATION_SUMS`); a structural zero (no
+      trimmed row) is no patient and is kept;
+    - the at-risk table: ``n_at_risk[k] = events[k] + n_censored[k] + n_at_risk[k + 1]``
+      (the last interval open), its first row the arm's analysed rows and its events the
+      arm's events when they are;
+    - the score histograms: each arm's bins add up to its eligible rows;
+    - the baseline table: a proportion over a small cell (the rows with a level, or
+      without it) is withheld with its count, and the other arm's proportion with it,
+      so that the SMD, which stays (the balance diagnostic), cannot give it back;
+    - the Kaplan-Meier curves end where fewer than ``min_cell`` rows are at risk (the
+      steps of the tail would be single patients), and their at-risk numbers leave
+      only in the at-risk table.
+    """
+    counts: dict[str, int | None] = {k: em[k] for k in EMULATION_COUNTS if k in em}
     sums = list(EMULATION_SUMS)
     if counts.get("n_trimmed") == 0:
         del counts["n_trimmed"]
         sums[0] = Sum("n_eligible", ("n_treated", "n_control"), exhaustive=True)
-    em.update(suppress_related(counts, sums, min_cell))
+    counts, risk_sums = _at_risk_cells(em, counts)
+    counts, hist_sums = _histogram_cells(em, counts)
+    shown = suppress_related(counts, [*sums, *risk_sums, *hist_sums], min_cell)
+    em.update({k: shown[k] for k in EMULATION_COUNTS if k in shown})
     ps = em.get("propensity_summary")
     if isinstance(ps, dict) and "n_trimmed" in ps:
         ps["n_trimmed"] = em.get("n_trimmed")
+    for arm in ("treated", "control"):
+        table = em.get("at_risk", {}).get(arm)
+        for col in ("n_at_risk", "events", "n_censored") if table else ():
+            table[col] = [shown[f"at_risk.{arm}.{col}.{i}"] for i in range(len(table[col]))]
+        hist = em.get("score_histogram", {}).get(arm)
+        for col in ("propensity_counts", "preference_counts") if hist else ():
+            hist[col] = [shown[f"hist.{arm}.{col}.{i}"] for i in range(len(hist[col]))]
+        _end_curve(em.get("km", {}).get(arm), min_cell)
+    em["balance"] = [_publish_balance_row(b, min_cell) for b in em.get("balance", [])]
+
+
+def _at_risk_cells(
+    em: dict[str, Any], counts: dict[str, int | None]
+) -> tuple[dict[str, int | None], list[Sum]]:
+    """The at-risk table's cells under flat keys, and how they add up."""
+    sums: list[Sum] = []
+    for arm in ("treated", "control"):
+        table = em.get("at_risk", {}).get(arm)
+        if not table:
+            continue
+        key = {col: [f"at_risk.{arm}.{col}.{i}" for i in range(len(table[col]))]
+               for col in ("n_at_risk", "events", "n_censored")}  # fmt: skip
+        for col, keys in key.items():
+            counts.update(zip(keys, table[col], strict=True))
+        last = len(key["n_at_risk"]) - 1
+        for i in range(last + 1):
+            parts = (key["events"][i], key["n_censored"][i])
+            nxt = (key["n_at_risk"][i + 1],) if i < last else ()
+            sums.append(Sum(key["n_at_risk"][i], (*parts, *nxt), exhaustive=True))
+        if last >= 0 and em.get(f"n_{arm}") == table["n_at_risk"][0]:
+            sums.append(Sum(f"n_{arm}", (key["n_at_risk"][0],), exhaustive=True))
+        if em.get(f"events_{arm}") == sum(table["events"]):
+            sums.append(Sum(f"events_{arm}", tuple(key["events"]), exhaustive=True))
+    return counts, sums
+
+
+def _histogram_cells(
+    em: dict[str, Any], counts: dict[str, int | None]
+) -> tuple[dict[str, int | None], list[Sum]]:
+    """The score histograms' bins under flat keys; each arm's bins of either score add
+    up to its eligible rows (published or not: taken as known)."""
+    sums: list[Sum] = []
+    for arm in ("treated", "control"):
+        hist = em.get("score_histogram", {}).get(arm)
+        if not hist:
+            continue
+        total = f"hist.{arm}.eligible"
+        for col in ("propensity_counts", "preference_counts"):
+            keys = [f"hist.{arm}.{col}.{i}" for i in range(len(hist[col]))]
+            counts.update(zip(keys, hist[col], strict=True))
+            counts[total] = int(sum(hist[col]))
+            sums.append(Sum(total, tuple(keys), exhaustive=True))
+    return counts, sums
+
+
+def _end_curve(curve: dict[str, Any] | None, min_cell: int) -> None:
+    """A published Kaplan-Meier curve: None from the first time under ``min_cell`` rows
+    at risk, and no at-risk numbers (the at-risk table has them, suppressed)."""
+    if not curve:
+        return
+    at_risk = curve.pop("n_at_risk", None)
+    if at_risk is None:
+        return
+    for col in ("survival", "lower", "upper"):
+        values = curve.get(col)
+        if values is not None:
+            curve[col] = [
+                v if n >= min_cell else None for v, n in zip(values, at_risk, strict=True)
+            ]
+
+
+def _publish_balance_row(row: dict[str, Any], min_cell: int) -> dict[str, Any]:
+    """One baseline-table row as published: its observed rows per arm withheld under
+    ``min_cell``; for a 0/1 column, where either arm's rows with the value, or without
+    it, are under ``min_cell``, both arms' counts and proportions withheld (the SMDs
+    stay)."""
+    out = dict(row)
+    for arm in ("treated", "control"):
+        out[f"n_{arm}"] = suppress(row.get(f"n_{arm}", 0), min_cell)
+    levels = [(row.get(f"n_level_{a}"), row.get(f"n_{a}", 0)) for a in ("treated", "control")]
+    if all(k is None for k, _ in levels):
+        return out
+    small = any(
+        k is None or k < min_cell or n - k < min_cell or out[f"n_{a}"] is None
+        for (k, n), a in zip(levels, ("treated", "control"), strict=True)
+    )
+    if small:
+        for arm in ("treated", "control"):
+            out[f"n_level_{arm}"] = None
+            for when in ("before", "after"):
+                out[f"mean_{arm}_{when}"] = None
+    return out
 
 
 def suppress_transport_counts(tr: dict[str, Any], min_cell: int) -> None:
