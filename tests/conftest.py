@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from oncorwe.cohort.generator import generate
 from oncorwe.cohort.spec import Spec, load_spec
@@ -16,6 +22,81 @@ from oncorwe.pipeline.hypothesis import track_config
 from oncorwe.pipeline.params import FeaturesParams
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# every pipeline run of a session dates its pages by the session's start (render.run_date):
+# a rerun after midnight writes the same report bytes as the run before it
+RUN_EPOCH = str(int(time.time()))
+
+
+def pipeline_env() -> dict[str, str]:
+    """The environment a test runs the pipeline (``dvc``, ``oncorwe``) in: this
+    environment's tools first on ``PATH``, a git identity, no analytics, the project root
+    found from the working directory (never ``ONCORWE_ROOT``), the session's page date."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+        "SOURCE_DATE_EPOCH": RUN_EPOCH,
+    }
+    env.pop("ONCORWE_ROOT", None)
+    return env
+
+
+def run_cmd(args, cwd, check=True) -> subprocess.CompletedProcess:
+    """Run ``args`` in ``cwd`` with :func:`pipeline_env`; with ``check``, a failure raises
+    with its output."""
+    res = subprocess.run(
+        args, cwd=cwd, env=pipeline_env(), capture_output=True, text=True, timeout=900
+    )
+    if check and res.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def copy_project(dst: Path) -> dict:
+    """The pipeline's files copied to ``dst``; returns its params (to edit)."""
+    for name in ("pyproject.toml", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy2(ROOT / name, dst / name)
+    shutil.copytree(ROOT / "notebooks", dst / "notebooks")
+    shutil.copytree(ROOT / ".dvc", dst / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
+    shutil.copytree(
+        ROOT / "lib", dst / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    return yaml.safe_load((dst / "params.yaml").read_text())
+
+
+def commit_and_repro(dst: Path, params: dict, *targets: str) -> None:
+    """Write ``params``, commit everything in a fresh git repo, run ``dvc repro`` (of
+    ``targets`` and what they need, or of every stage)."""
+    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_cmd(["git", "init", "-q"], dst)
+    run_cmd(["git", "add", "-A"], dst)
+    run_cmd(["git", "commit", "-qm", "init"], dst)
+    run_cmd(["dvc", "repro", *targets], dst)
+
+
+@pytest.fixture(scope="session")
+def tiny_repro(tmp_path_factory) -> Path:
+    """The project at the tiny profile (3,000 patients), committed in a git repo of its
+    own and run end to end by ``dvc repro`` once per session (about 70 s): the
+    uninterrupted run that tests compare with. Never change it: copy it with
+    :func:`copy_run` first."""
+    dst = tmp_path_factory.mktemp("tiny_repro")
+    params = copy_project(dst)
+    params["cohort"]["profile"] = "tiny"
+    commit_and_repro(dst, params)
+    return dst
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    """A copy of the project run ``src`` (git repo, DVC cache, outputs, logs) at ``dst``,
+    file times kept, so that DVC and git see the same state there."""
+    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
+    return dst
 
 
 @pytest.fixture(scope="session")

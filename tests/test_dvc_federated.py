@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .test_dvc import _run, commit_and_repro, copy_project
+from .conftest import commit_and_repro, copy_project, run_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def test_dask_rerun_gives_the_same_estimates(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["compute"]["training"] = "dask"
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    res = _run(["dvc", "repro", "validation"], project)
+    res = run_cmd(["dvc", "repro", "validation"], project)
     assert "Running stage 'hypothesis'" in res.stdout
     assert "Running stage 'cohort'" not in res.stdout
     dask = _estimates(project)

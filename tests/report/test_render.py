@@ -10,7 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import nbformat
 import pyarrow.compute as pc
@@ -195,3 +199,95 @@ def test_the_kernel_runs_from_the_project_root_with_the_notebook_renderer(tmp_pa
     assert env["y"] == ["a", "list"]  # lists travel as parameters (papermill -y)
     assert os.environ.get("PLOTLY_RENDERER") == before  # restored after the run
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["env.ipynb"]
+
+
+# a figure, a styled table and an object's default repr: what carries a random id or an
+# address in a cell's output
+VOLATILE_CELL = (
+    "import pandas as pd, plotly.express as px\n"
+    "from IPython.display import display\n"
+    "px.bar(x=['a', 'b'], y=[1, n]).show()\n"
+    "display(pd.DataFrame({'n': [n]}).style)\n"
+    "display(object())"
+)
+
+
+@pytest.mark.notebook
+def test_two_runs_of_a_notebook_write_the_same_bytes(tmp_path, monkeypatch):
+    src = _notebook(tmp_path / "volatile.ipynb", "n: int = 1  # a parameter", VOLATILE_CELL)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764633600")
+    runs = [
+        render_report(src, "volatile", {"n": 2}, tmp_path / f"reports{i}", timeout=120)
+        for i in range(2)
+    ]
+    executed = [r.executed.read_bytes() for r in runs]
+    assert executed[0] == executed[1]
+    assert runs[0].html.read_bytes() == runs[1].html.read_bytes()
+    text = executed[0].decode()
+    assert str(tmp_path) not in text and ".volatile.ipynb." not in text  # no temporary
+    nb = nbformat.reads(text, as_version=4)
+    assert nb.metadata.papermill.input_path == src.name
+    shown = [o.data for o in nb.cells[-1].outputs]  # plotly.js, figure, table, object
+    assert 'class="plotly-graph-div"' in shown[1]["text/html"]
+    assert 'id="oncorwe-1"' in shown[1]["text/html"]
+    assert '<table id="oncorwe-2">' in shown[2]["text/html"]
+    assert shown[3]["text/plain"] == "<object at 0x0>"
+    assert runs[0].entry.generated == "2025-12-02"
+
+
+def test_a_date_epoch_that_is_no_time_is_a_named_error(monkeypatch):
+    from oncorwe.report.render import run_date
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(OncorweError, match="SOURCE_DATE_EPOCH='yesterday' is not a time"):
+        run_date()
+
+
+def _processes_naming(path) -> list[int]:
+    """The processes whose command line names ``path`` (Linux: /proc)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if str(path).encode() in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+# executes argv[1] into argv[2] with a sleep long enough to be killed in
+KILLED_RUN = (
+    "import sys\n"
+    "from oncorwe.report.render import execute_notebook\n"
+    "execute_notebook(sys.argv[1], sys.argv[2], {'s': 300}, timeout=600)\n"
+)
+
+
+@pytest.mark.notebook
+def test_a_killed_run_leaves_its_kernel_file_where_the_next_run_removes_it(tmp_path):
+    src = _notebook(tmp_path / "slow.ipynb", "s: int = 0  # seconds", "import time\ntime.sleep(s)")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(src), str(out / "slow.ipynb")],
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (files := list(out.rglob("kernel.json"))) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # the connection file (ports, signing key) lies beside the output, in a folder named
+    # for the killed process, not in the system's temp folder
+    (kernel_file,) = files
+    assert kernel_file.parent.parent == out
+    assert kernel_file.parent.name.startswith(f".slow.ipynb.{proc.pid}.")
+    # the kernel, in a session of its own, sees its parent gone and ends within a second
+    # or so (ipykernel's parent poller); one still starting would write its file again
+    deadline = time.monotonic() + 20
+    while _processes_naming(kernel_file) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _processes_naming(kernel_file)
+    execute_notebook(src, out / "slow.ipynb", timeout=120)
+    assert [p.name for p in out.iterdir()] == ["slow.ipynb"]

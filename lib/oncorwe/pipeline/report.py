@@ -100,6 +100,7 @@ def index_overview(params, where: Catalog | None = None) -> str:
     project's catalog), ``params`` and the checkout."""
     from oncorwe.core.paths import catalog, project_root
     from oncorwe.report import overview as ov
+    from oncorwe.report.render import run_date
 
     root = project_root()
     where = catalog() if where is None else where
@@ -114,6 +115,7 @@ def index_overview(params, where: Catalog | None = None) -> str:
         source=params.cohort.source,
         parameters=key_parameters(params),
         inputs=inputs,
+        run_date=run_date(),  # the pages' date (SOURCE_DATE_EPOCH, when set)
     )
     found = ov.read_overview(
         where.hypothesis,

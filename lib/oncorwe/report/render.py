@@ -2,9 +2,12 @@
 
 * :func:`execute_notebook` runs papermill from the project root with the project
   environment's own kernel, ``PLOTLY_RENDERER=notebook`` (plotly.js embedded once per
-  page, so figures draw offline) and writes the executed notebook atomically. A failing
+  page, so figures draw offline) and writes the executed notebook atomically, without
+  what changes from one run to the next (:func:`reproducible`: run times, random ids,
+  object addresses), so a rerun of the same inputs writes the same bytes. A failing
   cell raises :class:`~oncorwe.core.errors.OncorweError` naming the notebook, the cell and the
-  error, and leaves nothing behind.
+  error, and leaves nothing behind; a run killed mid-way leaves nothing (the kernel's
+  connection file included) that the next run of the same notebook does not remove.
 * :func:`export_html` converts it with nbconvert, code hidden, and removes every script
   that would be fetched from the network (nbconvert's require.js, MathJax and mermaid
   loaders, and the MathJax loader plotly adds to each figure): the page needs no network.
@@ -36,7 +39,7 @@ from typing import Any
 import nbformat
 
 from oncorwe.core.errors import OncorweError
-from oncorwe.core.io import atomic_path
+from oncorwe.core.io import atomic_path, scratch_beside
 from oncorwe.core.paths import project_root, resolve
 
 KERNEL_NAME = "python3"
@@ -56,6 +59,17 @@ _REMOTE_REF = re.compile(
 )
 _REMOTE_IMPORT = re.compile(r"\bimport\s*\(\s*[\"'](?:https?:)?//", re.IGNORECASE)
 PLOTLY_BUNDLE_MARK = "* plotly.js v"
+
+# DOM ids that an output got from a random generator: plotly's figure div (a version-4
+# UUID) and a pandas Styler's table (``T_`` and five hex digits; the cell ids and CSS
+# selectors it derives, ``T_1a2b3_row0_col1``, contain it)
+_RANDOM_DOM_ID = re.compile(
+    r'\bid="([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|T_[0-9a-f]{5})"'
+)
+# an object's default repr (``<pandas.io.formats.style.Styler at 0x7f5e27d3e850>``)
+_OBJECT_ADDRESS = re.compile(r"(<[A-Za-z_][\w.]*(?: object)? at )0x[0-9a-fA-F]+>")
+_RUN_TIMES = ("start_time", "end_time", "duration")
+INJECTED_CELL_ID = "injected-parameters"
 
 # The lab template without its network loaders. Math is not rendered (no LaTeX in the
 # reports); the page still shows the markdown as written.
@@ -188,6 +202,7 @@ def execute_notebook(
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
+    from traitlets.config import Config
 
     src = resolve(src)
     dst = resolve(dst_ipynb)
@@ -200,8 +215,12 @@ def execute_notebook(
         # Kernelspecs of this environment win over user-wide ones of the same name.
         "JUPYTER_PREFER_ENV_PATH": "1",
     }
-    with _environ(**env), atomic_path(dst) as tmp:
+    # the kernel's connection file (its ports and signing key) lies in a scratch folder
+    # beside the output, not in the system's temp folder: a run killed mid-way leaves it
+    # where the next run of the same notebook removes it
+    with _environ(**env), atomic_path(dst) as tmp, scratch_beside(dst) as scratch:
         kernel_python(kernel_name)
+        kernel_files = Config({"KernelManager": {"connection_file": str(scratch / "kernel.json")}})
         try:
             pm.execute_notebook(
                 str(src),
@@ -215,6 +234,8 @@ def execute_notebook(
                 request_save_on_cell_execute=False,
                 execution_timeout=timeout,
                 start_timeout=60,
+                record_timing=False,  # nbclient's per-cell times: logged, not kept
+                config=kernel_files,
             )
         except PapermillExecutionError as err:
             first = next((ln for ln in err.source.splitlines() if ln.strip()), "")[:80]
@@ -224,7 +245,70 @@ def execute_notebook(
             ) from None
         except Exception as err:  # kernel died, timeout, bad parameters...
             raise OncorweError(f"notebook {src.name}: execution failed: {err}") from err
+        nbformat.write(reproducible(nbformat.read(tmp, as_version=4), src), tmp)
     return dst
+
+
+def reproducible(nb: nbformat.NotebookNode, src: Path) -> nbformat.NotebookNode:
+    """``nb``, executed from ``src``, without what differs between two runs of the same
+    inputs, so that a rerun (of a killed stage, or on a fresh clone) writes the executed
+    copy and its page byte for byte again:
+
+    * papermill's run times (start, end, duration) of the notebook and of each cell:
+      the stage logs its time under ``logs/`` (which no stage reads);
+    * the random id papermill gives the cell it injects: :data:`INJECTED_CELL_ID`;
+    * the paths papermill records: the source's, relative to the project root (not the
+      machine's path), and the output's (a temporary folder's, named by the process id);
+    * the random DOM ids outputs carry (plotly's figure ``div``, a Styler's table), each
+      renamed ``oncorwe-<n>`` in the order they first appear in the notebook;
+    * the memory address in an object's default repr (``<... at 0x7f...>``): ``0x0``.
+
+    Changes ``nb`` in place and returns it.
+
+    Examples
+    --------
+    >>> nb = nbformat.v4.new_notebook()
+    >>> nb.cells = [nbformat.v4.new_code_cell("fig")]
+    >>> nb.cells[0].outputs = [nbformat.v4.new_output("display_data", {
+    ...     "text/html": '<div id="0f8a8c1e-3b7e-4c0e-9d5a-2b1c3d4e5f60"></div>',
+    ...     "text/plain": "<Figure at 0x7f5e27d3e850>"})]
+    >>> nb.cells[0].metadata["papermill"] = {"duration": 0.4, "status": "completed"}
+    >>> out = reproducible(nb, Path("notebooks/00_world.ipynb"))
+    >>> dict(out.cells[0].outputs[0].data)
+    {'text/html': '<div id="oncorwe-1"></div>', 'text/plain': '<Figure at 0x0>'}
+    >>> dict(out.cells[0].metadata.papermill)
+    {'status': 'completed'}
+    """
+    run = nb.metadata.get("papermill")
+    if run is not None:
+        for key in _RUN_TIMES:
+            run.pop(key, None)
+        run.pop("output_path", None)
+        src = Path(src).resolve()
+        root = project_root()
+        run["input_path"] = (
+            src.relative_to(root).as_posix() if src.is_relative_to(root) else src.name
+        )
+    renamed: dict[str, str] = {}
+    for cell in nb.cells:
+        for key in _RUN_TIMES:
+            cell.metadata.get("papermill", {}).pop(key, None)
+        if INJECTED_CELL_ID in cell.metadata.get("tags", []):
+            cell["id"] = INJECTED_CELL_ID
+        for out in cell.get("outputs", []):
+            for text in out.get("data", {}).values():
+                if isinstance(text, str):
+                    for found in _RANDOM_DOM_ID.findall(text):
+                        renamed.setdefault(found, f"oncorwe-{len(renamed) + 1}")
+    ids = re.compile("|".join(map(re.escape, renamed))) if renamed else None
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            for mime, text in data.items():
+                if isinstance(text, str):
+                    text = ids.sub(lambda m: renamed[m.group(0)], text) if ids else text
+                    data[mime] = _OBJECT_ADDRESS.sub(r"\g<1>0x0>", text)
+    return nb
 
 
 def read_metrics(executed_ipynb: str | os.PathLike[str]) -> dict:
@@ -244,6 +328,28 @@ def read_metrics(executed_ipynb: str | os.PathLike[str]) -> dict:
 
 
 # --------------------------------------------------------------------------- export
+
+
+def run_date() -> dt.date:
+    """The date a page says it was generated: today, or the UTC day of
+    ``SOURCE_DATE_EPOCH`` (seconds since 1970) when that is set, the reproducible-builds
+    convention: a rebuild of the same inputs after midnight writes the same bytes.
+
+    >>> os.environ["SOURCE_DATE_EPOCH"] = "1764633600"
+    >>> run_date()
+    datetime.date(2025, 12, 2)
+    >>> del os.environ["SOURCE_DATE_EPOCH"]
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not epoch:
+        return dt.date.today()
+    try:
+        return dt.datetime.fromtimestamp(int(epoch), dt.UTC).date()
+    except (ValueError, OverflowError, OSError):
+        raise OncorweError(
+            f"SOURCE_DATE_EPOCH={epoch!r} is not a time; expected whole seconds since "
+            "1970-01-01 UTC (or unset it: the pages then carry today's date)"
+        ) from None
 
 
 def _export_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -322,7 +428,8 @@ def export_html(
     description : str
         One line for ``<meta name="description">`` (read back by :func:`scan_reports`).
     generated : date, optional
-        Generation date shown in the footer (default today; a date, never a time).
+        Generation date shown in the footer (default :func:`run_date`; a date, never a
+        time).
     check_privacy : bool
         Refuse to write a page whose visible text or figure data holds a patient key or
         an exact date (:func:`oncorwe.core.privacy.check_no_identifiers`; raises
@@ -348,7 +455,7 @@ def export_html(
         exclude_output_prompt=True,
         embed_images=True,
     )
-    generated = generated or dt.date.today()
+    generated = generated or run_date()
     resources = {
         "metadata": {"name": title},
         "oncorwe": {
@@ -484,7 +591,7 @@ def render_report(
     executed = out_dir / "executed" / f"{name}.ipynb"
     with atomic_path(executed) as tmp_nb:
         execute_notebook(src, tmp_nb, parameters, cwd=cwd, timeout=timeout)
-        today = dt.date.today()
+        today = run_date()
         page = export_html(
             tmp_nb,
             out_dir / f"{name}.html",
