@@ -215,6 +215,7 @@ def track2(track1, tmp_path_factory) -> Path:
         pd.read_parquet(out / "splits.parquet"),
         cfg,
         path,
+        safety=read_hypotheses(out / "hypotheses.json", "safety"),
     )
     return path.parent
 

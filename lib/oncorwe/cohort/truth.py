@@ -243,3 +243,42 @@ def evaluate(
             else None
         ),
     }
+
+
+def evaluate_safety(result: dict[str, Any], truth: Truth, *, horizon: float) -> dict[str, Any]:
+    """Precision and CI coverage of track 1's confirmed safety hypotheses against the
+    truth: each one's true toxicity risk difference over its confirmation rows (drug vs
+    each row's comparator, from the potential outcomes). A confirmed safety hypothesis is
+    *true* when that difference is an increase."""
+    part = result["confirmation"]
+    frame = part.frame
+    out = []
+    for h in (h for h in result.get("safety", []) if h.confirmed):
+        comp = part.comparison(h.group, h.drug)
+        rows = np.flatnonzero(comp.rows & h.condition.mask(frame))
+        ok = rows[~np.isnan(comp.psi["toxicity"][rows])]
+        comparator = (
+            frame["standard_of_care"].astype(str).to_numpy()[ok]
+            if "standard_of_care" in frame
+            else None
+        )
+        true = truth.true_effects(frame["line_key"].to_numpy()[ok], h.drug, comparator, horizon)
+        c = h.confirmation["toxicity"]
+        out.append(
+            {
+                "drug": h.drug,
+                "subgroup": h.condition.describe(),
+                "true": true["toxicity"],
+                "effect": c["effect"],
+                "ci_low": c["ci_low"],
+                "ci_high": c["ci_high"],
+                "harm": true["toxicity"] > 0,
+                "covered": bool(c["ci_low"] <= true["toxicity"] <= c["ci_high"]),
+            }
+        )
+    return {
+        "n_confirmed": len(out),
+        "precision": sum(h["harm"] for h in out) / len(out) if out else None,
+        "coverage": sum(h["covered"] for h in out) / len(out) if out else None,
+        "hypotheses": out,
+    }

@@ -431,6 +431,8 @@ NOT_PATIENT_COUNTS = frozenset(
         "n_trials",
         "n_candidates",
         "n_confirmed",
+        "n_safety_candidates",
+        "n_safety_confirmed",
         "n_blinded",
         "n_not_testable",
         "n_go",

@@ -45,6 +45,9 @@ from oncorwe.models.encoding import feature_frame
 from oncorwe.models.splits import grouped_fold_ids
 
 EFFICACY = ("response", "pfs")
+#: The endpoints of the safety family: a subgroup where a drug raises grade >= 3
+#: toxicity above its comparator is a finding of its own (own screen, own BH family).
+SAFETY = ("toxicity",)
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -533,9 +536,12 @@ class Hypothesis:
     # why the estimate failed its diagnostics (OHDSI's blinding): kept for audit, never
     # confirmed, never shown as a finding
     blinded: str | None = None
+    # "efficacy" (a benefit or harm on response / PFS) or "safety" (more toxicity)
+    kind: str = "efficacy"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kind": self.kind,
             "drug": self.drug,
             "group": self.group,
             "subgroup": self.condition.describe(),
@@ -657,8 +663,14 @@ def discover(
     confirm_part: PartAnalysis | None = None,
     untestable: list[Hypothesis] | None = None,
     screen: dict[str, Any] | None = None,
+    endpoints: tuple[str, ...] = EFFICACY,
 ) -> list[Hypothesis]:
     """Screen every candidate rule on the discovery part; return the selected ones.
+
+    ``endpoints`` are the effects a rule is scored on: :data:`EFFICACY` (either
+    direction: a benefit, or a harm on response or PFS), or :data:`SAFETY`, where only an
+    increase counts (more grade >= 3 toxicity than the comparator) and the candidates are
+    ``kind="safety"``.
 
     With ``screen`` (a dict), records what was looked at, so that an empty answer can
     say why: ``rules`` screened, ``rules_large_enough`` (``min_arm_rows`` per arm) and
@@ -698,7 +710,7 @@ def discover(
                         {**base, singles[i][0]: singles[i][1], singles[j][0]: singles[j][1]}
                     )
         sources = ["grid"] * len(specs)
-        for name in EFFICACY:
+        for name in endpoints:
             if name not in comp.psi:
                 continue
             target = comp.psi[name][rows]
@@ -728,12 +740,13 @@ def discover(
             res[name] = _screen(comp.psi[name][rows], masks)
         score = np.zeros(len(conds))
         best = np.array([None] * len(conds), dtype=object)
-        for name in EFFICACY:
+        safety = endpoints == SAFETY
+        for name in endpoints:
             if name not in res:
                 continue
             mean, se, _ = res[name]
             z = np.divide(mean, se, out=np.zeros_like(mean), where=se > 0)
-            worth = np.abs(mean) >= cfg.min_effect[name]
+            worth = (mean if safety else np.abs(mean)) >= cfg.min_effect[name]
             pz = np.where(worth, np.abs(z), 0.0)
             better = pz > score
             score = np.where(better, pz, score)
@@ -757,6 +770,7 @@ def discover(
                     discovery=disc,
                     primary=str(best[i]),
                     strata=part.strata_by_drug.get((comp.group, comp.drug), []),
+                    kind="safety" if safety else "efficacy",
                     extras={"_score": float(score[i]), "_rows": rows[masks[i]]},
                 )
             )
@@ -806,6 +820,46 @@ def discover(
     return kept
 
 
+def _estimate_on(h: Hypothesis, part: PartAnalysis, cfg: DiscoveryConfig, alpha: float) -> None:
+    """Each endpoint's AIPW estimate of ``h`` on ``part`` (``h.confirmation``), its arm
+    counts and its overlap diagnostic (``h.blinded``); nothing when an arm is too small."""
+    h.confirmation = {}
+    counts = _arm_counts(h, part)
+    if counts is None:
+        return
+    comp = part.comparison(h.group, h.drug)
+    mask, n_t, n_c = counts
+    h.extras["n_treated"] = n_t
+    h.extras["n_control"] = n_c
+    if n_t < cfg.min_arm_rows or n_c < cfg.min_arm_rows:
+        return
+    h.blinded = overlap_failure(comp, mask, cfg)
+    for name, psi in comp.psi.items():
+        ok = mask & ~np.isnan(psi)
+        if ok.sum() < 2 * cfg.min_arm_rows:
+            continue
+        inf = aipw_effect(psi[ok], groups=part.ids[ok], alpha=alpha)
+        h.confirmation[name] = {
+            "effect": float(inf.effect),
+            "se": float(inf.se),
+            "ci_low": float(inf.ci_lower),
+            "ci_high": float(inf.ci_upper),
+            "p_value": float(inf.p_value),
+            "n": int(inf.n),
+        }
+
+
+def _bh(hyps: list[Hypothesis], endpoints: tuple[str, ...]) -> None:
+    """Benjamini-Hochberg q-values over every estimate of ``endpoints`` in ``hyps`` (one
+    family), written beside each p-value."""
+    tests = [(h, n) for h in hyps for n in endpoints if n in h.confirmation]
+    if not tests:
+        return
+    q = bh_qvalues(np.array([h.confirmation[n]["p_value"] for h, n in tests]))
+    for (h, n), qv in zip(tests, q, strict=True):
+        h.confirmation[n]["q_value"] = float(qv)
+
+
 def confirm(
     hyps: list[Hypothesis],
     part: PartAnalysis,
@@ -813,48 +867,12 @@ def confirm(
     cfg: DiscoveryConfig,
     alpha: float = 0.05,
 ) -> list[Hypothesis]:
-    """Estimate each hypothesis on the confirmation part; BH over the efficacy tests."""
-    tests: list[tuple[int, str, float]] = []
-    for i, h in enumerate(hyps):
-        h.confirmation = {}
-        counts = _arm_counts(h, part)
-        if counts is None:
-            continue
-        comp = part.comparison(h.group, h.drug)
-        mask, n_t, n_c = counts
-        h.extras["n_treated"] = n_t
-        h.extras["n_control"] = n_c
-        if n_t < cfg.min_arm_rows or n_c < cfg.min_arm_rows:
-            continue
-        h.blinded = overlap_failure(comp, mask, cfg)
-        for name, psi in comp.psi.items():
-            ok = mask & ~np.isnan(psi)
-            if ok.sum() < 2 * cfg.min_arm_rows:
-                continue
-            inf = aipw_effect(psi[ok], groups=part.ids[ok], alpha=alpha)
-            h.confirmation[name] = {
-                "effect": float(inf.effect),
-                "se": float(inf.se),
-                "ci_low": float(inf.ci_lower),
-                "ci_high": float(inf.ci_upper),
-                "p_value": float(inf.p_value),
-                "n": int(inf.n),
-            }
-            if name in EFFICACY:
-                tests.append((i, name, float(inf.p_value)))
-    if tests:
-        q = bh_qvalues(np.array([t[2] for t in tests]))
-        for (i, name, _), qv in zip(tests, q, strict=True):
-            hyps[i].confirmation[name]["q_value"] = float(qv)
-    tox = [
-        (i, h.confirmation["toxicity"]["p_value"])
-        for i, h in enumerate(hyps)
-        if "toxicity" in h.confirmation
-    ]
-    if tox:
-        q = bh_qvalues(np.array([p for _, p in tox]))
-        for (i, _), qv in zip(tox, q, strict=True):
-            hyps[i].confirmation["toxicity"]["q_value"] = float(qv)
+    """Estimate each hypothesis on the confirmation part; BH over the efficacy tests (and,
+    as a family of its own, over their toxicity estimates)."""
+    for h in hyps:
+        _estimate_on(h, part, cfg, alpha)
+    _bh(hyps, EFFICACY)
+    _bh(hyps, SAFETY)
     for h in hyps:
         best = None
         for name in EFFICACY:
@@ -872,6 +890,29 @@ def confirm(
         h.confirmed = best is not None and h.blinded is None
         if best is not None:
             h.primary = best
+    return hyps
+
+
+def confirm_safety(
+    hyps: list[Hypothesis],
+    part: PartAnalysis,
+    *,
+    cfg: DiscoveryConfig,
+    alpha: float = 0.05,
+) -> list[Hypothesis]:
+    """Test the safety candidates on the confirmation part: BH over their toxicity
+    estimates, a family of its own (a safety screen must not spend the efficacy
+    family's error rate, nor hide behind it). A safety hypothesis is confirmed when its
+    toxicity increase has ``q < cfg.q`` and was an increase in discovery too, and its
+    overlap diagnostic passes (a blinded one is kept for audit)."""
+    for h in hyps:
+        _estimate_on(h, part, cfg, alpha)
+    _bh(hyps, SAFETY)
+    for h in hyps:
+        c, d = h.confirmation.get("toxicity"), h.discovery.get("toxicity")
+        up = bool(c and d and "q_value" in c and c["effect"] > 0 and d["effect"] > 0)
+        h.confirmed = up and c["q_value"] < cfg.q and h.blinded is None
+        h.primary = "toxicity"
     return hyps
 
 

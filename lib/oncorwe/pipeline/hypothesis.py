@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,12 @@ from oncorwe.core.privacy import (
 )
 from oncorwe.core.roles import Roles, horizon_refusal, read_table, roles_for_analysis_table
 from oncorwe.effects.discovery import (
+    SAFETY,
     DiscoveryConfig,
     Hypothesis,
     PartAnalysis,
     confirm,
+    confirm_safety,
     discover,
     ipcw_rmst,
 )
@@ -621,13 +623,15 @@ class TrackParts:
 class Findings:
     """What discovery and confirmation found: the candidates that passed the screen, the
     signals the confirmation part cannot test, the screen's counts, the propensity
-    overlap of each comparison, and the confirmed (or not) hypotheses."""
+    overlap of each comparison, the confirmed (or not) hypotheses, and the safety
+    hypotheses (subgroups where a drug raises toxicity; their own screen and BH family)."""
 
     candidates: list[Hypothesis]
     untestable: list[Hypothesis]
     screen: dict[str, Any]
     overlap: list[dict[str, Any]]
     hypotheses: list[Hypothesis]
+    safety: list[Hypothesis] = field(default_factory=list)
 
 
 def _run_hypothesis(
@@ -654,7 +658,7 @@ def _run_hypothesis(
     effect_dist = explain_hypotheses(
         found.hypotheses, pa_disc, pa_conf, parts, roles, cfg, dcfg, trainer
     )
-    suppress_hypothesis_counts(found.hypotheses, cfg.min_cell)
+    suppress_hypothesis_counts([*found.hypotheses, *found.safety], cfg.min_cell)
     ranked = rank(found.hypotheses)
     shap_models = response_model_shap(models, parts, roles, cfg)
     summary = track_summary(
@@ -674,7 +678,7 @@ def _run_hypothesis(
         models,
         parts,
         roles,
-        ranked,
+        {"hypotheses": ranked, "safety": rank(found.safety)},
         found.untestable,
         cfg,
         dcfg,
@@ -685,6 +689,7 @@ def _run_hypothesis(
     return {
         "summary": summary,
         "hypotheses": found.hypotheses,
+        "safety": found.safety,
         "not_testable": found.untestable,
         "parts": parts.part,
         "confirmation": pa_conf,
@@ -812,11 +817,28 @@ def discover_and_confirm(
     _log(
         f"hypothesis: {sum(h.confirmed for h in hyps)} confirmed ({time.perf_counter() - t0:.0f}s)"
     )
-    for h in hyps:
+    safety = confirm_safety(
+        discover(
+            pa_disc,
+            group_col=parts.group_col,
+            fields=parts.fields,
+            cfg=dcfg,
+            confirm_part=pa_conf,
+            endpoints=SAFETY,
+        ),
+        pa_conf,
+        cfg=dcfg,
+        alpha=0.05,
+    )
+    _log(
+        f"hypothesis: {sum(h.confirmed for h in safety)} of {len(safety)} safety candidates "
+        f"confirmed ({time.perf_counter() - t0:.0f}s)"
+    )
+    for h in [*hyps, *safety]:
         if h.blinded:
             # the log names the subgroup and the failed diagnostic, never its estimate
             _log(f"hypothesis: blinded {h.drug} in {h.condition.describe()}: {h.blinded}")
-    return Findings(candidates, untestable, screen, overlap, hyps)
+    return Findings(candidates, untestable, screen, overlap, hyps, safety)
 
 
 def explain_hypotheses(
@@ -1034,6 +1056,8 @@ def track_summary(
         "n_candidates": n_candidates,
         "n_not_testable": len(found.untestable),
         "n_confirmed": n_confirmed,
+        "n_safety_candidates": len(found.safety),
+        "n_safety_confirmed": sum(h.confirmed for h in found.safety),
         "n_blinded": n_blinded,
         "comparisons": [{"group": c.group, "drug": c.drug} for c in pa_disc.comparisons],
         "screen": report,
@@ -1058,15 +1082,18 @@ def part_counts(parts: TrackParts, cfg: TrackConfig) -> dict[str, Any]:
 
 
 def hypotheses_payload(
-    ranked: list[dict[str, Any]],
+    ranked: dict[str, list[dict[str, Any]]],
     untestable: list[Hypothesis],
     dcfg: DiscoveryConfig,
     cfg: TrackConfig,
 ) -> dict[str, Any]:
-    """``hypotheses.json``: the ranked hypotheses, the signals nobody could test, and what
-    each endpoint's effect means (its unit and sign), so a reader needs no other file."""
+    """``hypotheses.json``: the ranked efficacy hypotheses, the ranked safety hypotheses
+    (``ranked["safety"]``: subgroups where a drug raises grade >= 3 toxicity, their own
+    family), the signals nobody could test, and what each endpoint's effect means (its
+    unit and sign), so a reader needs no other file."""
     return {
-        "hypotheses": ranked,
+        "hypotheses": ranked["hypotheses"],
+        "safety": ranked.get("safety", []),
         "not_testable": not_testable(untestable, dcfg.min_arm_rows, cfg.min_cell),
         "horizon_months": cfg.horizon_months,
         "endpoints": {
@@ -1082,7 +1109,7 @@ def write_track_outputs(
     models: dict[str, Any],
     parts: TrackParts,
     roles: Roles,
-    ranked: list[dict[str, Any]],
+    ranked: dict[str, list[dict[str, Any]]],
     untestable: list[Hypothesis],
     cfg: TrackConfig,
     dcfg: DiscoveryConfig,
@@ -1366,6 +1393,7 @@ def run(params: Params, catalog: Catalog) -> dict:
         {
             "n_candidates": s["n_candidates"],
             "n_confirmed": s["n_confirmed"],
+            "n_safety_confirmed": s["n_safety_confirmed"],
             "response_auc": models.get("response", {}).get("overall", {}).get("auc"),
             "toxicity_auc": models.get("toxicity", {}).get("overall", {}).get("auc"),
             "pfs_c_index": models.get("pfs", {}).get("overall", {}).get("c_index"),

@@ -332,16 +332,23 @@ def run_validation(
     parts: pd.DataFrame,
     cfg: ValidationConfig,
     out_path: str | Path,
+    safety: list[HypothesisRecord] = (),
 ) -> dict[str, Any]:
     """Validate the top confirmed hypotheses on the validation part; write ``out_path``.
+    ``safety`` are track 1's safety hypotheses: a confirmed one of the same drug and
+    cancer type goes with the decision as a reason (:func:`safety_reasons`).
 
     The propensity and PFS models train where ``cfg.training`` says (pooled in this
     process, or one federated session / Dask client for the stage)."""
     with track_trainer(cfg, frame, roles) as trainer:
-        return _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer)
+        return _run_validation(
+            frame, roles, hypotheses, parts, cfg, out_path, trainer, list(safety)
+        )
 
 
-def _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer) -> dict[str, Any]:
+def _run_validation(
+    frame, roles, hypotheses, parts, cfg, out_path, trainer, safety
+) -> dict[str, Any]:
     """Track 2's steps in order (the wiring); :func:`run_validation` holds the stage
     trainer around them."""
     t0 = time.perf_counter()
@@ -355,6 +362,9 @@ def _run_validation(frame, roles, hypotheses, parts, cfg, out_path, trainer) -> 
     results = []
     for h in chosen:
         entry = validate_hypothesis(valid, roles, h, cfg, covariates, trainer)
+        signals = safety_reasons(h, safety)
+        entry["safety_signals"] = [sig for sig, _ in signals]
+        entry.setdefault("reasons", []).extend(text for _, text in signals)
         results.append(entry)
         if "emulation" in entry:
             _log(
@@ -382,6 +392,35 @@ def validation_covariates(frame: pd.DataFrame, roles: Roles) -> list[str]:
     if roles.hospital and roles.hospital not in covariates:
         covariates = [*covariates, roles.hospital]
     return covariates
+
+
+def safety_reasons(
+    h: HypothesisRecord, safety: list[HypothesisRecord]
+) -> list[tuple[dict[str, Any], str]]:
+    """Track 1's confirmed safety hypotheses about ``h``'s drug in ``h``'s cancer type,
+    each as (its summary with the toxicity estimate, the reason a reader sees). A go
+    stays a go (the efficacy evidence is what it is), but the trial it proposes must
+    monitor that toxicity: the reason says where and how much."""
+    out = []
+    for s in safety:
+        if not s.confirmed or s.drug != h.drug or s.cancer != h.cancer:
+            continue
+        c = s.confirmation.get("toxicity", {})
+        sig = {
+            **s.summary(),
+            "toxicity_risk_difference": c.get("effect"),
+            "ci_low": c.get("ci_low"),
+            "ci_high": c.get("ci_high"),
+            "q_value": c.get("q_value"),
+        }
+        text = (
+            f"safety: track 1 confirmed more grade >= 3 toxicity on {s.drug} in {s.subgroup} "
+            f"(risk difference {c.get('effect', float('nan')):+.3f}, 95% CI "
+            f"[{c.get('ci_low', float('nan')):+.3f}, {c.get('ci_high', float('nan')):+.3f}]); "
+            "a trial must monitor it"
+        )
+        out.append((sig, text))
+    return out
 
 
 def choose_hypotheses(hypotheses: list[HypothesisRecord], top_k: int) -> list[HypothesisRecord]:
@@ -674,9 +713,12 @@ def validation_config(
     )
 
 
-def read_hypotheses(path: Path) -> list[HypothesisRecord]:
-    """Track 1's ranked hypotheses, typed: track 2 reads them through this one function."""
-    entries = json.loads(Path(path).read_text())["hypotheses"]
+def read_hypotheses(path: Path, key: str = "hypotheses") -> list[HypothesisRecord]:
+    """Track 1's ranked hypotheses (``key="safety"``: its safety hypotheses; none in a
+    file written before they were), typed: track 2 reads them through this one function."""
+    entries = json.loads(Path(path).read_text()).get(key, [] if key == "safety" else None)
+    if entries is None:
+        raise OncorweError(f"{path}: no {key!r} list (expected the hypothesis stage's output)")
     return [HypothesisRecord.from_dict(h, str(path)) for h in entries]
 
 
@@ -694,6 +736,7 @@ def run(params: Params, catalog: Catalog) -> dict:
         pd.read_parquet(hyp_dir / "splits.parquet"),
         validation_config(params.validation, params.compute, params.privacy.min_cell_count),
         catalog.validation,
+        safety=read_hypotheses(hyp_dir / "hypotheses.json", "safety"),
     )
     write_json(
         catalog.metrics("validation"), {"validated": len(res["hypotheses"]), "go": res["n_go"]}

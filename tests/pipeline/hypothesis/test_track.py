@@ -239,3 +239,26 @@ def test_the_pfs_model_is_judged_with_censoring_adjusted_measures(track1):
     rows = pfs["by_population"]
     assert rows and all({"uno_c", "mean_auc", "ibs"} <= set(r) for r in rows)
     assert any(r["uno_c"] is not None for r in rows)
+
+
+def test_safety_hypotheses_are_true_harms_with_covering_intervals(track1, focused_world):
+    """The safety family on the focused world: each confirmed one is a drug raising
+    grade >= 3 toxicity in its subgroup (potential outcomes), and its CI covers the truth."""
+    from oncorwe.cohort.truth import evaluate_safety
+
+    out, res = track1
+    data = json.loads((out / "hypotheses.json").read_text())
+    assert [h["rank"] for h in data["safety"]] == list(range(1, len(data["safety"]) + 1))
+    assert all(
+        h["kind"] == "safety" and h["primary_endpoint"] == "toxicity" for h in data["safety"]
+    )
+    assert all(h["kind"] == "efficacy" for h in data["hypotheses"])
+    ev = evaluate_safety(res, Truth.load(focused_world, DEV_KEY), horizon=12.0)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_safety_confirmed"] == ev["n_confirmed"] >= 1
+    assert ev["precision"] == 1.0, ev["hypotheses"]
+    assert ev["coverage"] >= 0.8, ev["hypotheses"]
+    for h in data["safety"]:
+        if h["confirmed"]:
+            c = h["confirmation"]["toxicity"]
+            assert c["effect"] > 0 and c["q_value"] < 0.05

@@ -153,3 +153,34 @@ def test_a_hypotheses_file_without_a_key_is_named_where_it_is_read(tmp_path):
         OncorweError, match=r"hypotheses.json: hypothesis 3 lacks \['conditions', 'confirmed'\]"
     ):
         read_hypotheses(path)
+
+
+def test_a_confirmed_safety_signal_of_the_drug_in_its_cancer_type_goes_with_the_decision():
+    from oncorwe.effects.discovery import HypothesisRecord
+    from oncorwe.pipeline.validation import safety_reasons
+
+    def rec(drug, cancer, confirmed=True, effect=0.12):
+        return HypothesisRecord.from_dict(
+            {"rank": 1, "drug": drug, "subgroup": f"cancer = {cancer} and HR positive",
+             "conditions": {"cancer": cancer, "HR": "positive"}, "confirmed": confirmed,
+             "primary_endpoint": "toxicity",
+             "confirmation": {"toxicity": {"effect": effect, "ci_low": 0.08, "ci_high": 0.16,
+                                           "q_value": 0.001}}}
+        )  # fmt: skip
+
+    h = HypothesisRecord.from_dict(
+        {"rank": 1, "drug": "palbociclib", "subgroup": "cancer = breast",
+         "conditions": {"cancer": "breast"}, "confirmed": True, "primary_endpoint": "pfs"}
+    )  # fmt: skip
+    safety = [
+        rec("palbociclib", "breast"),
+        rec("palbociclib", "breast", confirmed=False),  # not confirmed: no signal
+        rec("palbociclib", "ovarian"),  # another cancer type
+        rec("olaparib", "breast"),  # another drug
+    ]
+    out = safety_reasons(h, safety)
+    assert len(out) == 1
+    sig, text = out[0]
+    assert sig["toxicity_risk_difference"] == 0.12 and sig["q_value"] == 0.001
+    assert "palbociclib" in text and "+0.120" in text and "[+0.080, +0.160]" in text
+    assert safety_reasons(h, []) == []
