@@ -2,9 +2,10 @@
 
 Each report is ``notebooks/NAME.ipynb`` executed with parameters taken from
 ``params.yaml`` (only the keys ``dvc.yaml`` declares for the stage) into
-``reports/NAME.html`` and ``reports/executed/NAME.ipynb``; ``reports/index.html`` then
-lists every page in ``reports/``. Each page and the index open with the run's privacy
-warnings (:func:`report_warnings`), where it has any.
+``reports/NAME.html`` and ``reports/executed/NAME.ipynb``; the pages share one
+``reports/plotly.min.js`` (``--single-file``: each page embeds it instead, to be sent on
+its own); ``reports/index.html`` then lists every page in ``reports/``. Each page and
+the index open with the run's privacy warnings (:func:`report_warnings`), where it has any.
 """
 
 from __future__ import annotations
@@ -141,6 +142,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reports-dir", default="reports", help="output folder")
     p.add_argument("--notebooks-dir", default="notebooks", help="source notebooks")
     p.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    p.add_argument(
+        "--single-file",
+        action="store_true",
+        help="embed plotly.js in each page (about 5 MB a page, for e-mail) instead of "
+        "loading the shared plotly.min.js beside the pages",
+    )
     return p
 
 
@@ -164,6 +171,7 @@ def render_one(name: str, params, args: argparse.Namespace, data: Catalog = _DAT
         args.reports_dir,
         timeout=args.timeout,
         warnings=report_warnings(params),
+        self_contained=args.single_file,
     )
     print(
         f"[oncorwe] report {name}: {report.html} in {time.perf_counter() - t0:.1f}s "
