@@ -1,4 +1,4 @@
-"""Stakeholder reports: parameterized notebooks rendered to self-contained HTML.
+"""Stakeholder reports: parameterized notebooks rendered to offline HTML pages.
 
 ``render`` (papermill + nbconvert, offline pages, the index), ``figures`` (plotly
 builders with one template), ``privacy`` (small-cell suppression, identifier checks),
