@@ -266,7 +266,13 @@ def test_emulate_reruns_onto_its_own_out_folder(world, tmp_path):
         "balance.html",
         "emulation.json",
         "km.html",
+        "plotly.min.js",
     ]
+    # the figures load the one plotly.js beside them, not a copy each
+    for page in ("km.html", "balance.html"):
+        html = (tmp_path / "em" / page).read_text()
+        assert 'src="plotly.min.js"' in html and "* plotly.js v" not in html
+        assert (tmp_path / "em" / page).stat().st_size < 1_000_000
 
 
 def _aged_cohort(n: int = 16000, seed: int = 5) -> pd.DataFrame:

@@ -305,7 +305,10 @@ def validation(params: ParamsOpt = Path("params.yaml")) -> None:
 def emulate(
     cohort: Annotated[Path, typer.Option(help="cohort table: CSV, Parquet, or a folder")],
     roles: Annotated[Path, typer.Option(help="roles file; `treated` names the drug of interest")],
-    out: Annotated[Path, typer.Option(help="output folder: emulation.json and figures")],
+    out: Annotated[
+        Path,
+        typer.Option(help="output folder: emulation.json, figures and the plotly.min.js they load"),
+    ],
     horizon_months: Annotated[
         float, typer.Option(help="RMST horizon, in months whatever the file's time_unit")
     ] = 12.0,
@@ -330,7 +333,7 @@ def emulate(
         raise OncorweError(f"--horizon-months {horizon_months:g}: expected a horizon > 0")
     min_cell = _user_params(params).privacy.min_cell_count
     folder = claim_output(
-        out, "emulate", {"emulation.json", "km.html", "balance.html"}, force=force
+        out, "emulate", {"emulation.json", "km.html", "balance.html", "plotly.min.js"}, force=force
     )
     r = load_roles(roles)
     r.check_for("emulate", str(roles))
@@ -373,10 +376,10 @@ def emulate(
         if not blinded:  # the curves are the finding: a blinded design does not show them
             km = {a: (v["times"], v["survival"]) for a, v in out_d["km"].items()}
             km_plot(km, title=f"Weighted Kaplan-Meier: {r.treated} vs {control}").write_html(
-                tmp / "km.html", include_plotlyjs=True
+                tmp / "km.html", include_plotlyjs="directory"
             )
         balance_plot(pd.DataFrame(out_d["balance"])).write_html(
-            tmp / "balance.html", include_plotlyjs=True
+            tmp / "balance.html", include_plotlyjs="directory"
         )
     if blinded:
         reason = out_d.get("blinded_reason") or "; ".join(out_d.get("diagnostic_reasons", []))
