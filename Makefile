@@ -6,6 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
+KERNEL := $(VENV)/share/jupyter/kernels/oncorwe/kernel.json
 RUN    := env PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 OMP_WAIT_POLICY=PASSIVE
 export DVC_NO_ANALYTICS := 1
 
@@ -14,7 +15,7 @@ export DVC_NO_ANALYTICS := 1
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## create .venv, install the locked dependencies and the package
+install: $(STAMP) $(KERNEL) ## create .venv, install the locked dependencies, the package and its kernel
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
+
+# the Jupyter kernel `oncorwe` (this .venv's python), registered inside .venv (--sys-prefix);
+# rerunning it overwrites the same kernelspec
+$(KERNEL): $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name oncorwe --display-name "Python (oncorwe)"
+	@touch $(KERNEL)
 
 repro: install ## run the pipeline end to end (dvc repro) on params.yaml's profile
 	$(RUN) dvc repro
@@ -50,8 +57,13 @@ reports: install ## render the stakeholder reports into reports/ (offline HTML +
 resources: install ## each stage's wall time, CPU time, peak memory and rows (last run)
 	$(RUN) python -m oncorwe.pipeline.resources
 
-lab: install ## JupyterLab on the notebooks (token printed in the log)
-	$(RUN) jupyter lab --no-browser notebooks
+# JupyterLab on 127.0.0.1 only; as root (a container) it needs --allow-root
+LAB_PORT ?= 8888
+LAB_ARGS ?=
+lab: install ## JupyterLab on notebooks/, 127.0.0.1:LAB_PORT, no browser (open the token URL it prints)
+	$(RUN) JUPYTER_PREFER_ENV_PATH=1 jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) \
+	  --ServerApp.root_dir="$(CURDIR)/notebooks" \
+	  $$(test "$$(id -u)" -eq 0 && echo --allow-root) $(LAB_ARGS)
 
 bench: install ## throughput benchmarks (prints tables)
 	$(RUN) python benchmarks/bench_cohort_features.py

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from oncorwe.core.paths import resolve
 from oncorwe.report import figures
 from oncorwe.report.labels import label, subgroup_label
 
@@ -23,8 +24,11 @@ ENDPOINT_LABEL = {
 
 
 def load_results(hypothesis_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The ranked hypotheses and the stage summary."""
-    d = Path(hypothesis_dir)
+    """The ranked hypotheses and the stage summary.
+
+    ``hypothesis_dir`` is resolved against the project root when relative.
+    """
+    d = resolve(hypothesis_dir)
     hyps = json.loads((d / "hypotheses.json").read_text())["hypotheses"]
     summary = json.loads((d / "summary.json").read_text())
     return hyps, summary
@@ -281,8 +285,9 @@ def overlap_table(summary: dict) -> pd.DataFrame:
 def not_testable_table(hypothesis_dir: str | Path) -> pd.DataFrame:
     """Signals the discovery screen found but the confirmation part cannot test: too
     few patients in an arm of the subgroup. Leads for more data, not findings.
-    Suppressed counts show as ``<NA>``."""
-    d = Path(hypothesis_dir)
+    Suppressed counts show as ``<NA>``; ``hypothesis_dir`` is resolved against the
+    project root when relative."""
+    d = resolve(hypothesis_dir)
     items = json.loads((d / "hypotheses.json").read_text()).get("not_testable", [])
     rows = []
     for h in items:

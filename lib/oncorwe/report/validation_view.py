@@ -9,13 +9,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oncorwe.core.paths import resolve
 from oncorwe.report import figures
 from oncorwe.report.hypothesis_view import figure_or_note
 from oncorwe.report.labels import label, subgroup_label
 
 
 def load_validation(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    """The validation stage's result (``validation.json``); ``path`` is resolved against
+    the project root when relative."""
+    return json.loads(resolve(path).read_text())
 
 
 def headline(res: dict[str, Any]) -> dict[str, Any]:
