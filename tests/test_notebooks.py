@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from oncorwe.report.render import assert_no_cdn
+from oncorwe.report.labels import label
+from oncorwe.report.render import assert_no_cdn, visible_text
 
 pytestmark = pytest.mark.notebook
 
@@ -24,3 +25,12 @@ def test_hypothesis_notebook_reports_the_stage_results(track1, rendered_reports)
     assert "Signals the data cannot yet test" in html
     n_comp = len(json.loads((out / "summary.json").read_text())["overlap"]["comparisons"])
     assert f"of {n_comp} comparisons have poor overlap" in html
+    # the confirmed safety hypotheses are listed under their own heading, with their q
+    safety = json.loads((out / "hypotheses.json").read_text())["safety"]
+    shown = [h for h in safety if h["confirmed"]]
+    text = visible_text(html)
+    section = text[text.index("Safety signals") : text.index("All ranked hypotheses")]
+    assert shown, "the focused world confirms a safety signal (test_track)"
+    for h in shown:
+        assert label(h["drug"]) in section
+        assert f"{100 * h['confirmation']['toxicity']['effect']:+.1f} points" in section

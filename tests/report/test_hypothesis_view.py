@@ -199,3 +199,23 @@ def test_a_hypothesis_overlapping_two_findings_joins_them():
     ]
     apart = [h(1, {"age": {"min": 70}}), h(2, {"age": {"below": 70}})]
     assert len(hv.findings(apart)) == 2
+
+
+def test_the_safety_table_lists_each_safety_hypothesis_and_hides_a_blinded_estimate(tmp_path):
+    from oncorwe.report.hypothesis_view import safety_table
+
+    tox = {"effect": 0.123, "ci_low": 0.05, "ci_high": 0.2, "q_value": 0.0004}
+    items = [
+        {"rank": 1, "drug": "palbociclib", "subgroup": "cancer = breast", "confirmed": True,
+         "conditions": {"cancer": "breast"}, "confirmation": {"toxicity": tox}},
+        {"rank": 2, "drug": "alpelisib", "subgroup": "cancer = breast", "confirmed": False,
+         "blinded": True, "conditions": {"cancer": "breast"}, "confirmation": {"toxicity": tox}},
+    ]  # fmt: skip
+    (tmp_path / "hypotheses.json").write_text(json.dumps({"hypotheses": [], "safety": items}))
+    t = safety_table(tmp_path)
+    assert t["status"].tolist() == ["confirmed", "blinded"]
+    assert t.loc[0, "severe toxicity [95% CI]"] == "+12.3 points [+5.0, +20.0]"
+    assert t.loc[0, "q"] == "<0.001"
+    assert t.loc[1, "severe toxicity [95% CI]"] == "" and t.loc[1, "q"] == ""
+    (tmp_path / "hypotheses.json").write_text(json.dumps({"hypotheses": []}))
+    assert safety_table(tmp_path).empty  # a file from before safety hypotheses

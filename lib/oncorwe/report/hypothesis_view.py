@@ -326,6 +326,38 @@ def not_testable_table(hypothesis_dir: str | Path) -> pd.DataFrame:
     return out
 
 
+SAFETY_COLUMNS = ["rank", "drug", "subgroup", "severe toxicity [95% CI]", "q", "status"]
+
+
+def safety_table(hypothesis_dir: str | Path) -> pd.DataFrame:
+    """The safety hypotheses (subgroups where the drug raised grade >= 3 toxicity above
+    its comparator in discovery), confirmed ones first: the confirmation estimate of the
+    toxicity risk difference and its q-value within the safety family. A blinded one
+    (failed overlap) shows its status, never its estimate. Empty for a file written
+    before safety hypotheses were."""
+    d = resolve(hypothesis_dir)
+    items = json.loads((d / "hypotheses.json").read_text()).get("safety", [])
+    rows = []
+    for h in items:
+        blinded = bool(h.get("blinded"))
+        res = {} if blinded else h.get("confirmation", {}).get("toxicity") or {}
+        rows.append(
+            {
+                "rank": h["rank"],
+                "drug": label(h["drug"]),
+                "subgroup": _subgroup(h),
+                "severe toxicity [95% CI]": effect_text(res, "toxicity") if res else "",
+                "q": p_number(res.get("q_value")) if res else "",
+                "status": "blinded"
+                if blinded
+                else "confirmed"
+                if h["confirmed"]
+                else "not confirmed",
+            }
+        )
+    return pd.DataFrame(rows, columns=SAFETY_COLUMNS)
+
+
 def forest_rows(hyps: list[dict], endpoint: str, *, confirmed_only: bool = True) -> pd.DataFrame:
     """Rows for :func:`oncorwe.report.figures.forest_plot` on one endpoint."""
     rows = []
