@@ -96,3 +96,25 @@ def test_a_forced_rerun_of_a_stage_writes_the_same_bytes_and_reruns_nothing_afte
     assert "Running stage" not in res.stdout, res.stdout
     status = run_cmd(["dvc", "status", "--json"], root)
     assert json.loads(status.stdout) == {}
+
+
+def test_plots_show_draws_roc_calibration_and_km(project):
+    """``dvc plots show`` finds the declared plots and their data: the ROC curve rises
+    from (0, 0) to (1, 1), and a KM curve starts at 1 and never rises."""
+    import pandas as pd
+
+    res = run_cmd(["dvc", "plots", "show", "--json"], project)
+    shown = json.loads(res.stdout)["data"]  # plot id -> its rendered data
+    titles = " ".join(shown)
+    assert shown["metrics/plots/response_roc.csv"]  # the ROC has data to draw
+    for part in ("ROC", "Calibration", "Kaplan-Meier"):
+        assert part in titles, titles
+    assert "No plots were loaded" not in res.stdout + res.stderr
+    roc = pd.read_csv(project / "metrics/plots/response_roc.csv")
+    assert roc["fpr"].iloc[0] == 0 and roc["fpr"].iloc[-1] == 1 and roc["tpr"].iloc[-1] == 1
+    assert roc["tpr"].is_monotonic_increasing
+    km = pd.read_csv(project / "metrics/plots/km.csv")
+    if len(km):
+        for arm in ("treated", "control"):
+            s = km[arm].dropna()
+            assert s.iloc[0] <= 1 and s.is_monotonic_decreasing

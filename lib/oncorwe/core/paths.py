@@ -81,6 +81,10 @@ class Catalog:
         """A stage's DVC metrics file (aggregates only)."""
         return self.root / "metrics" / f"{stage}.json"
 
+    def plot(self, name: str) -> Path:
+        """A DVC plot's data (``dvc plots show``): a small CSV of aggregates."""
+        return self.root / "metrics" / "plots" / f"{name}.csv"
+
     def resources(self, stage: str) -> Path:
         """A stage's wall time, CPU time, peak memory and rows: read by no stage, tracked
         by neither DVC nor git, so timings never change a hashed output."""

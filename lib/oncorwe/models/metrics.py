@@ -272,6 +272,53 @@ def ici(y: Any, p: Any, **loess_kwargs: Any) -> dict[str, float]:
     }
 
 
+def roc_points(y: Any, p: Any, n_grid: int = 101) -> pd.DataFrame:
+    """The ROC curve as ``tpr`` at ``n_grid`` evenly spaced false-positive rates (the
+    step curve of :func:`sklearn.metrics.roc_curve`, read at each rate): a curve to plot
+    whose points are rates, never a patient's score or a threshold.
+
+    >>> roc_points([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], n_grid=3)["tpr"].tolist()
+    [0.5, 1.0, 1.0]
+    """
+    from sklearn.metrics import roc_curve
+
+    y_arr, p_arr = binary_inputs(y, p)
+    fpr, tpr, _ = roc_curve(y_arr, p_arr)
+    grid = np.linspace(0.0, 1.0, n_grid)
+    # the highest tpr reached at each false-positive rate (the curve's upper step)
+    idx = np.searchsorted(fpr, grid, side="right") - 1
+    return pd.DataFrame({"fpr": grid, "tpr": tpr[idx]})
+
+
+def calibration_bins(y: Any, p: Any, n_bins: int = 10, *, min_cell: int) -> pd.DataFrame:
+    """Observed against predicted risk in ``n_bins`` equal-count bins of the prediction
+    (the calibration plot's points): each bin's mean prediction, observed rate and rows.
+    A bin under ``min_cell`` rows, or with fewer than ``min_cell`` events or non-events,
+    is withheld whole (its rate would point at a few patients).
+
+    >>> t = calibration_bins([0, 1] * 50, np.linspace(0.01, 0.99, 100), 2, min_cell=11)
+    >>> t[["predicted", "observed", "rows"]].round(2).values.tolist()
+    [[0.25, 0.5, 50.0], [0.75, 0.5, 50.0]]
+    >>> calibration_bins([0] * 95 + [1] * 5, np.linspace(0, 1, 100), 1, min_cell=11)["rows"].isna()[0]
+    np.True_
+    """
+    y_arr, p_arr = binary_inputs(y, p)
+    order = np.argsort(p_arr, kind="stable")
+    bins = np.array_split(order, n_bins)
+    rows = []
+    for b in bins:
+        n, k = len(b), int(y_arr[b].sum())
+        ok = n >= min_cell and min(k, n - k) >= min_cell
+        rows.append(
+            {
+                "predicted": float(p_arr[b].mean()) if n else np.nan,
+                "observed": float(k / n) if ok else np.nan,
+                "rows": n if ok else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def binary_metrics(y: Any, p: Any) -> dict[str, float]:
     """Every binary metric of this module in one dict (one row of a report)."""
     y_arr, p_arr = binary_inputs(y, p)

@@ -63,7 +63,13 @@ from oncorwe.effects.discovery import (
 from oncorwe.effects.metalearners import dr_pseudo_outcome_loss
 from oncorwe.models.encoding import feature_frame
 from oncorwe.models.estimators import ResponseClassifier, SurvivalModel
-from oncorwe.models.metrics import binary_metrics, metrics_by_group, survival_metrics
+from oncorwe.models.metrics import (
+    binary_metrics,
+    calibration_bins,
+    metrics_by_group,
+    roc_points,
+    survival_metrics,
+)
 from oncorwe.models.tuning import n_finished, tune
 from oncorwe.pipeline.params import ComputeParams, HypothesisParams, Params
 
@@ -237,6 +243,11 @@ def _fit_binary_model(
     yc = conf.loc[ok_c, col].to_numpy(int)
     return model, {
         "overall": {k: float(v) for k, v in binary_metrics(yc, p).items()},
+        # the confirmation rows' ROC curve and calibration points (rates only)
+        "curves": {
+            "roc": roc_points(yc, p).to_dict("list"),
+            "calibration": calibration_bins(yc, p, min_cell=cfg.min_cell).to_dict("list"),
+        },
         "n_trials": n_finished(study),
         "best_params": best,
         **_group_metrics(conf.loc[ok_c], roles, cfg, yc, p),
@@ -1401,4 +1412,23 @@ def run(params: Params, catalog: Catalog) -> dict:
             "pfs_ibs": models.get("pfs", {}).get("overall", {}).get("ibs"),
         },
     )
+    write_model_plots(models, catalog)
     return s
+
+
+def write_model_plots(models: dict[str, Any], catalog: Catalog) -> None:
+    """``dvc plots`` data of the binary models: each one's ROC curve and calibration
+    points on the confirmation rows (``<model>_roc.csv``, ``<model>_calibration.csv``);
+    a model trained without them (federated, Dask) writes an empty table with the
+    same columns, so the stage's outputs are always there."""
+    for name in ("response", "toxicity"):
+        curves = models.get(name, {}).get("curves", {})
+        for kind, cols in (
+            ("roc", ["fpr", "tpr"]),
+            ("calibration", ["predicted", "observed", "rows"]),
+        ):
+            frame = pd.DataFrame(curves.get(kind, {c: [] for c in cols}), columns=cols)
+            path = catalog.plot(f"{name}_{kind}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                frame.to_csv(tmp, index=False, float_format="%.6g")

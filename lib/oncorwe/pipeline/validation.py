@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from oncorwe.core.errors import OncorweError
-from oncorwe.core.io import rounded, write_json
+from oncorwe.core.io import atomic_path, rounded, write_json
 from oncorwe.core.paths import Catalog
 from oncorwe.core.privacy import (
     DEFAULT_MIN_CELL,
@@ -741,4 +741,28 @@ def run(params: Params, catalog: Catalog) -> dict:
     write_json(
         catalog.metrics("validation"), {"validated": len(res["hypotheses"]), "go": res["n_go"]}
     )
+    write_km_plot(res, catalog.plot("km"))
     return res
+
+
+def write_km_plot(res: dict[str, Any], path: Path) -> None:
+    """``dvc plots`` data: the weighted Kaplan-Meier curves of the best-ranked validated
+    hypothesis that is not blinded, as published (ending where fewer than ``min_cell``
+    are at risk): ``months, treated, control`` (empty when none has curves)."""
+    rows = pd.DataFrame(columns=["months", "treated", "control"])
+    for h in res["hypotheses"]:
+        em = h.get("emulation") or {}
+        km = em.get("km") or {}
+        if em.get("blinded") or not {"treated", "control"} <= km.keys():
+            continue
+        rows = pd.DataFrame(
+            {
+                "months": km["treated"]["times"],
+                "treated": km["treated"]["survival"],
+                "control": km["control"]["survival"],
+            }
+        )
+        break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        rows.to_csv(tmp, index=False, float_format="%.6g")
