@@ -26,6 +26,8 @@ from oncorwe.report.render import (
     render_report,
 )
 
+from .test_render import _notebook
+
 needs_chromium = pytest.mark.skipif(
     browser.find_chromium() is None,
     reason="Chromium not installed (apt-get install -y chromium; CI installs it)",
@@ -38,20 +40,6 @@ FIGURE_CELL = (
     "px.bar(x=['a', 'b', 'c'], y=[1, n, 3]).show()\n"
     "display(pd.DataFrame({f'a long column header {i}': [i * n] for i in range(14)}))"
 )
-
-
-def _notebook(path, *sources):
-    """A source notebook: a ``parameters`` cell, then code cells."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(sources[0], metadata={"tags": ["parameters"]})]
-    nb.cells += [nbformat.v4.new_code_cell(s) for s in sources[1:]]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, path)
-    return path
 
 
 def _executed(path, *htmls):
