@@ -81,14 +81,16 @@ def test_push_then_pull_restores_the_outputs(project):
 def test_a_forced_rerun_of_a_stage_writes_the_same_bytes_and_reruns_nothing_after_it(
     tiny_repro, tmp_path
 ):
-    """``dvc repro --force hypothesis`` (a lost cache, a suspicious reader) reruns the
-    stage and those before it; its outputs are byte for byte the committed ones, so the
+    """``dvc repro --force --single-item hypothesis`` (a lost cache, a suspicious
+    reader) reruns the stage; its outputs are byte for byte the committed ones, so the
     next ``dvc repro`` finds validation and the report unchanged and reruns nothing."""
     root = copy_run(tiny_repro, tmp_path / "project")
     before = {top: _tree_digest(root / "data" / top) for top in ("features", "hypothesis")}
     metrics = (root / "metrics" / "hypothesis.json").read_bytes()
-    forced = run_cmd(["dvc", "repro", "--force", "hypothesis"], root)
+    # --single-item: the stage alone (cohort and features were tested above it)
+    forced = run_cmd(["dvc", "repro", "--force", "--single-item", "hypothesis"], root)
     assert "Running stage 'hypothesis'" in forced.stdout
+    assert "Running stage 'features'" not in forced.stdout
     after = {top: _tree_digest(root / "data" / top) for top in ("features", "hypothesis")}
     assert after == before
     assert (root / "metrics" / "hypothesis.json").read_bytes() == metrics
