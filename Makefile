@@ -7,6 +7,7 @@ VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/oncorwe/kernel.json
+SHIM   := $(VENV)/lib/liboncorwe_bindto.so
 RUN    := env PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 OMP_WAIT_POLICY=PASSIVE
 export DVC_NO_ANALYTICS := 1
 
@@ -15,7 +16,7 @@ export DVC_NO_ANALYTICS := 1
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-install: $(STAMP) $(KERNEL) ## create .venv, install the locked dependencies, the package and its kernel
+install: $(STAMP) $(KERNEL) $(SHIM) ## create .venv, install the locked dependencies, the package and its kernel
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,13 @@ $(STAMP): requirements.lock pyproject.toml
 $(KERNEL): $(STAMP)
 	$(BIN)/python -m ipykernel install --sys-prefix --name oncorwe --display-name "Python (oncorwe)"
 	@touch $(KERNEL)
+
+# the bind shim that keeps the federated server on compute.federated.address (XGBoost's
+# server takes no bind address); without a C compiler the server listens on every
+# interface and says so in its log
+$(SHIM): tools/bindto/bindto.c $(STAMP)
+	@if command -v cc >/dev/null 2>&1; then cc -shared -fPIC -O2 -Wall -o $@ $< -ldl; \
+	else echo "no C compiler: the federated server will listen on every interface"; fi
 
 repro: install ## run the pipeline end to end (dvc repro) on params.yaml's profile
 	$(RUN) dvc repro

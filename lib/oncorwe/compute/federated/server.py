@@ -28,10 +28,12 @@ the default: the server reports it back, so there is no race between choosing an
 binding it); sites connect to ``address:port`` (default ``127.0.0.1``; another host only
 with ``allow_non_loopback``: every site runs on this machine).
 
-**The server cannot be bound to ``address``.** XGBoost's federated server (up to 3.2 at
-least) takes a port and no host: its C++ code listens on ``"0.0.0.0:" + port``, which
-gRPC opens as a dual-stack wildcard (``[::]``), every interface, IPv4 and IPv6. What is
-enforced instead: TLS is on unless ``allow_insecure`` says otherwise (no ``tls`` given:
+**Binding to ``address``.** XGBoost's federated server (up to 3.2 at least) takes a port
+and no host: its C++ code listens on ``"0.0.0.0:" + port``, which gRPC opens as a
+dual-stack wildcard (``[::]``), every interface. The server process is started with the
+bind shim preloaded (:func:`bind_env`, built by ``make install`` from
+``tools/bindto/bindto.c``), which rewrites that wildcard to ``address``; where the shim
+is missing it listens everywhere. In both cases TLS is on unless ``allow_insecure`` says otherwise (no ``tls`` given:
 throw-away certificates for the run), so the server accepts only clients holding a
 certificate signed by this federation's CA; after start the coordinator reads the
 server's listening sockets (:func:`listening_addresses`) and logs a warning when they
@@ -279,7 +281,9 @@ class _Fleet:
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
 
-    def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen:
+    def start(
+        self, name: str, argv: Sequence[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         log = self.work / f"log-{name}.txt"
         with open(log, "wb") as fh:
             proc = subprocess.Popen(
@@ -287,7 +291,7 @@ class _Fleet:
                 stdin=subprocess.DEVNULL,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
-                env=_child_env(),
+                env={**_child_env(), **(env or {})},
                 cwd=str(self.work),
                 start_new_session=True,
             )
@@ -377,8 +381,31 @@ def _launch_server(fleet: _Fleet, n_workers: int, cfg: FederatedConfig, port: in
     if cfg.tls is not None:
         argv += ["--server-key", str(cfg.tls.server_key), "--server-cert", str(cfg.tls.server_cert)]
         argv += ["--client-ca", str(cfg.tls.client_ca)]
-    fleet.start("server", argv)
+    fleet.start("server", argv, env=bind_env(cfg.address))
     return port_file
+
+
+#: The preloaded library that binds the server's wildcard socket to one address
+#: (tools/bindto/bindto.c, built into the environment by ``make install``).
+BIND_SHIM = "liboncorwe_bindto.so"
+
+
+def bind_env(address: str) -> dict[str, str]:
+    """The environment that makes the server listen on ``address`` only: the bind shim
+    preloaded (``LD_PRELOAD``) with the address in numeric form. Empty where the shim is
+    not built (no C compiler at install): the server then listens on every interface,
+    and :func:`_check_listening` says so."""
+    import socket
+
+    shim = Path(sys.prefix) / "lib" / BIND_SHIM
+    if not shim.is_file():
+        return {}
+    try:
+        numeric = socket.getaddrinfo(address, None, proto=socket.IPPROTO_TCP)[0][4][0]
+    except OSError:
+        return {}
+    preload = os.pathsep.join(p for p in (str(shim), os.environ.get("LD_PRELOAD", "")) if p)
+    return {"LD_PRELOAD": preload, "ONCORWE_BIND_ADDRESS": numeric}
 
 
 def _wait_port(
@@ -404,11 +431,15 @@ def _wait_port(
 def listening_addresses(pid: int) -> list[str] | None:
     """``host:port`` of every TCP socket process ``pid`` listens on (``[::]:port`` for
     IPv6), from Linux's ``/proc``; None where it cannot be read."""
+    fd_dir = Path(f"/proc/{pid}/fd")
     try:
-        fd_dir = Path(f"/proc/{pid}/fd")
-        links = [os.readlink(fd_dir / fd) for fd in os.listdir(fd_dir)]
+        fds = os.listdir(fd_dir)
     except OSError:
         return None
+    links = []
+    for fd in fds:
+        with contextlib.suppress(OSError):  # closed meanwhile (listdir's own, say)
+            links.append(os.readlink(fd_dir / fd))
     inodes = {ln[8:-1] for ln in links if ln.startswith("socket:[")}
     found = []
     for table in ("tcp", "tcp6"):
@@ -424,6 +455,8 @@ def listening_addresses(pid: int) -> list[str] | None:
             raw = bytes.fromhex(hex_ip)
             # the kernel prints each 32-bit word of the address in host (little-endian) order
             ip = ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4)))
+            if ip.version == 6 and ip.ipv4_mapped is not None:  # a dual-stack socket's v4
+                ip = ip.ipv4_mapped
             host = f"[{ip}]" if ip.version == 6 else str(ip)
             found.append(f"{host}:{int(hex_port, 16)}")
     return found
