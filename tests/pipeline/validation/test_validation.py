@@ -184,3 +184,31 @@ def test_a_confirmed_safety_signal_of_the_drug_in_its_cancer_type_goes_with_the_
     assert sig["toxicity_risk_difference"] == 0.12 and sig["q_value"] == 0.001
     assert "palbociclib" in text and "+0.120" in text and "[+0.080, +0.160]" in text
     assert safety_reasons(h, []) == []
+
+
+def test_the_km_plot_is_the_best_ranked_unblinded_hypothesis_as_published(tmp_path):
+    """The dvc plot's data: a blinded design is skipped, the curves are the published
+    ones (None where few are at risk becomes an empty cell), nothing to show is a header."""
+    import pandas as pd
+
+    from oncorwe.pipeline.validation import write_km_plot
+
+    def km(s_t, s_c):
+        return {"treated": {"times": [0, 6, 12], "survival": s_t},
+                "control": {"times": [0, 6, 12], "survival": s_c}}  # fmt: skip
+
+    res = {
+        "hypotheses": [
+            {"rank": 1, "emulation": {"blinded": True, "km": km([1, 0.5, 0.4], [1, 0.4, 0.3])}},
+            {"rank": 2, "emulation": {"km": km([1, 0.8, None], [1, 0.6, 0.5])}},
+        ]
+    }
+    path = tmp_path / "km.csv"
+    write_km_plot(res, path)
+    t = pd.read_csv(path)
+    assert t["months"].tolist() == [0, 6, 12]
+    assert t["treated"].tolist()[:2] == [1, 0.8] and pd.isna(t["treated"][2])
+    assert t["control"].tolist() == [1, 0.6, 0.5]
+    write_km_plot({"hypotheses": [{"rank": 1, "decision": "no-go"}]}, path)
+    assert path.read_text().strip() == "months,treated,control"
+    assert [p.name for p in tmp_path.iterdir()] == ["km.csv"]  # no temporary left
